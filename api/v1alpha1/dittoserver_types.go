@@ -1,0 +1,622 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DittoServerSpec is the desired state of one DittoFS file server.
+//
+// The spec covers infrastructure only (volumes, ports, database, identity bootstrap).
+// Stores, shares, users and adapter settings of DittoFS v0.29.0 live in its control-plane
+// database and are managed through its REST API.
+//
+// Ports: the NFS and SMB adapters listen on the fixed container ports 12049 and 1445; nfsPort and
+// smb.port are the ports the "-file" Service exposes. The API and metrics ports are the container
+// ports themselves, so they must not collide with each other nor with 12049/1445.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.controlPlane) || !has(self.controlPlane.port) || !(self.controlPlane.port in [12049, 1445])",message="spec.controlPlane.port must not be 12049 or 1445: the NFS and SMB adapters listen on those ports inside the pod; pick another port, e.g. 8080"
+// +kubebuilder:validation:XValidation:rule="!has(self.metrics) || !self.metrics.enabled || !has(self.metrics.port) || !(self.metrics.port in [12049, 1445])",message="spec.metrics.port must not be 12049 or 1445: the NFS and SMB adapters listen on those ports inside the pod; pick another port, e.g. 9090"
+// +kubebuilder:validation:XValidation:rule="!has(self.metrics) || !self.metrics.enabled || !has(self.metrics.port) || !has(self.controlPlane) || !has(self.controlPlane.port) || self.metrics.port != self.controlPlane.port",message="spec.metrics.port must differ from spec.controlPlane.port: both are served by the same pod; pick distinct ports"
+// +kubebuilder:validation:XValidation:rule="!has(self.smb) || !self.smb.enabled || !has(self.smb.port) || !has(self.nfsPort) || self.smb.port != self.nfsPort",message="spec.smb.port must differ from spec.nfsPort: both are ports of the same -file Service; pick distinct ports"
+// +kubebuilder:validation:XValidation:rule="!has(self.nfsPort) || !has(self.controlPlane) || !has(self.controlPlane.port) || self.nfsPort != self.controlPlane.port",message="spec.nfsPort must differ from spec.controlPlane.port; pick distinct ports"
+// +kubebuilder:validation:XValidation:rule="!has(self.nfsPort) || !has(self.metrics) || !self.metrics.enabled || !has(self.metrics.port) || self.nfsPort != self.metrics.port",message="spec.nfsPort must differ from spec.metrics.port; pick distinct ports"
+// +kubebuilder:validation:XValidation:rule="!has(self.smb) || !self.smb.enabled || !has(self.smb.port) || !has(self.controlPlane) || !has(self.controlPlane.port) || self.smb.port != self.controlPlane.port",message="spec.smb.port must differ from spec.controlPlane.port; pick distinct ports"
+// +kubebuilder:validation:XValidation:rule="!has(self.smb) || !self.smb.enabled || !has(self.smb.port) || !has(self.metrics) || !self.metrics.enabled || !has(self.metrics.port) || self.smb.port != self.metrics.port",message="spec.smb.port must differ from spec.metrics.port; pick distinct ports"
+type DittoServerSpec struct {
+	// Image is the DittoFS container image. When empty, the operator uses the image from its
+	// RELATED_IMAGE_DITTOFS environment variable, or marmos91c/dittofs:v0.29.0.
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// ImagePullPolicy of the DittoFS container.
+	// +kubebuilder:default=IfNotPresent
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	// +optional
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// ImagePullSecrets for the DittoFS pod.
+	// +optional
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
+	// Replicas is 1 (running) or 0 (stopped; volumes are kept). DittoFS is a single-node server.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Storage sizes the server's persistent volumes.
+	Storage StorageSpec `json:"storage"`
+
+	// Database selects the control-plane database (SQLite on a volume, or PostgreSQL).
+	// +kubebuilder:default={}
+	// +optional
+	Database *DatabaseSpec `json:"database,omitempty"`
+
+	// Cache is accepted for compatibility with earlier versions of this API. DittoFS v0.29.0 has
+	// no such setting: the local block-store space is sized by storage.cacheSize. Setting it has no
+	// effect and is reported as a warning.
+	// +optional
+	Cache *CacheSpec `json:"cache,omitempty"`
+
+	// Metrics exposes Prometheus metrics on a dedicated port and Service.
+	// +kubebuilder:default={}
+	// +optional
+	Metrics *MetricsSpec `json:"metrics,omitempty"`
+
+	// ControlPlane configures the DittoFS REST API (also used by the probes).
+	// +kubebuilder:default={}
+	// +optional
+	ControlPlane *ControlPlaneSpec `json:"controlPlane,omitempty"`
+
+	// Identity configures the JWT signing secret and the initial admin password.
+	// +kubebuilder:default={}
+	// +optional
+	Identity *IdentitySpec `json:"identity,omitempty"`
+
+	// AdapterDiscovery is accepted for compatibility with earlier versions of this API and has no
+	// effect.
+	// +optional
+	AdapterDiscovery *AdapterDiscoverySpec `json:"adapterDiscovery,omitempty"`
+
+	// Service configures the "-file" and "-api" Services.
+	// +kubebuilder:default={}
+	// +optional
+	Service *ServiceSpec `json:"service,omitempty"`
+
+	// NFSPort is the port of the "-file" Service for NFS; it targets the server's NFS adapter
+	// (container port 12049).
+	// +kubebuilder:default=12049
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	NFSPort *int32 `json:"nfsPort,omitempty"`
+
+	// SMB exposes the server's SMB adapter (container port 1445) on the "-file" Service.
+	// +optional
+	SMB *SMBSpec `json:"smb,omitempty"`
+
+	// S3 configures the S3 remote block store.
+	// +optional
+	S3 *S3Spec `json:"s3,omitempty"`
+
+	// Percona provisions a PostgreSQL cluster through the Percona PostgreSQL operator and runs
+	// the DittoFS control plane on it.
+	// +optional
+	Percona *PerconaSpec `json:"percona,omitempty"`
+
+	// Resources of the DittoFS container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// SecurityContext of the DittoFS container. Restricted defaults are merged in: your values
+	// win, but capabilities always drop ALL.
+	// +optional
+	SecurityContext *corev1.SecurityContext `json:"securityContext,omitempty"`
+
+	// PodSecurityContext of the DittoFS pod. Defaults: runAsNonRoot, uid/gid/fsGroup 65532,
+	// RuntimeDefault seccomp profile.
+	// +optional
+	PodSecurityContext *corev1.PodSecurityContext `json:"podSecurityContext,omitempty"`
+
+	// ChartValues are merged over the values the operator derives from this spec (last wins) and
+	// checked against the chart's values.schema.json: extra labels and annotations for the
+	// rendered objects, or extra DittoFS config keys under "config".
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	// +optional
+	ChartValues *apiextensionsv1.JSON `json:"chartValues,omitempty"`
+}
+
+// StorageSpec sizes the server's PersistentVolumeClaims. Sizes are whole numbers of Mi, Gi or Ti.
+type StorageSpec struct {
+	// MetadataSize of the "metadata" volume (/data/metadata), for the metadata stores.
+	// +kubebuilder:validation:Pattern=`^[0-9]+(Mi|Gi|Ti)$`
+	// +kubebuilder:example="10Gi"
+	MetadataSize string `json:"metadataSize"`
+
+	// ContentSize of the optional "content" volume (/data/content), for local content.
+	// +kubebuilder:validation:Pattern=`^[0-9]+(Mi|Gi|Ti)$`
+	// +optional
+	ContentSize string `json:"contentSize,omitempty"`
+
+	// CacheSize of the "cache" volume (/data/cache), the local block-store space.
+	// +kubebuilder:default="5Gi"
+	// +kubebuilder:validation:Pattern=`^[0-9]+(Mi|Gi|Ti)$`
+	// +optional
+	CacheSize string `json:"cacheSize,omitempty"`
+
+	// ControlPlaneSize of the "controlplane" volume (/data/controlplane), which holds the SQLite
+	// control-plane database (stores, shares, users, adapters).
+	// +kubebuilder:default="1Gi"
+	// +kubebuilder:validation:Pattern=`^[0-9]+(Mi|Gi|Ti)$`
+	// +optional
+	ControlPlaneSize string `json:"controlPlaneSize,omitempty"`
+
+	// StorageClassName for every volume; the cluster default when empty.
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// DatabaseSpec selects the control-plane database.
+type DatabaseSpec struct {
+	// Type is sqlite or postgres. A postgresSecretRef wins over sqlite.
+	// +kubebuilder:default=sqlite
+	// +kubebuilder:validation:Enum=sqlite;postgres
+	// +optional
+	Type string `json:"type,omitempty"`
+
+	// SQLite configures the SQLite database file.
+	// +kubebuilder:default={}
+	// +optional
+	SQLite *SQLiteSpec `json:"sqlite,omitempty"`
+
+	// PostgresSecretRef names a Secret key holding a PostgreSQL URI
+	// (postgres://user:password@host:port/database?sslmode=...). The operator turns it into the
+	// discrete DITTOFS_DATABASE_POSTGRES_* variables through a Secret it owns.
+	// +optional
+	PostgresSecretRef *corev1.SecretKeySelector `json:"postgresSecretRef,omitempty"`
+}
+
+// SQLiteSpec configures the SQLite control-plane database.
+type SQLiteSpec struct {
+	// Path of the database file. It must live on the controlplane volume, or every restart
+	// would erase stores, shares and users.
+	// +kubebuilder:default="/data/controlplane/controlplane.db"
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/data/controlplane/') && !self.contains('..') && size(self) > 19",message="spec.database.sqlite.path must be a file under /data/controlplane/ (the persistent controlplane volume), e.g. /data/controlplane/controlplane.db"
+	// +optional
+	Path string `json:"path,omitempty"`
+}
+
+// CacheSpec is kept for compatibility; DittoFS v0.29.0 has no cache settings in its config file.
+type CacheSpec struct {
+	// Path has no effect in DittoFS v0.29.0.
+	// +kubebuilder:default="/data/cache"
+	// +optional
+	Path string `json:"path,omitempty"`
+
+	// Size has no effect in DittoFS v0.29.0; use storage.cacheSize.
+	// +kubebuilder:default="1GB"
+	// +optional
+	Size string `json:"size,omitempty"`
+}
+
+// MetricsSpec configures the Prometheus endpoint.
+type MetricsSpec struct {
+	// Enabled turns the metrics endpoint and the "-metrics" Service on.
+	// +kubebuilder:default=false
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// Port of the metrics endpoint (container and Service).
+	// +kubebuilder:default=9090
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+}
+
+// ControlPlaneSpec configures the REST API.
+type ControlPlaneSpec struct {
+	// Port of the REST API (container and "-api" Service); the probes use it too.
+	// +kubebuilder:default=8080
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+}
+
+// IdentitySpec configures authentication of the REST API.
+type IdentitySpec struct {
+	// Type is informational: DittoFS v0.29.0 keeps users in its control-plane database.
+	// +kubebuilder:default=memory
+	// +kubebuilder:validation:Enum=memory
+	// +optional
+	Type string `json:"type,omitempty"`
+
+	// JWT configures token signing.
+	// +kubebuilder:default={}
+	// +optional
+	JWT *JWTSpec `json:"jwt,omitempty"`
+
+	// Admin configures the initial admin account.
+	// +kubebuilder:default={}
+	// +optional
+	Admin *AdminSpec `json:"admin,omitempty"`
+}
+
+// JWTSpec configures JWT signing.
+type JWTSpec struct {
+	// SecretRef names the Secret key with the signing secret (at least 32 characters). When
+	// empty, the operator creates "<name>-jwt-secret" once and never rotates it.
+	// +optional
+	SecretRef *corev1.SecretKeySelector `json:"secretRef,omitempty"`
+
+	// AccessTokenDuration is the lifetime of access tokens (Go duration).
+	// +kubebuilder:default="15m"
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +optional
+	AccessTokenDuration string `json:"accessTokenDuration,omitempty"`
+
+	// RefreshTokenDuration is the lifetime of refresh tokens (Go duration).
+	// +kubebuilder:default="168h"
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +optional
+	RefreshTokenDuration string `json:"refreshTokenDuration,omitempty"`
+
+	// Issuer has no effect: DittoFS v0.29.0 uses a fixed issuer. Setting it is reported as a
+	// warning.
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+}
+
+// AdminSpec configures the initial admin account.
+type AdminSpec struct {
+	// Username must be "admin": DittoFS v0.29.0 always creates the admin user under that name.
+	// +kubebuilder:default=admin
+	// +kubebuilder:validation:XValidation:rule="self == 'admin'",message="spec.identity.admin.username must be \"admin\": DittoFS v0.29.0 always names its admin user admin; remove the field or set it to admin"
+	// +optional
+	Username string `json:"username,omitempty"`
+
+	// PasswordSecretRef names the Secret key with the admin password in cleartext, used on first
+	// boot only. When empty, the operator creates "<name>-admin-credentials" (keys username and
+	// password) once and never rotates it.
+	// +optional
+	PasswordSecretRef *corev1.SecretKeySelector `json:"passwordSecretRef,omitempty"`
+}
+
+// AdapterDiscoverySpec is kept for compatibility and has no effect.
+type AdapterDiscoverySpec struct {
+	// PollingInterval has no effect.
+	// +optional
+	PollingInterval string `json:"pollingInterval,omitempty"`
+}
+
+// ServiceSpec configures the user-facing Services.
+type ServiceSpec struct {
+	// Type of the "-file" and "-api" Services.
+	// +kubebuilder:default=ClusterIP
+	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
+	// +optional
+	Type corev1.ServiceType `json:"type,omitempty"`
+
+	// Annotations for the "-file" and "-api" Services (e.g. load-balancer settings). Keys removed
+	// here are removed from the Services.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// SMBSpec exposes the SMB adapter. The tuning fields are adapter settings that DittoFS v0.29.0
+// keeps in its control-plane database; they are accepted and reported as having no effect until
+// the operator applies them through the REST API.
+type SMBSpec struct {
+	// Enabled adds the "smb" port to the "-file" Service.
+	// +kubebuilder:default=false
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// Port of the "-file" Service for SMB; it targets the SMB adapter (container port 1445).
+	// +kubebuilder:default=12445
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port *int32 `json:"port,omitempty"`
+
+	// MaxConnections (0 = unlimited).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MaxConnections *int32 `json:"maxConnections,omitempty"`
+
+	// MaxRequestsPerConnection.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxRequestsPerConnection *int32 `json:"maxRequestsPerConnection,omitempty"`
+
+	// Timeouts of SMB operations.
+	// +optional
+	Timeouts *SMBTimeoutsSpec `json:"timeouts,omitempty"`
+
+	// Credits configures SMB credit management.
+	// +optional
+	Credits *SMBCreditsSpec `json:"credits,omitempty"`
+
+	// MetricsLogInterval (Go duration).
+	// +optional
+	MetricsLogInterval string `json:"metricsLogInterval,omitempty"`
+}
+
+// SMBTimeoutsSpec holds SMB timeouts (Go durations).
+type SMBTimeoutsSpec struct {
+	// +optional
+	Read string `json:"read,omitempty"`
+	// +optional
+	Write string `json:"write,omitempty"`
+	// +optional
+	Idle string `json:"idle,omitempty"`
+	// +optional
+	Shutdown string `json:"shutdown,omitempty"`
+}
+
+// SMBCreditsSpec holds SMB credit settings.
+type SMBCreditsSpec struct {
+	// +kubebuilder:validation:Enum=fixed;echo;adaptive
+	// +optional
+	Strategy string `json:"strategy,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MinGrant *int32 `json:"minGrant,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxGrant *int32 `json:"maxGrant,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	InitialGrant *int32 `json:"initialGrant,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxSessionCredits *int32 `json:"maxSessionCredits,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	LoadThresholdHigh *int32 `json:"loadThresholdHigh,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	LoadThresholdLow *int32 `json:"loadThresholdLow,omitempty"`
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	AggressiveClientThreshold *int32 `json:"aggressiveClientThreshold,omitempty"`
+}
+
+// S3Spec configures the S3 remote block store.
+type S3Spec struct {
+	// CredentialsSecretRef names the Secret with the S3 credentials. A missing Secret is a
+	// warning, not an error (it may be created later, e.g. by external-secrets).
+	// +optional
+	CredentialsSecretRef *S3CredentialsSecretRef `json:"credentialsSecretRef,omitempty"`
+
+	// Region of the bucket.
+	// +kubebuilder:default="eu-west-1"
+	// +optional
+	Region string `json:"region,omitempty"`
+
+	// Bucket name.
+	// +optional
+	Bucket string `json:"bucket,omitempty"`
+}
+
+// S3CredentialsSecretRef names a Secret and its keys.
+type S3CredentialsSecretRef struct {
+	// SecretName in the DittoServer's namespace.
+	// +kubebuilder:validation:MinLength=1
+	SecretName string `json:"secretName"`
+
+	// AccessKeyIDKey is the key holding the access key id.
+	// +kubebuilder:default=accessKeyId
+	// +optional
+	AccessKeyIDKey string `json:"accessKeyIdKey,omitempty"`
+
+	// SecretAccessKeyKey is the key holding the secret access key.
+	// +kubebuilder:default=secretAccessKey
+	// +optional
+	SecretAccessKeyKey string `json:"secretAccessKeyKey,omitempty"`
+
+	// EndpointKey is the key holding the endpoint URL (optional in the Secret).
+	// +kubebuilder:default=endpoint
+	// +optional
+	EndpointKey string `json:"endpointKey,omitempty"`
+}
+
+// PerconaSpec provisions a PerconaPGCluster "<name>-postgres".
+type PerconaSpec struct {
+	// Enabled creates the cluster and runs DittoFS on it.
+	// +kubebuilder:default=false
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// DeleteWithServer deletes the PostgreSQL cluster, and its data, with the DittoServer.
+	// Otherwise the cluster is orphaned and kept.
+	// +kubebuilder:default=false
+	// +optional
+	DeleteWithServer bool `json:"deleteWithServer,omitempty"`
+
+	// Replicas of PostgreSQL instances.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=5
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// StorageSize of each instance volume.
+	// +kubebuilder:default="10Gi"
+	// +kubebuilder:validation:Pattern=`^[0-9]+(Mi|Gi|Ti)$`
+	// +optional
+	StorageSize string `json:"storageSize,omitempty"`
+
+	// StorageClassName of the instance volumes.
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// DatabaseName owned by the "dittofs" user.
+	// +kubebuilder:default=dittofs
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	DatabaseName string `json:"databaseName,omitempty"`
+
+	// Backup configures pgBackRest backups to S3.
+	// +optional
+	Backup *PerconaBackupSpec `json:"backup,omitempty"`
+}
+
+// PerconaBackupSpec configures pgBackRest repo1 on S3.
+// +kubebuilder:validation:XValidation:rule="!self.enabled || (has(self.bucket) && size(self.bucket) > 0)",message="spec.percona.backup.bucket is required when spec.percona.backup.enabled is true; set the bucket name or disable backups"
+// +kubebuilder:validation:XValidation:rule="!self.enabled || (has(self.endpoint) && size(self.endpoint) > 0)",message="spec.percona.backup.endpoint is required when spec.percona.backup.enabled is true; set the S3 endpoint (e.g. s3.eu-west-1.amazonaws.com) or disable backups"
+type PerconaBackupSpec struct {
+	// Enabled turns backups on.
+	// +kubebuilder:default=false
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// CredentialsSecretRef names the Secret with the pgBackRest S3 credentials.
+	// +optional
+	CredentialsSecretRef *corev1.LocalObjectReference `json:"credentialsSecretRef,omitempty"`
+
+	// Bucket for backups.
+	// +optional
+	Bucket string `json:"bucket,omitempty"`
+
+	// Endpoint of the S3 service.
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// Region of the bucket.
+	// +kubebuilder:default="eu-west-1"
+	// +optional
+	Region string `json:"region,omitempty"`
+
+	// FullSchedule is the cron schedule of full backups.
+	// +kubebuilder:default="0 2 * * *"
+	// +optional
+	FullSchedule string `json:"fullSchedule,omitempty"`
+
+	// IncrSchedule is the cron schedule of incremental backups.
+	// +kubebuilder:default="0 * * * *"
+	// +optional
+	IncrSchedule string `json:"incrSchedule,omitempty"`
+
+	// RetentionDays of full backups.
+	// +kubebuilder:default=7
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	RetentionDays *int32 `json:"retentionDays,omitempty"`
+}
+
+// Phase is the coarse lifecycle state of a DittoServer.
+// +kubebuilder:validation:Enum=Pending;Running;Stopped;Failed;Deleting
+type Phase string
+
+// Phases.
+const (
+	PhasePending  Phase = "Pending"
+	PhaseRunning  Phase = "Running"
+	PhaseStopped  Phase = "Stopped"
+	PhaseFailed   Phase = "Failed"
+	PhaseDeleting Phase = "Deleting"
+)
+
+// DittoServerStatus is the observed state. The Go controller owns every field but
+// deployedRelease and the conditions Initialized, Deployed, ReleaseFailed, Irreconcilable and
+// Paused, which the Helm reconciler owns.
+type DittoServerStatus struct {
+	// ObservedGeneration is the generation the Go controller last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Phase summarises the state: Pending, Running, Stopped, Failed or Deleting.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// Replicas is the number of pods the StatefulSet wants.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// ReadyReplicas is the number of ready pods.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+
+	// AvailableReplicas is the number of available pods.
+	// +optional
+	AvailableReplicas int32 `json:"availableReplicas,omitempty"`
+
+	// ConfigHash is the hash of the rendered config.yaml and of every referenced Secret key;
+	// the pod template carries it, so a change rolls the pod.
+	// +optional
+	ConfigHash string `json:"configHash,omitempty"`
+
+	// NFSEndpoint is "<name>-file.<namespace>.svc:<nfsPort>".
+	// +optional
+	NFSEndpoint string `json:"nfsEndpoint,omitempty"`
+
+	// SMBEndpoint is "<name>-file.<namespace>.svc:<smb.port>" when SMB is enabled.
+	// +optional
+	SMBEndpoint string `json:"smbEndpoint,omitempty"`
+
+	// APIEndpoint is "<name>-api.<namespace>.svc:<controlPlane.port>".
+	// +optional
+	APIEndpoint string `json:"apiEndpoint,omitempty"`
+
+	// PerconaClusterName is the PerconaPGCluster the server uses, when Percona is enabled.
+	// +optional
+	PerconaClusterName string `json:"perconaClusterName,omitempty"`
+
+	// DeployedRelease is the Helm release of the stateless objects (written by the Helm
+	// reconciler; the rendered manifest is deliberately not copied here).
+	// +optional
+	DeployedRelease *DeployedRelease `json:"deployedRelease,omitempty"`
+
+	// Conditions: ConfigReady, DatabaseReady, Available, Progressing, Ready (Go controller) and
+	// Initialized, Deployed, ReleaseFailed, Irreconcilable, Paused (Helm reconciler).
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// DeployedRelease names the Helm release.
+type DeployedRelease struct {
+	// Name of the release.
+	// +optional
+	Name string `json:"name,omitempty"`
+}
+
+// DittoServer runs one DittoFS file server.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ditto;dittofs,categories=storage
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
+// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.nfsEndpoint`,priority=1
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.spec.image`,priority=1
+type DittoServer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   DittoServerSpec   `json:"spec"`
+	Status DittoServerStatus `json:"status,omitempty"`
+}
+
+// DittoServerList is a list of DittoServers.
+//
+// +kubebuilder:object:root=true
+type DittoServerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []DittoServer `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&DittoServer{}, &DittoServerList{})
+}

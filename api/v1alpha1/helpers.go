@@ -1,0 +1,53 @@
+package v1alpha1
+
+// The accessors below read a spec that may not have been defaulted (objects built in Go, or
+// created before a default existed). They fall back to the same defaults as Default.
+
+// EffectiveReplicas is spec.replicas or its default.
+func (s *DittoServerSpec) EffectiveReplicas() int32 {
+	if s.Replicas == nil {
+		return DefaultReplicas
+	}
+	return *s.Replicas
+}
+
+// APIPort is spec.controlPlane.port or its default.
+func (s *DittoServerSpec) APIPort() int32 {
+	if s.ControlPlane == nil || s.ControlPlane.Port == 0 {
+		return DefaultAPIPort
+	}
+	return s.ControlPlane.Port
+}
+
+// MetricsEnabled reports whether spec.metrics.enabled is set.
+func (s *DittoServerSpec) MetricsEnabled() bool { return s.Metrics != nil && s.Metrics.Enabled }
+
+// MetricsPort is spec.metrics.port or its default.
+func (s *DittoServerSpec) MetricsPort() int32 {
+	if s.Metrics == nil || s.Metrics.Port == 0 {
+		return DefaultMetricsPort
+	}
+	return s.Metrics.Port
+}
+
+// SMBEnabled reports whether spec.smb.enabled is set.
+func (s *DittoServerSpec) SMBEnabled() bool { return s.SMB != nil && s.SMB.Enabled }
+
+// SMBPort is spec.smb.port or its default.
+func (s *DittoServerSpec) SMBPort() int32 {
+	if s.SMB == nil || s.SMB.Port == nil {
+		return DefaultSMBPort
+	}
+	return *s.SMB.Port
+}
+
+// NFSServicePort is spec.nfsPort or its default.
+func (s *DittoServerSpec) NFSServicePort() int32 {
+	if s.NFSPort == nil {
+		return DefaultNFSPort
+	}
+	return *s.NFSPort
+}
+
+// PerconaEnabled reports whether spec.percona.enabled is set.
+func (s *DittoServerSpec) PerconaEnabled() bool { return s.Percona != nil && s.Percona.Enabled }

@@ -1,0 +1,112 @@
+// Package hybrid is the Go side of the hybrid operator: value translation for the Helm
+// reconciler, the stateful reconciler (Secrets, StatefulSet, status) and the status client
+// wrapper that lets both reconcilers share DittoServer status.
+package hybrid
+
+// Names, labels and annotations. Every string the operator stamps on an object lives here.
+const (
+	// Finalizer guards cleanup (Percona orphaning/deletion) before the DittoServer goes away.
+	Finalizer = "dittofs.dittofs.com/finalizer"
+
+	// FieldOwner is the server-side-apply field manager of the Go controller.
+	FieldOwner = "dittofs-operator"
+	// HelmStatusFieldOwner is the field manager of the Helm reconciler's status writes.
+	HelmStatusFieldOwner = "dittofs-operator-helm"
+
+	LabelName      = "app.kubernetes.io/name"
+	LabelInstance  = "app.kubernetes.io/instance"
+	LabelPartOf    = "app.kubernetes.io/part-of"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	LabelComponent = "app.kubernetes.io/component"
+	LabelVersion   = "app.kubernetes.io/version"
+
+	// AppName is the app.kubernetes.io/name of the server's pods and Services.
+	AppName = "dittofs-server"
+	// ManagedBy is the app.kubernetes.io/managed-by value of everything the operator creates;
+	// the manager's cache only holds Secrets, ConfigMaps, Services and StatefulSets with it.
+	ManagedBy = "dittofs-operator"
+
+	// AnnotationConfigHash on the pod template rolls the pod when config or Secrets change.
+	AnnotationConfigHash = "dittofs.dittofs.com/config-hash"
+
+	// Container layout (DittoFS v0.29.0 image contract, ARCHITECTURE §4.1).
+	ContainerName   = "dittofs"
+	ConfigMountPath = "/config"
+	ConfigFileName  = "config.yaml"
+	NFSAdapterPort  = 12049
+	SMBAdapterPort  = 1445
+	DittoFSUID      = 65532
+
+	// Volumes (claim templates) and where they are mounted.
+	VolumeControlPlane = "controlplane"
+	VolumeMetadata     = "metadata"
+	VolumeCache        = "cache"
+	VolumeContent      = "content"
+	VolumeConfig       = "config"
+
+	// Generated Secret keys.
+	JWTSecretKey       = "secret"
+	AdminUsernameKey   = "username"
+	AdminPasswordKey   = "password"
+	DefaultAdminUser   = "admin"
+	JWTSecretMinLength = 32
+
+	// Shutdown budget: dfs exits by itself after 3*shutdown_timeout+5s; the preStop sleep
+	// comes first. The grace period covers both with a margin.
+	ShutdownTimeoutSeconds = 30
+	PreStopSleepSeconds    = 5
+)
+
+// Condition types owned by the Go controller.
+const (
+	ConditionReady         = "Ready"
+	ConditionConfigReady   = "ConfigReady"
+	ConditionDatabaseReady = "DatabaseReady"
+	ConditionAvailable     = "Available"
+	ConditionProgressing   = "Progressing"
+)
+
+// Condition types owned by the Helm reconciler (helm-operator-plugins).
+const (
+	ConditionInitialized    = "Initialized"
+	ConditionDeployed       = "Deployed"
+	ConditionReleaseFailed  = "ReleaseFailed"
+	ConditionIrreconcilable = "Irreconcilable"
+	ConditionPaused         = "Paused"
+)
+
+// HelmConditionTypes are the condition types the Helm reconciler may write.
+var HelmConditionTypes = []string{
+	ConditionInitialized, ConditionDeployed, ConditionReleaseFailed, ConditionIrreconcilable, ConditionPaused,
+}
+
+// Condition reasons and event reasons.
+const (
+	ReasonAsExpected        = "AsExpected"
+	ReasonReconciling       = "Reconciling"
+	ReasonConfigRendered    = "ConfigRendered"
+	ReasonConfigPending     = "ConfigPending"
+	ReasonRenderFailed      = "RenderFailed"
+	ReasonInvalidSpec       = "InvalidSpec"
+	ReasonSecretMissing     = "SecretMissing"
+	ReasonSecretInvalid     = "SecretInvalid"
+	ReasonPodsReady         = "PodsReady"
+	ReasonPodsNotReady      = "PodsNotReady"
+	ReasonStopped           = "Stopped"
+	ReasonRollingOut        = "RollingOut"
+	ReasonRolledOut         = "RolledOut"
+	ReasonNotDeployed       = "ReleaseNotDeployed"
+	ReasonAllReady          = "AllComponentsReady"
+	ReasonDeleting          = "Deleting"
+	ReasonPostgresSecret    = "PostgresSecretReady"
+	ReasonNotNeeded         = "NotNeeded"
+
+	EventCreated         = "Created"
+	EventConfigChanged   = "ConfigChanged"
+	EventRollingRestart  = "RollingRestart"
+	EventReady           = "Ready"
+	EventNotReady        = "NotReady"
+	EventReconcileFailed = "ReconcileFailed"
+	EventSecretCreated   = "SecretCreated"
+	EventDeleting        = "Deleting"
+)

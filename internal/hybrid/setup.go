@@ -1,0 +1,264 @@
+package hybrid
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"time"
+
+	helmclient "github.com/operator-framework/helm-operator-plugins/pkg/client"
+	"github.com/operator-framework/helm-operator-plugins/pkg/reconciler"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+)
+
+// Options configure both reconcilers.
+type Options struct {
+	// Watches is the content of watches.yaml; Charts holds the charts it names.
+	Watches []byte
+	Charts  fs.FS
+	// Namespaces the manager watches (empty: all). The user-Secret watch uses the same scope.
+	Namespaces []string
+	// HelmConcurrency and GoConcurrency are the workers of each controller; 0 keeps the
+	// watches.yaml value (Helm) or 2 (Go).
+	HelmConcurrency int
+	GoConcurrency   int
+	// WaitForDeletionTimeout bounds how long a Helm worker waits for a deleted DittoServer to go.
+	WaitForDeletionTimeout time.Duration
+	// MaxReleaseHistory is the number of Helm release revisions kept.
+	MaxReleaseHistory int
+}
+
+// Setup registers the Helm reconciler(s) from watches.yaml and the Go controller.
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	ws, err := LoadWatches(opts.Watches, opts.Charts)
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	var renderer *Renderer
+	for _, w := range ws {
+		acg, err := helmclient.NewActionConfigGetter(mgr.GetConfig(), mgr.GetRESTMapper())
+		if err != nil {
+			return fmt.Errorf("helm action config: %w", err)
+		}
+		// No automatic uninstall/rollback on failure: report it and leave the objects alone.
+		getter, err := helmclient.NewActionClientGetter(acg, helmclient.WithFailureRollbacks(false))
+		if err != nil {
+			return fmt.Errorf("helm action client: %w", err)
+		}
+		workers := 2
+		if w.MaxConcurrentReconciles != nil {
+			workers = *w.MaxConcurrentReconciles
+		}
+		if opts.HelmConcurrency > 0 {
+			workers = opts.HelmConcurrency
+		}
+		period := time.Duration(0)
+		if w.ReconcilePeriod != nil {
+			period = w.ReconcilePeriod.Duration
+		}
+		ropts := []reconciler.Option{
+			reconciler.WithChart(*w.Chart),
+			reconciler.WithGroupVersionKind(w.GroupVersionKind),
+			reconciler.WithOverrideValues(w.OverrideValues),
+			reconciler.SkipDependentWatches(!*w.WatchDependentResources),
+			reconciler.WithMaxConcurrentReconciles(workers),
+			reconciler.WithReconcilePeriod(period),
+			reconciler.WithMaxReleaseHistory(opts.MaxReleaseHistory),
+			reconciler.WithWaitForDeletionTimeout(opts.WaitForDeletionTimeout),
+			reconciler.WithSelector(*w.Selector),
+			reconciler.WithActionClientGetter(recoverPendingReleases(getter, started)),
+			reconciler.WithClient(NewHelmStatusClient(mgr.GetClient())),
+			reconciler.WithLog(ctrl.Log.WithName("helm").WithName(w.Kind)),
+		}
+		if w.GroupVersionKind == v1alpha1.GroupVersionKind() {
+			ropts = append(ropts,
+				reconciler.WithValueTranslator(Translator{Chart: w.Chart}),
+				// The typed DittoServer is already in the scheme (double registration panics).
+				reconciler.SkipPrimaryGVKSchemeRegistration(true),
+			)
+			renderer = &Renderer{Chart: w.Chart, Overrides: w.OverrideValues}
+		}
+		r, err := reconciler.New(ropts...)
+		if err != nil {
+			return fmt.Errorf("helm reconciler for %s: %w", w.GroupVersionKind, err)
+		}
+		if err := r.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("setting up the helm reconciler for %s: %w", w.GroupVersionKind, err)
+		}
+	}
+	if renderer == nil {
+		return fmt.Errorf("watches.yaml has no entry for %s", v1alpha1.GroupVersionKind())
+	}
+	return (&Reconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Scheme:    mgr.GetScheme(),
+		Recorder:  mgr.GetEventRecorderFor("dittoserver-go"),
+		Renderer:  renderer,
+	}).SetupWithManager(ctx, mgr, opts)
+}
+
+// indexSecretNames indexes DittoServers by the names of the Secrets they reference.
+const indexSecretNames = "dittofs.secretNames"
+
+// ReferencedSecretNames lists the user Secrets a DittoServer reads.
+func ReferencedSecretNames(ds *v1alpha1.DittoServer) []string {
+	var names []string
+	s := &ds.Spec
+	if id := s.Identity; id != nil {
+		if id.JWT != nil && id.JWT.SecretRef != nil {
+			names = append(names, id.JWT.SecretRef.Name)
+		}
+		if id.Admin != nil && id.Admin.PasswordSecretRef != nil {
+			names = append(names, id.Admin.PasswordSecretRef.Name)
+		}
+	}
+	if s.Database != nil && s.Database.PostgresSecretRef != nil {
+		names = append(names, s.Database.PostgresSecretRef.Name)
+	}
+	if s.S3 != nil && s.S3.CredentialsSecretRef != nil {
+		names = append(names, s.S3.CredentialsSecretRef.SecretName)
+	}
+	return names
+}
+
+// SetupWithManager wires the Go controller's watches.
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.DittoServer{}, indexSecretNames, func(o client.Object) []string {
+		return ReferencedSecretNames(o.(*v1alpha1.DittoServer))
+	}); err != nil {
+		return err
+	}
+
+	// User Secrets are not in the manager's cache (it holds only Secrets the operator labelled,
+	// and never Helm release Secrets). A metadata-only cache of Secrets tells us when a
+	// referenced one changes; the data is then read through the API reader.
+	secretMeta := &metav1.PartialObjectMetadata{}
+	secretMeta.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "Secret"})
+	copts := cache.Options{
+		Scheme:           mgr.GetScheme(),
+		Mapper:           mgr.GetRESTMapper(),
+		DefaultTransform: cache.TransformStripManagedFields(),
+	}
+	if len(opts.Namespaces) > 0 {
+		copts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range opts.Namespaces {
+			copts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	secretCache, err := cache.New(mgr.GetConfig(), copts)
+	if err != nil {
+		return fmt.Errorf("creating the Secret metadata cache: %w", err)
+	}
+	if err := mgr.Add(secretCache); err != nil {
+		return err
+	}
+	secretToServers := handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
+		list := &v1alpha1.DittoServerList{}
+		if err := r.Client.List(ctx, list, client.InNamespace(s.Namespace), client.MatchingFields{indexSecretNames: s.Name}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for i := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+		return reqs
+	})
+
+	workers := opts.GoConcurrency
+	if workers <= 0 {
+		workers = 2
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("dittoserver-go").
+		For(&v1alpha1.DittoServer{}, builder.WithPredicates(specOrHelmStatusChanged())).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.Secret{}).
+		WatchesRawSource(source.Kind(secretCache, secretMeta, secretToServers, secretDataChanged())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}
+
+// specOrHelmStatusChanged ignores status-only updates of a DittoServer (most of them are our
+// own writes), except when a Helm-owned condition changes status: Ready depends on Deployed.
+func specOrHelmStatusChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, okOld := e.ObjectOld.(*v1alpha1.DittoServer)
+			n, okNew := e.ObjectNew.(*v1alpha1.DittoServer)
+			if !okOld || !okNew {
+				return true
+			}
+			if o.Generation != n.Generation || !o.DeletionTimestamp.Equal(n.DeletionTimestamp) ||
+				len(o.Finalizers) != len(n.Finalizers) {
+				return true
+			}
+			for _, t := range HelmConditionTypes {
+				if conditionStatus(o, t) != conditionStatus(n, t) {
+					return true
+				}
+			}
+			return false
+		},
+	}
+}
+
+func conditionStatus(ds *v1alpha1.DittoServer, t string) metav1.ConditionStatus {
+	for _, c := range ds.Status.Conditions {
+		if c.Type == t {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+// secretDataChanged passes Secret events whose content may have changed (the resourceVersion
+// moves on every write; metadata-only watches cannot see the data itself).
+func secretDataChanged() predicate.TypedPredicate[*metav1.PartialObjectMetadata] {
+	return predicate.TypedFuncs[*metav1.PartialObjectMetadata]{
+		UpdateFunc: func(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool {
+			return e.ObjectOld.GetResourceVersion() != e.ObjectNew.GetResourceVersion()
+		},
+	}
+}
+
+// CacheOptions scopes the manager's cache (ARCHITECTURE §3): only Secrets, ConfigMaps, Services
+// and StatefulSets labelled by the operator are cached (never Helm release Secrets, which are
+// large and carry owner=helm), managedFields are stripped, and namespaces come from
+// WATCH_NAMESPACE.
+func CacheOptions(namespaces []string) cache.Options {
+	selector := cache.ByObject{Label: managedBySelector()}
+	opts := cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}:      selector,
+			&corev1.ConfigMap{}:   selector,
+			&corev1.Service{}:     selector,
+			&appsv1.StatefulSet{}: selector,
+		},
+	}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
+}

@@ -1,0 +1,297 @@
+package hybrid
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+)
+
+// Mount paths of the server's volumes (ARCHITECTURE §4.1).
+const (
+	ControlPlaneMountPath = "/data/controlplane"
+	MetadataMountPath     = "/data/metadata"
+	CacheMountPath        = "/data/cache"
+	ContentMountPath      = "/data/content"
+	TmpMountPath          = "/tmp"
+	DittoFSBinary         = "/app/dfs"
+)
+
+// Env names DittoFS v0.29.0 reads (viper: DITTOFS_<PATH>).
+const (
+	EnvJWTSecret        = "DITTOFS_CONTROLPLANE_SECRET"
+	EnvAdminPassword    = "DITTOFS_ADMIN_INITIAL_PASSWORD"
+	EnvPostgresHost     = "DITTOFS_DATABASE_POSTGRES_HOST"
+	EnvPostgresPort     = "DITTOFS_DATABASE_POSTGRES_PORT"
+	EnvPostgresDatabase = "DITTOFS_DATABASE_POSTGRES_DATABASE"
+	EnvPostgresUser     = "DITTOFS_DATABASE_POSTGRES_USER"
+	EnvPostgresPassword = "DITTOFS_DATABASE_POSTGRES_PASSWORD"
+	EnvPostgresSSLMode  = "DITTOFS_DATABASE_POSTGRES_SSLMODE"
+)
+
+// PostgresEnvKeys maps each PostgreSQL env var to the key of the Secret it is read from.
+var PostgresEnvKeys = []struct{ Env, Key string }{
+	{EnvPostgresHost, "host"},
+	{EnvPostgresPort, "port"},
+	{EnvPostgresDatabase, "database"},
+	{EnvPostgresUser, "user"},
+	{EnvPostgresPassword, "password"},
+	{EnvPostgresSSLMode, "sslmode"},
+}
+
+// SecretKey names one key of a Secret in the DittoServer's namespace.
+type SecretKey struct {
+	Name string
+	Key  string
+}
+
+// StatefulSetInputs is what the builder needs beyond the spec: values the controller resolved.
+type StatefulSetInputs struct {
+	Image         string
+	ConfigHash    string
+	JWTSecret     SecretKey
+	AdminPassword SecretKey
+	// PostgresSecret is the operator-owned Secret with the discrete PostgreSQL keys
+	// (host, port, database, user, password, sslmode); empty for SQLite.
+	PostgresSecret string
+}
+
+// TerminationGracePeriodSeconds covers the preStop sleep and dfs's own shutdown bound
+// (3*shutdown_timeout+5s), plus a margin.
+func TerminationGracePeriodSeconds() int64 {
+	return PreStopSleepSeconds + 3*ShutdownTimeoutSeconds + 5 + 5
+}
+
+// SelectorLabels select the server's pod.
+func SelectorLabels(ds *v1alpha1.DittoServer) map[string]string {
+	return map[string]string{LabelName: AppName, LabelInstance: ds.Name}
+}
+
+// CommonLabels go on every object the Go controller creates.
+func CommonLabels(ds *v1alpha1.DittoServer, component string) map[string]string {
+	l := SelectorLabels(ds)
+	l[LabelPartOf] = "dittofs"
+	l[LabelManagedBy] = ManagedBy
+	if component != "" {
+		l[LabelComponent] = component
+	}
+	return l
+}
+
+// DesiredStatefulSet builds the server's StatefulSet. It is a pure function of its inputs.
+func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *appsv1.StatefulSet {
+	ds := in.DeepCopy()
+	ds.Default()
+	s := &ds.Spec
+
+	labels := CommonLabels(ds, "server")
+	claims := []corev1.PersistentVolumeClaim{
+		claim(ds, VolumeControlPlane, s.Storage.ControlPlaneSize),
+		claim(ds, VolumeMetadata, s.Storage.MetadataSize),
+		claim(ds, VolumeCache, s.Storage.CacheSize),
+	}
+	mounts := []corev1.VolumeMount{
+		{Name: VolumeConfig, MountPath: ConfigMountPath, ReadOnly: true},
+		{Name: "tmp", MountPath: TmpMountPath},
+		{Name: VolumeControlPlane, MountPath: ControlPlaneMountPath},
+		{Name: VolumeMetadata, MountPath: MetadataMountPath},
+		{Name: VolumeCache, MountPath: CacheMountPath},
+	}
+	if s.Storage.ContentSize != "" {
+		claims = append(claims, claim(ds, VolumeContent, s.Storage.ContentSize))
+		mounts = append(mounts, corev1.VolumeMount{Name: VolumeContent, MountPath: ContentMountPath})
+	}
+
+	container := corev1.Container{
+		Name:            ContainerName,
+		Image:           inputs.Image,
+		ImagePullPolicy: s.ImagePullPolicy,
+		Command:         []string{DittoFSBinary},
+		Args:            []string{"start", "--foreground", "--config", ConfigMountPath + "/" + ConfigFileName},
+		Env:             containerEnv(inputs),
+		Ports:           containerPorts(s),
+		VolumeMounts:    mounts,
+		Resources:       *s.Resources.DeepCopy(),
+		StartupProbe:    httpProbe("/health", s.APIPort(), 5, 30),
+		LivenessProbe:   httpProbe("/health", s.APIPort(), 10, 3),
+		ReadinessProbe:  httpProbe("/health/ready", s.APIPort(), 5, 3),
+		Lifecycle: &corev1.Lifecycle{
+			PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: PreStopSleepSeconds}},
+		},
+		SecurityContext:          ContainerSecurityContext(s.SecurityContext),
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+
+	return &appsv1.StatefulSet{
+		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      ds.Name,
+			Namespace: ds.Namespace,
+			Labels:    labels,
+		},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:            ptr.To(s.EffectiveReplicas()),
+			ServiceName:         ds.Name + "-headless",
+			Selector:            &metav1.LabelSelector{MatchLabels: SelectorLabels(ds)},
+			PodManagementPolicy: appsv1.OrderedReadyPodManagement,
+			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType},
+			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+				WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+			},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{
+					Labels:      labels,
+					Annotations: map[string]string{AnnotationConfigHash: inputs.ConfigHash},
+				},
+				Spec: corev1.PodSpec{
+					AutomountServiceAccountToken: ptr.To(false),
+					// Service links would put <SERVICE>_PORT variables into the env; DittoFS reads
+					// every DITTOFS_* variable as config, so a Service named dittofs-... could
+					// change the server's settings.
+					EnableServiceLinks:            ptr.To(false),
+					TerminationGracePeriodSeconds: ptr.To(TerminationGracePeriodSeconds()),
+					SecurityContext:               PodSecurityContext(s.PodSecurityContext),
+					ImagePullSecrets:              s.ImagePullSecrets,
+					Containers:                    []corev1.Container{container},
+					Volumes: []corev1.Volume{
+						{Name: VolumeConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+							LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(ds)},
+						}}},
+						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+					},
+				},
+			},
+			VolumeClaimTemplates: claims,
+		},
+	}
+}
+
+func containerEnv(in StatefulSetInputs) []corev1.EnvVar {
+	env := []corev1.EnvVar{
+		// The image runs as a user without a home directory; keep anything dfs writes under
+		// $HOME on the writable /tmp volume.
+		{Name: "HOME", Value: TmpMountPath},
+		secretEnv(EnvJWTSecret, in.JWTSecret.Name, in.JWTSecret.Key),
+		secretEnv(EnvAdminPassword, in.AdminPassword.Name, in.AdminPassword.Key),
+	}
+	if in.PostgresSecret != "" {
+		for _, e := range PostgresEnvKeys {
+			env = append(env, secretEnv(e.Env, in.PostgresSecret, e.Key))
+		}
+	}
+	return env
+}
+
+func secretEnv(name, secret, key string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: secret},
+		Key:                  key,
+	}}}
+}
+
+func containerPorts(s *v1alpha1.DittoServerSpec) []corev1.ContainerPort {
+	ports := []corev1.ContainerPort{
+		{Name: "api", ContainerPort: s.APIPort(), Protocol: corev1.ProtocolTCP},
+		{Name: "nfs", ContainerPort: NFSAdapterPort, Protocol: corev1.ProtocolTCP},
+	}
+	if s.SMBEnabled() {
+		ports = append(ports, corev1.ContainerPort{Name: "smb", ContainerPort: SMBAdapterPort, Protocol: corev1.ProtocolTCP})
+	}
+	if s.MetricsEnabled() {
+		ports = append(ports, corev1.ContainerPort{Name: "metrics", ContainerPort: s.MetricsPort(), Protocol: corev1.ProtocolTCP})
+	}
+	return ports
+}
+
+func httpProbe(path string, port int32, period, failures int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: path, Port: intstr.FromInt32(port), Scheme: corev1.URISchemeHTTP,
+		}},
+		PeriodSeconds:    period,
+		FailureThreshold: failures,
+		TimeoutSeconds:   3,
+		SuccessThreshold: 1,
+	}
+}
+
+func claim(ds *v1alpha1.DittoServer, name, size string) corev1.PersistentVolumeClaim {
+	return corev1.PersistentVolumeClaim{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   name,
+			Labels: CommonLabels(ds, name),
+		},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: ds.Spec.Storage.StorageClassName,
+			VolumeMode:       ptr.To(corev1.PersistentVolumeFilesystem),
+			Resources: corev1.VolumeResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)},
+			},
+		},
+	}
+}
+
+// PodSecurityContext is the restricted default with the user's values on top.
+func PodSecurityContext(user *corev1.PodSecurityContext) *corev1.PodSecurityContext {
+	out := &corev1.PodSecurityContext{}
+	if user != nil {
+		out = user.DeepCopy()
+	}
+	if out.RunAsNonRoot == nil {
+		out.RunAsNonRoot = ptr.To(true)
+	}
+	if out.RunAsUser == nil {
+		out.RunAsUser = ptr.To(int64(DittoFSUID))
+	}
+	if out.RunAsGroup == nil {
+		out.RunAsGroup = ptr.To(int64(DittoFSUID))
+	}
+	if out.FSGroup == nil {
+		out.FSGroup = ptr.To(int64(DittoFSUID))
+	}
+	if out.SeccompProfile == nil {
+		out.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+	}
+	return out
+}
+
+// ContainerSecurityContext is the restricted default with the user's values on top; ALL
+// capabilities are always dropped.
+func ContainerSecurityContext(user *corev1.SecurityContext) *corev1.SecurityContext {
+	out := &corev1.SecurityContext{}
+	if user != nil {
+		out = user.DeepCopy()
+	}
+	if out.AllowPrivilegeEscalation == nil {
+		out.AllowPrivilegeEscalation = ptr.To(false)
+	}
+	if out.RunAsNonRoot == nil {
+		out.RunAsNonRoot = ptr.To(true)
+	}
+	if out.ReadOnlyRootFilesystem == nil {
+		out.ReadOnlyRootFilesystem = ptr.To(true)
+	}
+	if out.SeccompProfile == nil {
+		out.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+	}
+	if out.Capabilities == nil {
+		out.Capabilities = &corev1.Capabilities{}
+	}
+	hasAll := false
+	for _, c := range out.Capabilities.Drop {
+		if c == "ALL" {
+			hasAll = true
+		}
+	}
+	if !hasAll {
+		out.Capabilities.Drop = append(out.Capabilities.Drop, "ALL")
+	}
+	return out
+}

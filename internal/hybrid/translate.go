@@ -1,0 +1,189 @@
+package hybrid
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/strvals"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+)
+
+// InvalidSpecError is a spec the operator cannot turn into chart values. Its message names the
+// field and the fix; the Helm reconciler reports it as Irreconcilable.
+type InvalidSpecError struct {
+	Field   string
+	Message string
+}
+
+func (e *InvalidSpecError) Error() string { return e.Field + ": " + e.Message }
+
+// Translator turns a DittoServer into values of the dittoserver chart. It implements the
+// helm-operator-plugins values.Translator interface.
+type Translator struct {
+	Chart *chart.Chart
+}
+
+// Translate converts the unstructured object the Helm reconciler holds (with the watches.yaml
+// overrideValues already applied to its spec) and translates it.
+func (t Translator) Translate(_ context.Context, u *unstructured.Unstructured) (chartutil.Values, error) {
+	ds := &v1alpha1.DittoServer{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, ds); err != nil {
+		return nil, &InvalidSpecError{Field: "spec", Message: fmt.Sprintf("cannot be read as a DittoServer: %v", err)}
+	}
+	return TranslateValues(t.Chart, ds)
+}
+
+// TranslateValues builds the chart values for ds: typed translation of the (defaulted) spec,
+// then spec.chartValues merged over it, then a check against the chart's values.schema.json.
+func TranslateValues(chrt *chart.Chart, ds *v1alpha1.DittoServer) (chartutil.Values, error) {
+	vals := translateSpec(ds)
+	if ds.Spec.ChartValues != nil && len(ds.Spec.ChartValues.Raw) > 0 {
+		var extra map[string]any
+		if err := json.Unmarshal(ds.Spec.ChartValues.Raw, &extra); err != nil {
+			return nil, &InvalidSpecError{Field: "spec.chartValues", Message: fmt.Sprintf("must be an object: %v", err)}
+		}
+		vals = chartutil.MergeTables(extra, vals)
+	}
+	if chrt != nil {
+		// Coalesce with the chart's values.yaml as Helm does (null removes a default), then
+		// check the result against values.schema.json.
+		coalesced, err := chartutil.CoalesceValues(chrt, vals)
+		if err != nil {
+			return nil, &InvalidSpecError{Field: "spec.chartValues", Message: "cannot be merged with the chart defaults: " + oneLine(err.Error())}
+		}
+		vals = coalesced
+		if err := chartutil.ValidateAgainstSchema(chrt, vals); err != nil {
+			return nil, &InvalidSpecError{
+				Field:   "spec.chartValues",
+				Message: fmt.Sprintf("the merged chart values do not match the chart's values.schema.json; fix or remove the offending keys: %s", oneLine(err.Error())),
+			}
+		}
+	}
+	return vals, nil
+}
+
+// translateSpec is the typed spec -> values mapping. It never copies spec 1:1.
+func translateSpec(in *v1alpha1.DittoServer) map[string]any {
+	ds := in.DeepCopy()
+	ds.Default()
+	s := &ds.Spec
+
+	annotations := map[string]any{}
+	for k, v := range s.Service.Annotations {
+		annotations[k] = v
+	}
+
+	config := map[string]any{
+		"logging": map[string]any{
+			"level":  "INFO",
+			"format": "json",
+			"output": "stdout",
+		},
+		"shutdown_timeout": fmt.Sprintf("%ds", ShutdownTimeoutSeconds),
+		"database":         databaseConfig(s),
+		"controlplane": map[string]any{
+			"host": "0.0.0.0",
+			"port": int64(s.APIPort()),
+			// The operator provisions the admin password out of band (a Secret) and logs in
+			// with it; a forced first-login change would lock the operator out.
+			"require_initial_password_change": false,
+			"jwt": map[string]any{
+				"access_token_duration":  s.Identity.JWT.AccessTokenDuration,
+				"refresh_token_duration": s.Identity.JWT.RefreshTokenDuration,
+			},
+		},
+		"admin": map[string]any{"username": DefaultAdminUser},
+	}
+	if s.MetricsEnabled() {
+		config["metrics"] = map[string]any{"enabled": true, "host": "0.0.0.0", "port": int64(s.MetricsPort())}
+	} else {
+		config["metrics"] = map[string]any{"enabled": false}
+	}
+
+	return map[string]any{
+		"labels":      map[string]any{},
+		"annotations": map[string]any{},
+		"service": map[string]any{
+			"type":        string(s.Service.Type),
+			"annotations": annotations,
+		},
+		"ports": map[string]any{
+			"nfs":       int64(s.NFSServicePort()),
+			"nfsTarget": int64(NFSAdapterPort),
+			"api":       int64(s.APIPort()),
+			"smb": map[string]any{
+				"enabled": s.SMBEnabled(),
+				"port":    int64(s.SMBPort()),
+				"target":  int64(SMBAdapterPort),
+			},
+			"metrics": map[string]any{
+				"enabled": s.MetricsEnabled(),
+				"port":    int64(s.MetricsPort()),
+			},
+		},
+		"sqlite": map[string]any{"path": s.Database.SQLite.Path},
+		"config": config,
+	}
+}
+
+// databaseConfig renders the database section. PostgreSQL connection details reach the pod
+// only as DITTOFS_DATABASE_POSTGRES_* env from Secrets; the config just selects the type. The
+// chart adds database.sqlite.path (value sqlite.path) for SQLite servers.
+func databaseConfig(s *v1alpha1.DittoServerSpec) map[string]any {
+	if UsesPostgres(s) {
+		return map[string]any{"type": v1alpha1.DatabasePostgres}
+	}
+	return map[string]any{"type": v1alpha1.DatabaseSQLite}
+}
+
+// UsesPostgres reports whether the server runs on PostgreSQL: Percona, a postgresSecretRef
+// (which wins over type sqlite), or type postgres.
+func UsesPostgres(s *v1alpha1.DittoServerSpec) bool {
+	if s.PerconaEnabled() {
+		return true
+	}
+	if s.Database == nil {
+		return false
+	}
+	return s.Database.PostgresSecretRef != nil || s.Database.Type == v1alpha1.DatabasePostgres
+}
+
+// ApplyOverrides sets watches.yaml overrideValues into the spec of a DittoServer, exactly as the
+// Helm reconciler does to its copy before translating (strvals syntax, env expanded), so the
+// Go controller renders the same values.
+func ApplyOverrides(ds *v1alpha1.DittoServer, overrides map[string]string) (*v1alpha1.DittoServer, error) {
+	if len(overrides) == 0 {
+		return ds, nil
+	}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ds)
+	if err != nil {
+		return nil, err
+	}
+	spec, _ := obj["spec"].(map[string]any)
+	if spec == nil {
+		spec = map[string]any{}
+		obj["spec"] = spec
+	}
+	for k, v := range overrides {
+		if err := strvals.ParseInto(fmt.Sprintf("%s=%s", k, os.ExpandEnv(v)), spec); err != nil {
+			return nil, fmt.Errorf("watches.yaml overrideValues %q: %w", k, err)
+		}
+	}
+	out := &v1alpha1.DittoServer{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, out); err != nil {
+		return nil, fmt.Errorf("watches.yaml overrideValues do not fit the DittoServer spec: %w", err)
+	}
+	return out, nil
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

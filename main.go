@@ -1,0 +1,147 @@
+// Command manager runs the DittoFS operator: a helm-operator-plugins reconciler renders the
+// stateless objects of each DittoServer from the embedded chart, and a Go controller owns the
+// Secrets, the StatefulSet and the status.
+package main
+
+import (
+	_ "embed"
+	"flag"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	charts "github.com/dittofs/dittofs-operator/helm-charts"
+	"github.com/dittofs/dittofs-operator/internal/hybrid"
+)
+
+//go:embed watches.yaml
+var watchesYAML []byte
+
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+func main() {
+	var (
+		metricsAddr, probeAddr, watchesFile string
+		secureMetrics, leaderElect          bool
+		qps                                 float64
+		burst, helmWorkers, goWorkers       int
+		maxHistory                          int
+		waitForDeletion                     time.Duration
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "address of the metrics endpoint (\"0\" disables it)")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "serve metrics over HTTPS with Kubernetes authn/authz")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "enable leader election (required with more than one replica)")
+	flag.StringVar(&watchesFile, "watches-file", "", "watches.yaml to use instead of the embedded one (charts still come from the binary)")
+	flag.Float64Var(&qps, "kube-api-qps", 50, "client QPS towards the API server")
+	flag.IntVar(&burst, "kube-api-burst", 100, "client burst towards the API server")
+	flag.IntVar(&helmWorkers, "helm-max-concurrent-reconciles", 0, "workers of the Helm reconciler (0: watches.yaml value)")
+	flag.IntVar(&goWorkers, "max-concurrent-reconciles", 2, "workers of the Go controller")
+	flag.IntVar(&maxHistory, "max-release-history", 2, "Helm release revisions kept per DittoServer")
+	flag.DurationVar(&waitForDeletion, "wait-for-deletion-timeout", 2*time.Second, "how long a Helm worker waits for a deleted DittoServer to disappear")
+	zapOpts := zap.Options{Development: false}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	setupLog := ctrl.Log.WithName("setup")
+
+	if err := run(runOptions{
+		metricsAddr: metricsAddr, probeAddr: probeAddr, watchesFile: watchesFile,
+		secureMetrics: secureMetrics, leaderElect: leaderElect, qps: float32(qps), burst: burst,
+		helmWorkers: helmWorkers, goWorkers: goWorkers, maxHistory: maxHistory, waitForDeletion: waitForDeletion,
+	}); err != nil {
+		setupLog.Error(err, "operator stopped")
+		os.Exit(1)
+	}
+}
+
+type runOptions struct {
+	metricsAddr, probeAddr, watchesFile string
+	secureMetrics, leaderElect          bool
+	qps                                 float32
+	burst, helmWorkers, goWorkers       int
+	maxHistory                          int
+	waitForDeletion                     time.Duration
+}
+
+func run(o runOptions) error {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+
+	watches := watchesYAML
+	if o.watchesFile != "" {
+		data, err := os.ReadFile(o.watchesFile)
+		if err != nil {
+			return err
+		}
+		watches = data
+	}
+	namespaces := watchNamespaces()
+
+	cfg := ctrl.GetConfigOrDie()
+	cfg.QPS, cfg.Burst = o.qps, o.burst
+
+	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics}
+	if o.secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Cache:                  hybrid.CacheOptions(namespaces),
+		Metrics:                metricsOpts,
+		HealthProbeBindAddress: o.probeAddr,
+		LeaderElection:         o.leaderElect,
+		LeaderElectionID:       "dittofs-operator.dittofs.com",
+	})
+	if err != nil {
+		return err
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := hybrid.Setup(ctx, mgr, hybrid.Options{
+		Watches:                watches,
+		Charts:                 charts.FS,
+		Namespaces:             namespaces,
+		HelmConcurrency:        o.helmWorkers,
+		GoConcurrency:          o.goWorkers,
+		WaitForDeletionTimeout: o.waitForDeletion,
+		MaxReleaseHistory:      o.maxHistory,
+	}); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// watchNamespaces reads WATCH_NAMESPACE: empty means all namespaces, otherwise a
+// comma-separated list.
+func watchNamespaces() []string {
+	var out []string
+	for _, ns := range strings.Split(os.Getenv("WATCH_NAMESPACE"), ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+

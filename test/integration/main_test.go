@@ -1,0 +1,165 @@
+// Package integration runs the operator against a real kube-apiserver (envtest).
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/test/testenv"
+)
+
+var (
+	env *testenv.Env
+	k8s client.Client
+	nsN atomic.Int32
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	start := time.Now()
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "envtest:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("envtest started in %s\n", time.Since(start).Round(time.Millisecond))
+	k8s = env.Client
+	code := m.Run()
+	env.Stop()
+	os.Exit(code)
+}
+
+const (
+	timeout = 20 * time.Second
+	tick    = 50 * time.Millisecond
+)
+
+func ctx() context.Context { return context.Background() }
+
+// newNamespace creates a fresh namespace for one test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("t%d-%d", nsN.Add(1), time.Now().UnixNano()%100000)
+	require.NoError(t, k8s.Create(ctx(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}))
+	return name
+}
+
+// userSecrets creates the JWT and admin Secrets the basic sample references.
+func userSecrets(t *testing.T, ns string) {
+	t.Helper()
+	require.NoError(t, k8s.Create(ctx(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "dittofs-jwt-secret", Namespace: ns},
+		StringData: map[string]string{"secret": "integration-jwt-secret-0123456789abcdef"},
+	}))
+	require.NoError(t, k8s.Create(ctx(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "dittofs-admin-secret", Namespace: ns},
+		StringData: map[string]string{"password": "integration-admin-password"},
+	}))
+}
+
+// basicServer mirrors config/samples/dittofs_v1alpha1_dittoserver.yaml.
+func basicServer(ns, name string) *v1alpha1.DittoServer {
+	return &v1alpha1.DittoServer{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1alpha1.DittoServerSpec{
+			Storage: v1alpha1.StorageSpec{MetadataSize: "10Gi", ContentSize: "50Gi"},
+			Identity: &v1alpha1.IdentitySpec{
+				JWT: &v1alpha1.JWTSpec{SecretRef: &corev1.SecretKeySelector{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "dittofs-jwt-secret"}, Key: "secret"}},
+				Admin: &v1alpha1.AdminSpec{PasswordSecretRef: &corev1.SecretKeySelector{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "dittofs-admin-secret"}, Key: "password"}},
+			},
+		},
+	}
+}
+
+// eventually polls f until it returns nil or the timeout passes, then fails with f's last error.
+func eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(tick)
+	}
+	t.Fatalf("%s: not reached within %s: %v", what, timeout, err)
+}
+
+func getServer(t *testing.T, ns, name string) *v1alpha1.DittoServer {
+	t.Helper()
+	ds := &v1alpha1.DittoServer{}
+	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, ds))
+	return ds
+}
+
+func condition(ds *v1alpha1.DittoServer, t string) *metav1.Condition {
+	return meta.FindStatusCondition(ds.Status.Conditions, t)
+}
+
+// waitCondition waits until the condition has the status (and reason, when given).
+func waitCondition(t *testing.T, ns, name, condType string, status metav1.ConditionStatus, reason string) *v1alpha1.DittoServer {
+	t.Helper()
+	var ds *v1alpha1.DittoServer
+	eventually(t, fmt.Sprintf("%s=%s (%s)", condType, status, reason), func() error {
+		ds = &v1alpha1.DittoServer{}
+		if err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, ds); err != nil {
+			return err
+		}
+		c := condition(ds, condType)
+		if c == nil {
+			return fmt.Errorf("no %s condition; conditions: %v", condType, ds.Status.Conditions)
+		}
+		if c.Status != status || (reason != "" && c.Reason != reason) {
+			return fmt.Errorf("%s is %s/%s: %s", condType, c.Status, c.Reason, c.Message)
+		}
+		return nil
+	})
+	return ds
+}
+
+// getStatefulSet waits for the StatefulSet.
+func getStatefulSet(t *testing.T, ns, name string) *appsv1.StatefulSet {
+	t.Helper()
+	sts := &appsv1.StatefulSet{}
+	eventually(t, "StatefulSet "+name, func() error {
+		return k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, sts)
+	})
+	return sts
+}
+
+// markStatefulSetReady plays the StatefulSet controller (envtest has none).
+func markStatefulSetReady(t *testing.T, ns, name string) {
+	t.Helper()
+	eventually(t, "StatefulSet status update", func() error {
+		sts := &appsv1.StatefulSet{}
+		if err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, sts); err != nil {
+			return err
+		}
+		want := *sts.Spec.Replicas
+		sts.Status = appsv1.StatefulSetStatus{
+			ObservedGeneration: sts.Generation, Replicas: want, ReadyReplicas: want, AvailableReplicas: want,
+			CurrentReplicas: want, UpdatedReplicas: want, CurrentRevision: "r1", UpdateRevision: "r1",
+		}
+		return k8s.Status().Update(ctx(), sts)
+	})
+}
+
+func configHash(t *testing.T, ns, name string) string {
+	t.Helper()
+	return getStatefulSet(t, ns, name).Spec.Template.Annotations[hybrid.AnnotationConfigHash]
+}
