@@ -144,4 +144,3 @@ func watchNamespaces() []string {
 	}
 	return out
 }
-

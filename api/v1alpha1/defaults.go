@@ -5,31 +5,31 @@ import "k8s.io/utils/ptr"
 // Defaults. The CRD carries the same values as +kubebuilder:default markers; a test compares
 // what the API server defaults with what Default produces, so the two cannot drift.
 const (
-	DefaultImage                = "marmos91c/dittofs:v0.29.0"
-	DefaultReplicas       int32 = 1
-	DefaultCacheSize            = "5Gi"
-	DefaultControlPlaneSize     = "1Gi"
-	DefaultDatabaseType         = "sqlite"
-	DefaultSQLitePath           = "/data/controlplane/controlplane.db"
-	DefaultCachePath            = "/data/cache"
-	DefaultCacheSizeCompat      = "1GB"
-	DefaultMetricsPort    int32 = 9090
-	DefaultAPIPort        int32 = 8080
-	DefaultIdentityType         = "memory"
-	DefaultAccessTokenTTL       = "15m"
-	DefaultRefreshTokenTTL      = "168h"
-	DefaultAdminUsername        = "admin"
-	DefaultNFSPort        int32 = 12049
-	DefaultSMBPort        int32 = 12445
-	DefaultS3Region             = "eu-west-1"
-	DefaultPerconaReplicas int32 = 1
-	DefaultPerconaStorage       = "10Gi"
-	DefaultPerconaDatabase      = "dittofs"
-	DefaultBackupFull           = "0 2 * * *"
-	DefaultBackupIncr           = "0 * * * *"
-	DefaultRetentionDays  int32 = 7
-	DatabaseSQLite              = "sqlite"
-	DatabasePostgres            = "postgres"
+	DefaultImage                  = "marmos91c/dittofs:v0.29.0"
+	DefaultReplicas         int32 = 1
+	DefaultCacheSize              = "5Gi"
+	DefaultControlPlaneSize       = "1Gi"
+	DefaultDatabaseType           = "sqlite"
+	DefaultSQLitePath             = "/data/controlplane/controlplane.db"
+	DefaultCachePath              = "/data/cache"
+	DefaultCacheSizeCompat        = "1GB"
+	DefaultMetricsPort      int32 = 9090
+	DefaultAPIPort          int32 = 8080
+	DefaultIdentityType           = "memory"
+	DefaultAccessTokenTTL         = "15m"
+	DefaultRefreshTokenTTL        = "168h"
+	DefaultAdminUsername          = "admin"
+	DefaultNFSPort          int32 = 12049
+	DefaultSMBPort          int32 = 12445
+	DefaultS3Region               = "eu-west-1"
+	DefaultPerconaReplicas  int32 = 1
+	DefaultPerconaStorage         = "10Gi"
+	DefaultPerconaDatabase        = "dittofs"
+	DefaultBackupFull             = "0 2 * * *"
+	DefaultBackupIncr             = "0 * * * *"
+	DefaultRetentionDays    int32 = 7
+	DatabaseSQLite                = "sqlite"
+	DatabasePostgres              = "postgres"
 )
 
 // Default fills every unset field with the value the CRD schema would default it to. It never

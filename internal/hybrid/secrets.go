@@ -19,8 +19,8 @@ import (
 )
 
 // Names of the Secrets the operator creates.
-func JWTSecretName(ds *v1alpha1.DittoServer) string     { return ds.Name + "-jwt-secret" }
-func AdminSecretName(ds *v1alpha1.DittoServer) string   { return ds.Name + "-admin-credentials" }
+func JWTSecretName(ds *v1alpha1.DittoServer) string         { return ds.Name + "-jwt-secret" }
+func AdminSecretName(ds *v1alpha1.DittoServer) string       { return ds.Name + "-admin-credentials" }
 func PostgresEnvSecretName(ds *v1alpha1.DittoServer) string { return ds.Name + "-db-credentials" }
 
 // SecretProblem is a referenced Secret the server cannot start with. It becomes a condition
