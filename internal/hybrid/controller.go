@@ -31,8 +31,9 @@ const AnnotationSpecHash = "dittofs.dittofs.com/spec-hash"
 // EnvRelatedImage overrides the default DittoFS image (OLM's related-images convention).
 const EnvRelatedImage = "RELATED_IMAGE_DITTOFS"
 
-// Reconciler is the Go side of the hybrid: Secrets, StatefulSet, status and finalizer.
-//
+// RBAC of both reconcilers. Secrets: the Helm reconciler stores releases in Secrets (create,
+// update, delete); the Go controller creates the generated JWT/admin Secrets and the
+// PostgreSQL env Secret, reads the user's referenced Secrets and watches their metadata.
 // +kubebuilder:rbac:groups=dittofs.dittofs.com,resources=dittoservers,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=dittofs.dittofs.com,resources=dittoservers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=dittofs.dittofs.com,resources=dittoservers/finalizers,verbs=update
@@ -41,6 +42,8 @@ const EnvRelatedImage = "RELATED_IMAGE_DITTOFS"
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconciler is the Go side of the hybrid: Secrets, StatefulSet, status and finalizer.
 type Reconciler struct {
 	Client    client.Client
 	APIReader client.Reader

@@ -81,7 +81,7 @@ func (w *helmStatusWriter) Update(ctx context.Context, obj client.Object, opts .
 		"metadata":   map[string]any{"name": u.GetName(), "namespace": u.GetNamespace()},
 		"status":     status,
 	}}
-	if err := w.SubResourceWriter.Apply(ctx, client.ApplyConfigurationFromUnstructured(patch),
+	if err := w.Apply(ctx, client.ApplyConfigurationFromUnstructured(patch),
 		client.FieldOwner(HelmStatusFieldOwner), client.ForceOwnership); err != nil {
 		return err
 	}

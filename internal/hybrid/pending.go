@@ -10,18 +10,21 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 )
 
-// recoverPendingReleases wraps an ActionClientGetter. An operator killed during an install or
+// wrapActionClients wraps an ActionClientGetter. An operator killed during an install or
 // upgrade leaves its release pending-* forever and Helm refuses every later operation
 // (helm-operator-plugins issue #94). A release that was pending before this process started
 // cannot be in flight any more: a pending install is forgotten (the next reconcile installs
 // again; the objects it created are adopted), a pending upgrade or rollback is marked failed
 // (the next reconcile upgrades again).
-func recoverPendingReleases(inner helmclient.ActionClientGetter, started time.Time) helmclient.ActionClientGetter {
+//
+// It also swaps in the cache-backed drift repair (drift.go).
+func wrapActionClients(inner helmclient.ActionClientGetter, started time.Time, c client.Client) helmclient.ActionClientGetter {
 	return helmclient.ActionClientGetterFunc(func(ctx context.Context, obj client.Object) (helmclient.ActionInterface, error) {
-		ac, err := inner.ActionClientFor(ctx, obj)
+		inner, err := inner.ActionClientFor(ctx, obj)
 		if err != nil {
 			return nil, err
 		}
+		ac := &driftRepairingClient{ActionInterface: inner, ctx: ctx, client: c}
 		rel, err := ac.Get(obj.GetName())
 		if err != nil || rel.Info == nil || !rel.Info.Status.IsPending() || rel.Info.LastDeployed.Time.After(started) {
 			return ac, nil

@@ -82,7 +82,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 			reconciler.WithMaxReleaseHistory(opts.MaxReleaseHistory),
 			reconciler.WithWaitForDeletionTimeout(opts.WaitForDeletionTimeout),
 			reconciler.WithSelector(*w.Selector),
-			reconciler.WithActionClientGetter(recoverPendingReleases(getter, started)),
+			reconciler.WithActionClientGetter(wrapActionClients(getter, started, mgr.GetClient())),
 			reconciler.WithClient(NewHelmStatusClient(mgr.GetClient())),
 			reconciler.WithLog(ctrl.Log.WithName("helm").WithName(w.Kind)),
 		}
@@ -109,8 +109,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Scheme:    mgr.GetScheme(),
-		Recorder:  mgr.GetEventRecorderFor("dittoserver-go"),
-		Renderer:  renderer,
+		// The core/v1 event recorder, as the Helm reconciler uses: one kind of event per object.
+		Recorder: mgr.GetEventRecorderFor("dittoserver-go"), //nolint:staticcheck // see above
+		Renderer: renderer,
 	}).SetupWithManager(ctx, mgr, opts)
 }
 

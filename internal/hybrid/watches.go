@@ -31,10 +31,10 @@ func LoadWatches(data []byte, charts fs.FS) ([]watches.Watch, error) {
 		if w.Version == "" || w.Kind == "" {
 			return nil, fmt.Errorf("watches.yaml entry %d: version and kind are required", i)
 		}
-		if seen[w.GroupVersionKind.String()] {
+		if seen[w.String()] {
 			return nil, fmt.Errorf("watches.yaml: duplicate GVK %s", w.GroupVersionKind)
 		}
-		seen[w.GroupVersionKind.String()] = true
+		seen[w.String()] = true
 		chrt, err := LoadChart(charts, w.ChartPath)
 		if err != nil {
 			return nil, fmt.Errorf("watches.yaml entry %s: %w", w.GroupVersionKind, err)

@@ -163,3 +163,7 @@ func configHash(t *testing.T, ns, name string) string {
 	t.Helper()
 	return getStatefulSet(t, ns, name).Spec.Template.Annotations[hybrid.AnnotationConfigHash]
 }
+
+func clientKey(o client.Object) client.ObjectKey { return client.ObjectKeyFromObject(o) }
+
+func ignoreNotFound(err error) error { return client.IgnoreNotFound(err) }

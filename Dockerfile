@@ -1,0 +1,19 @@
+# Operator image: static binary (the chart and watches.yaml are embedded) on distroless nonroot.
+# Build: make docker-build IMG=<registry>/dittofs-operator:<tag>
+FROM golang:1.26 AS builder
+ARG TARGETOS=linux
+ARG TARGETARCH=amd64
+WORKDIR /workspace
+COPY go.mod go.sum ./
+RUN go mod download
+COPY main.go watches.yaml ./
+COPY api/ api/
+COPY internal/ internal/
+COPY helm-charts/ helm-charts/
+RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags "-s -w" -o manager .
+
+FROM gcr.io/distroless/static:nonroot
+WORKDIR /
+COPY --from=builder /workspace/manager .
+USER 65532:65532
+ENTRYPOINT ["/manager"]

@@ -1,0 +1,132 @@
+# DittoFS operator. `make help` lists the targets.
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+.DEFAULT_GOAL := help
+
+IMG ?= ghcr.io/dittofs/dittofs-operator:v0.1.0
+K8S_VERSION ?= v1.35.4
+DITTOFS_VERSION ?= v0.29.0
+
+ROOT := $(shell pwd)
+BIN := $(ROOT)/bin
+TOOLS := $(BIN)/tools
+K8S_BIN := $(BIN)/k8s/$(K8S_VERSION)
+export KUBEBUILDER_ASSETS := $(K8S_BIN)
+
+CONTROLLER_GEN_VERSION ?= v0.20.1
+GOLANGCI_LINT_VERSION ?= v2.15.0
+CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
+GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+GO_TEST_FLAGS ?= -count=1 -timeout 20m
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from the kubebuilder markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths=./... output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
+	$(CONTROLLER_GEN) object paths=./api/...
+
+.PHONY: fmt
+fmt: ## Run gofmt.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint and go vet.
+	go vet ./...
+	$(GOLANGCI_LINT) run ./...
+
+.PHONY: golden
+golden: ## Rewrite the golden files of the rendered chart (review the diff!).
+	go test ./internal/hybrid -run TestRenderGolden -update
+
+.PHONY: verify
+verify: manifests generate ## Regenerate everything and fail on a diff; check formatting.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	@git diff --exit-code -- config api || { echo "generated files are out of date: run make manifests generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- config api)" || { git status --porcelain -- config api; echo "untracked generated files"; exit 1; }
+
+##@ Test
+
+.PHONY: k8s-binaries
+k8s-binaries: ## Build kube-apiserver, etcd, controller-manager, scheduler, kubectl, kwok from the Go proxy.
+	bash hack/build-k8s.sh
+
+.PHONY: dittofs
+dittofs: ## Build the real DittoFS server and CLI (dfs, dfsctl) from the Go proxy.
+	bash hack/build-dittofs.sh
+
+.PHONY: test
+test: k8s-binaries dittofs ## Run every test: unit, envtest integration, DittoFS conformance, kwok e2e.
+	go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: unit
+unit: ## Run the fast tests only (no API server, no DittoFS).
+	go test $(GO_TEST_FLAGS) ./api/... ./internal/...
+
+.PHONY: integration
+integration: k8s-binaries ## Run the envtest integration tests.
+	go test $(GO_TEST_FLAGS) ./test/integration/...
+
+.PHONY: conformance
+conformance: dittofs ## Boot the real DittoFS v0.29.0 on what the operator renders.
+	go test $(GO_TEST_FLAGS) ./test/conformance/...
+
+.PHONY: e2e
+e2e: k8s-binaries build ## Run the end-to-end test on a local kwok control plane.
+	go test $(GO_TEST_FLAGS) ./test/e2e/...
+
+.PHONY: fuzz
+fuzz: ## Fuzz the value translator for 30s.
+	go test ./internal/hybrid -run '^$$' -fuzz FuzzTranslate -fuzztime 30s
+
+##@ Build and run
+
+.PHONY: build
+build: ## Build the operator binary (bin/manager).
+	go build -o $(BIN)/manager .
+
+.PHONY: run
+run: build ## Run the operator against the current kubeconfig.
+	$(BIN)/manager --metrics-secure=false --metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081
+
+.PHONY: demo
+demo: ## Start a local kwok control plane, run the operator, apply the sample, wait for Ready.
+	bash hack/demo.sh
+
+.PHONY: demo-down
+demo-down: ## Stop the demo operator and delete the local cluster.
+	bash hack/demo.sh down
+
+.PHONY: docker-build
+docker-build: ## Build the operator image (needs a container engine).
+	docker build -t $(IMG) .
+
+.PHONY: build-installer
+build-installer: ## Write dist/install.yaml (CRD, RBAC, operator) for kubectl apply -f.
+	mkdir -p dist
+	$(K8S_BIN)/kubectl kustomize config/default > dist/install.yaml
+
+##@ Tools
+
+$(CONTROLLER_GEN):
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(TOOLS)/controller-gen $@
+
+$(GOLANGCI_LINT):
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(TOOLS)/golangci-lint $@

@@ -1,0 +1,79 @@
+package integration
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/hybrid"
+)
+
+// assertBothOwners checks that the Go fields and the Helm conditions are all in the status.
+func assertBothOwners(t *testing.T, ds *v1alpha1.DittoServer) {
+	t.Helper()
+	assert.NotEmpty(t, ds.Status.Phase, "Go: phase")
+	assert.Equal(t, ds.Generation, ds.Status.ObservedGeneration, "Go: observedGeneration")
+	ready := condition(ds, hybrid.ConditionReady)
+	require.NotNil(t, ready, "Go: Ready")
+	assert.Equal(t, ds.Generation, ready.ObservedGeneration, "Go: Ready.observedGeneration")
+	for _, typ := range []string{hybrid.ConditionInitialized, hybrid.ConditionDeployed, hybrid.ConditionIrreconcilable, hybrid.ConditionReleaseFailed} {
+		c := condition(ds, typ)
+		require.NotNil(t, c, "Helm: %s", typ)
+		assert.NotEmpty(t, c.Reason, "Helm: %s reason", typ)
+	}
+	require.NotNil(t, ds.Status.DeployedRelease, "Helm: deployedRelease")
+}
+
+func TestStatusOwnersCoexist(t *testing.T) {
+	mgr := env.StartManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	userSecrets(t, ns)
+	require.NoError(t, k8s.Create(ctx(), basicServer(ns, "both")))
+	markStatefulSetReady(t, ns, "both")
+
+	// install
+	ds := waitCondition(t, ns, "both", hybrid.ConditionReady, metav1.ConditionTrue, "")
+	assertBothOwners(t, ds)
+
+	// upgrade
+	ds.Spec.NFSPort = ptrInt32(2049)
+	require.NoError(t, k8s.Update(ctx(), ds))
+	eventually(t, "upgrade reflected by both owners", func() error {
+		ds = getServer(t, ns, "both")
+		d := condition(ds, hybrid.ConditionDeployed)
+		r := condition(ds, hybrid.ConditionReady)
+		if d == nil || d.Reason != "UpgradeSuccessful" || r == nil || r.ObservedGeneration != ds.Generation || r.Status != metav1.ConditionTrue {
+			return assert.AnError
+		}
+		return nil
+	})
+	assertBothOwners(t, ds)
+	assert.Equal(t, "both-file."+ns+".svc:2049", ds.Status.NFSEndpoint)
+
+	// induced render failure: chart values that break values.schema.json
+	bad, _ := json.Marshal(map[string]any{"ports": map[string]any{"nfs": 70000}})
+	ds.Spec.ChartValues = &apiextensionsv1.JSON{Raw: bad}
+	require.NoError(t, k8s.Update(ctx(), ds))
+	ds = waitCondition(t, ns, "both", hybrid.ConditionIrreconcilable, metav1.ConditionTrue, "")
+	ds = waitCondition(t, ns, "both", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonRenderFailed)
+	assert.Contains(t, condition(ds, hybrid.ConditionReady).Message, "spec.chartValues")
+	assert.Contains(t, condition(ds, hybrid.ConditionIrreconcilable).Message, "spec.chartValues")
+	assert.Equal(t, v1alpha1.PhaseFailed, ds.Status.Phase)
+	assertBothOwners(t, ds)
+
+	// recovery
+	ds.Spec.ChartValues = nil
+	require.NoError(t, k8s.Update(ctx(), ds))
+	ds = waitCondition(t, ns, "both", hybrid.ConditionReady, metav1.ConditionTrue, "")
+	ds = waitCondition(t, ns, "both", hybrid.ConditionIrreconcilable, metav1.ConditionFalse, "")
+	assertBothOwners(t, ds)
+	assert.Equal(t, v1alpha1.PhaseRunning, ds.Status.Phase)
+}
+
+func ptrInt32(v int32) *int32 { return &v }

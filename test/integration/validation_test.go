@@ -1,0 +1,163 @@
+package integration
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/test/testenv"
+)
+
+// rawServer builds a DittoServer from a spec map, so invalid values reach the API server as is.
+func rawServer(ns, name string, spec map[string]any) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+	u.SetGroupVersionKind(testenv.GVK)
+	u.SetNamespace(ns)
+	u.SetName(name)
+	return u
+}
+
+func TestCRDRejectsInvalidSpecs(t *testing.T) {
+	ns := newNamespace(t)
+	storage := map[string]any{"metadataSize": "1Gi"}
+	cases := map[string]struct {
+		spec map[string]any
+		want []string // substrings of the API server's error
+	}{
+		"replicas 2": {
+			spec: map[string]any{"storage": storage, "replicas": 2},
+			want: []string{"spec.replicas", "less than or equal to 1"},
+		},
+		"nfs port out of range": {
+			spec: map[string]any{"storage": storage, "nfsPort": 70000},
+			want: []string{"spec.nfsPort"},
+		},
+		"api port 0": {
+			spec: map[string]any{"storage": storage, "controlPlane": map[string]any{"port": 0}},
+			want: []string{"spec.controlPlane.port"},
+		},
+		"nfs and api ports clash": {
+			spec: map[string]any{"storage": storage, "nfsPort": 8080},
+			want: []string{"spec.nfsPort must differ from spec.controlPlane.port"},
+		},
+		"smb and nfs ports clash": {
+			spec: map[string]any{"storage": storage, "nfsPort": 2049, "smb": map[string]any{"enabled": true, "port": 2049}},
+			want: []string{"spec.smb.port must differ from spec.nfsPort"},
+		},
+		"metrics and api ports clash": {
+			spec: map[string]any{"storage": storage, "metrics": map[string]any{"enabled": true, "port": 8080}},
+			want: []string{"spec.metrics.port must differ from spec.controlPlane.port"},
+		},
+		"api port on the NFS adapter port": {
+			spec: map[string]any{"storage": storage, "nfsPort": 2049, "controlPlane": map[string]any{"port": 12049}},
+			want: []string{"spec.controlPlane.port must not be 12049 or 1445"},
+		},
+		"bad metadata size": {
+			spec: map[string]any{"storage": map[string]any{"metadataSize": "10GB"}},
+			want: []string{"spec.storage.metadataSize", "should match"},
+		},
+		"bad cache size": {
+			spec: map[string]any{"storage": map[string]any{"metadataSize": "1Gi", "cacheSize": "lots"}},
+			want: []string{"spec.storage.cacheSize"},
+		},
+		"missing storage": {
+			spec: map[string]any{"replicas": 1},
+			want: []string{"spec.storage"},
+		},
+		"sqlite path off the volume": {
+			spec: map[string]any{"storage": storage, "database": map[string]any{"sqlite": map[string]any{"path": "/tmp/cp.db"}}},
+			want: []string{"spec.database.sqlite.path must be a file under /data/controlplane/"},
+		},
+		"admin username other than admin": {
+			spec: map[string]any{"storage": storage, "identity": map[string]any{"admin": map[string]any{"username": "root"}}},
+			want: []string{"spec.identity.admin.username must be \"admin\""},
+		},
+		"backup enabled without bucket and endpoint": {
+			spec: map[string]any{"storage": storage, "percona": map[string]any{"enabled": true, "backup": map[string]any{"enabled": true}}},
+			want: []string{"spec.percona.backup.bucket is required", "spec.percona.backup.endpoint is required"},
+		},
+		"percona replicas 6": {
+			spec: map[string]any{"storage": storage, "percona": map[string]any{"enabled": true, "replicas": 6}},
+			want: []string{"spec.percona.replicas"},
+		},
+		"bad token duration": {
+			spec: map[string]any{"storage": storage, "identity": map[string]any{"jwt": map[string]any{"accessTokenDuration": "15 minutes"}}},
+			want: []string{"spec.identity.jwt.accessTokenDuration"},
+		},
+		"unknown service type": {
+			spec: map[string]any{"storage": storage, "service": map[string]any{"type": "ExternalName"}},
+			want: []string{"spec.service.type", "Unsupported value"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := k8s.Create(ctx(), rawServer(ns, "bad", tc.spec))
+			require.Error(t, err, "the API server must reject it")
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+
+	t.Run("ports may repeat when the other side is disabled", func(t *testing.T) {
+		u := rawServer(ns, "ok-ports", map[string]any{"storage": storage, "nfsPort": 9090,
+			"metrics": map[string]any{"enabled": false, "port": 9090}, "smb": map[string]any{"enabled": false, "port": 9090}})
+		require.NoError(t, k8s.Create(ctx(), u))
+	})
+}
+
+// TestCRDDefaultsMatchGo: the API server's defaults (CRD markers) and v1alpha1.Default must agree.
+func TestCRDDefaultsMatchGo(t *testing.T) {
+	ns := newNamespace(t)
+	specs := map[string]map[string]any{
+		"minimal": {"storage": map[string]any{"metadataSize": "1Gi"}},
+		"every optional block present": {
+			"storage": map[string]any{"metadataSize": "1Gi"},
+			"cache":   map[string]any{},
+			"smb":     map[string]any{},
+			"s3":      map[string]any{"credentialsSecretRef": map[string]any{"secretName": "s3"}},
+			"percona": map[string]any{"backup": map[string]any{}},
+		},
+	}
+	i := 0
+	for name, spec := range specs {
+		t.Run(name, func(t *testing.T) {
+			i++
+			u := rawServer(ns, "defaults-"+string(rune('a'+i)), spec)
+			require.NoError(t, k8s.Create(ctx(), u))
+			fromServer := &v1alpha1.DittoServer{}
+			require.NoError(t, k8s.Get(ctx(), clientKey(u), fromServer))
+
+			raw, err := json.Marshal(map[string]any{"spec": spec})
+			require.NoError(t, err)
+			fromGo := &v1alpha1.DittoServer{}
+			require.NoError(t, json.Unmarshal(raw, fromGo))
+			fromGo.Default()
+			assert.Equal(t, fromGo.Spec, fromServer.Spec)
+		})
+	}
+}
+
+func TestDeleteRemovesFinalizersPromptly(t *testing.T) {
+	mgr := env.StartManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	userSecrets(t, ns)
+	require.NoError(t, k8s.Create(ctx(), basicServer(ns, "gone")))
+	ds := waitCondition(t, ns, "gone", "ConfigReady", metav1.ConditionTrue, "")
+	assert.Contains(t, ds.Finalizers, "dittofs.dittofs.com/finalizer")
+	assert.Contains(t, ds.Finalizers, "uninstall-helm-release")
+	require.NoError(t, k8s.Delete(ctx(), ds))
+	eventually(t, "DittoServer gone (no stuck Terminating)", func() error {
+		err := k8s.Get(ctx(), clientKey(ds), &v1alpha1.DittoServer{})
+		if err == nil {
+			return assert.AnError
+		}
+		return ignoreNotFound(err)
+	})
+}
