@@ -145,15 +145,17 @@ step "conditions of ${DS}"
 } | column -t -s $'\t'
 
 step "API requests of the operator (rest_client_requests_total)"
-echo "at startup (informers, discovery):          ${req_before}"
-echo "after ${DS} is Ready (+2 s):     ${req_after}"
-echo "for one DittoServer from create to Ready:   $((req_after - req_before))"
-curl -sf --max-time 5 "http://127.0.0.1:${metrics_port}/metrics" | grep '^rest_client_requests_total' | sed 's/^/  /'
+printf '%-44s %6d\n' "operator startup (discovery, informers):" "${req_before}" \
+  "one DittoServer, create -> Ready (+2 s):" "$((req_after - req_before))" \
+  "total:" "${req_after}"
+echo "by method and code (total):"
+curl -sf --max-time 5 "http://127.0.0.1:${metrics_port}/metrics" | grep '^rest_client_requests_total' |
+  sed -E 's/.*code="([^"]*)".*method="([^"]*)"} (.*)/  \2 \1: \3/' | sort
 
 step "summary"
-echo "cluster up:          ${t_cluster}"
-echo "apply → Ready:       ${t_ready}"
-echo "whole demo:          $(since "${t_start}")"
+echo "cluster up:            ${t_cluster}"
+echo "apply -> Ready:        ${t_ready}"
+echo "whole demo:            $(since "${t_start}")"
 echo
 echo "kubectl:  ${kubectl} --kubeconfig ${kubeconfig} -n ${NS} get dittoserver"
 echo "log:      ${logfile}"

@@ -133,7 +133,19 @@ down() {
   if [[ -f "${kubeconfig}" ]]; then
     dirs="$(k get pv -o jsonpath='{range .items[*]}{.spec.hostPath.path}{"\n"}{end}' --request-timeout=5s 2>/dev/null || true)"
   fi
+  local pids="" f
+  for f in "${clusterdir}"/pids/*.pid; do
+    [[ -f "${f}" ]] && pids+=" $(cat "${f}")"
+  done
   kw delete cluster || true
+  # kwokctl only signals the components: wait (bounded) until they are gone
+  local p i
+  for p in ${pids}; do
+    for i in $(seq 1 100); do
+      kill -0 "${p}" 2>/dev/null || break
+      sleep 0.1
+    done
+  done
   local d
   for d in ${dirs}; do
     [[ "${d}" == /tmp/hostpath_pv/* ]] && rm -rf -- "${d}"

@@ -1,0 +1,67 @@
+package hybrid
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParsePostgresURI(t *testing.T) {
+	tests := map[string]struct {
+		uri     string
+		want    map[string]string
+		wantErr string
+	}{
+		"full": {
+			uri: "postgres://dittofs:p%40ss%3Aw%2Ford@db.example.svc:6432/ditto?sslmode=require",
+			want: map[string]string{"host": "db.example.svc", "port": "6432", "database": "ditto",
+				"user": "dittofs", "password": "p@ss:w/ord", "sslmode": "require"},
+		},
+		"defaults for port and sslmode": {
+			uri:  "postgresql://u:p@h/db",
+			want: map[string]string{"host": "h", "port": "5432", "database": "db", "user": "u", "password": "p", "sslmode": "prefer"},
+		},
+		"surrounding whitespace from a file-made Secret": {
+			uri:  "postgres://u:p@h:5432/db\n",
+			want: map[string]string{"host": "h", "port": "5432", "database": "db", "user": "u", "password": "p", "sslmode": "prefer"},
+		},
+		"key=value DSN":   {uri: "host=h user=u password=secret dbname=d", wantErr: "scheme"},
+		"no host":         {uri: "postgres://u:p@/db", wantErr: "host"},
+		"no user":         {uri: "postgres://h:5432/db", wantErr: "user"},
+		"no database":     {uri: "postgres://u:p@h:5432/", wantErr: "database"},
+		"unparseable":     {uri: "postgres://u:p@h:port/db", wantErr: "does not parse"},
+		"mysql":           {uri: "mysql://u:p@h/db", wantErr: "scheme"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := ParsePostgresURI(tc.uri)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				assert.NotContains(t, err.Error(), "secret", "never echo the password")
+				assert.NotContains(t, err.Error(), ":p@", "never echo the URI")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestRandomString(t *testing.T) {
+	a, err := randomString(48)
+	require.NoError(t, err)
+	b, err := randomString(48)
+	require.NoError(t, err)
+	assert.Len(t, a, 48)
+	assert.NotEqual(t, a, b)
+}
+
+func TestConfigHash(t *testing.T) {
+	base := ConfigHash("cfg", []hashPart{{"a", "k", []byte("v")}, {"b", "k", []byte("w")}})
+	assert.Equal(t, base, ConfigHash("cfg", []hashPart{{"b", "k", []byte("w")}, {"a", "k", []byte("v")}}), "order-independent")
+	assert.NotEqual(t, base, ConfigHash("cfg2", []hashPart{{"a", "k", []byte("v")}, {"b", "k", []byte("w")}}), "config counts")
+	assert.NotEqual(t, base, ConfigHash("cfg", []hashPart{{"a", "k", []byte("v2")}, {"b", "k", []byte("w")}}), "secret bytes count")
+	assert.NotEqual(t, ConfigHash("", []hashPart{{"ab", "c", nil}}), ConfigHash("", []hashPart{{"a", "bc", nil}}), "fields are delimited")
+}

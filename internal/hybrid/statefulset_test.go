@@ -1,0 +1,148 @@
+package hybrid
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/pod-security-admission/api"
+	"k8s.io/pod-security-admission/policy"
+	"k8s.io/utils/ptr"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+)
+
+func server(mutate func(*v1alpha1.DittoServerSpec)) *v1alpha1.DittoServer {
+	ds := &v1alpha1.DittoServer{
+		ObjectMeta: metav1.ObjectMeta{Name: "ds", Namespace: "ns"},
+		Spec:       v1alpha1.DittoServerSpec{Storage: v1alpha1.StorageSpec{MetadataSize: "1Gi"}},
+	}
+	if mutate != nil {
+		mutate(&ds.Spec)
+	}
+	return ds
+}
+
+var inputs = StatefulSetInputs{
+	Image: "img:1", ConfigHash: "abc",
+	JWTSecret: SecretKey{"j", "secret"}, AdminPassword: SecretKey{"a", "password"},
+}
+
+func envOf(c corev1.Container) map[string]string {
+	out := map[string]string{}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
+			out[e.Name] = "secret:" + e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+		default:
+			out[e.Name] = e.Value
+		}
+	}
+	return out
+}
+
+func TestDesiredStatefulSet(t *testing.T) {
+	tests := map[string]struct {
+		mutate func(*v1alpha1.DittoServerSpec)
+		inputs func(*StatefulSetInputs)
+		check  func(t *testing.T, c corev1.Container, pod corev1.PodSpec, claims []string)
+	}{
+		"defaults": {
+			check: func(t *testing.T, c corev1.Container, pod corev1.PodSpec, claims []string) {
+				assert.Equal(t, []string{"controlplane", "metadata", "cache"}, claims)
+				assert.Equal(t, map[string]string{
+					"HOME":                           "/tmp",
+					"DITTOFS_CONTROLPLANE_SECRET":    "secret:j/secret",
+					"DITTOFS_ADMIN_INITIAL_PASSWORD": "secret:a/password",
+				}, envOf(c))
+				assert.Len(t, c.Ports, 2)
+				assert.False(t, *pod.EnableServiceLinks, "service links would inject DITTOFS_* lookalike env")
+			},
+		},
+		"content volume, smb and metrics": {
+			mutate: func(s *v1alpha1.DittoServerSpec) {
+				s.Storage.ContentSize = "5Gi"
+				s.SMB = &v1alpha1.SMBSpec{Enabled: true}
+				s.Metrics = &v1alpha1.MetricsSpec{Enabled: true, Port: 9100}
+				s.ControlPlane = &v1alpha1.ControlPlaneSpec{Port: 9000}
+			},
+			check: func(t *testing.T, c corev1.Container, _ corev1.PodSpec, claims []string) {
+				assert.Equal(t, []string{"controlplane", "metadata", "cache", "content"}, claims)
+				ports := map[string]int32{}
+				for _, p := range c.Ports {
+					ports[p.Name] = p.ContainerPort
+				}
+				assert.Equal(t, map[string]int32{"api": 9000, "nfs": 12049, "smb": 1445, "metrics": 9100}, ports)
+				assert.Equal(t, int32(9000), c.LivenessProbe.HTTPGet.Port.IntVal)
+			},
+		},
+		"postgres env from the operator-owned Secret": {
+			inputs: func(in *StatefulSetInputs) { in.PostgresSecret = "ds-db-credentials" },
+			check: func(t *testing.T, c corev1.Container, _ corev1.PodSpec, _ []string) {
+				env := envOf(c)
+				assert.Equal(t, "secret:ds-db-credentials/host", env["DITTOFS_DATABASE_POSTGRES_HOST"])
+				assert.Equal(t, "secret:ds-db-credentials/password", env["DITTOFS_DATABASE_POSTGRES_PASSWORD"])
+				assert.Equal(t, "secret:ds-db-credentials/sslmode", env["DITTOFS_DATABASE_POSTGRES_SSLMODE"])
+				assert.NotContains(t, env, "DATABASE_URL")
+			},
+		},
+		"user security context wins but ALL stays dropped": {
+			mutate: func(s *v1alpha1.DittoServerSpec) {
+				s.SecurityContext = &corev1.SecurityContext{
+					ReadOnlyRootFilesystem: ptr.To(false),
+					Capabilities:           &corev1.Capabilities{Drop: []corev1.Capability{"NET_RAW"}},
+				}
+				s.PodSecurityContext = &corev1.PodSecurityContext{FSGroup: ptr.To(int64(2000))}
+			},
+			check: func(t *testing.T, c corev1.Container, pod corev1.PodSpec, _ []string) {
+				assert.False(t, *c.SecurityContext.ReadOnlyRootFilesystem)
+				assert.ElementsMatch(t, []corev1.Capability{"NET_RAW", "ALL"}, c.SecurityContext.Capabilities.Drop)
+				assert.Equal(t, int64(2000), *pod.SecurityContext.FSGroup)
+				assert.True(t, *pod.SecurityContext.RunAsNonRoot)
+			},
+		},
+		"replicas 0 stops the server": {
+			mutate: func(s *v1alpha1.DittoServerSpec) { s.Replicas = ptr.To(int32(0)) },
+			check:  func(t *testing.T, _ corev1.Container, _ corev1.PodSpec, _ []string) {},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			in := inputs
+			if tc.inputs != nil {
+				tc.inputs(&in)
+			}
+			ds := server(tc.mutate)
+			sts := DesiredStatefulSet(ds, in)
+			pod := sts.Spec.Template.Spec
+			require.Len(t, pod.Containers, 1)
+			var claims []string
+			for _, c := range sts.Spec.VolumeClaimTemplates {
+				claims = append(claims, c.Name)
+			}
+			assert.Equal(t, ds.Spec.EffectiveReplicas(), *sts.Spec.Replicas)
+			assert.Equal(t, "abc", sts.Spec.Template.Annotations[AnnotationConfigHash])
+			tc.check(t, pod.Containers[0], pod, claims)
+			assertRestricted(t, &sts.Spec.Template.ObjectMeta, &pod)
+		})
+	}
+}
+
+// assertRestricted runs the Pod Security "restricted" policy of the API server's admission.
+func assertRestricted(t *testing.T, meta *metav1.ObjectMeta, pod *corev1.PodSpec) {
+	t.Helper()
+	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
+	require.NoError(t, err)
+	results := evaluator.EvaluatePod(api.LevelVersion{Level: api.LevelRestricted, Version: api.LatestVersion()}, meta, pod)
+	for _, r := range results {
+		assert.True(t, r.Allowed, "Pod Security restricted: %s: %s", r.ForbiddenReason, r.ForbiddenDetail)
+	}
+}
+
+func TestTerminationGraceCoversShutdown(t *testing.T) {
+	// dfs exits by itself after 3*shutdown_timeout+5s; the preStop sleep comes first.
+	assert.Greater(t, TerminationGracePeriodSeconds(), int64(PreStopSleepSeconds+3*ShutdownTimeoutSeconds+5))
+	assert.Equal(t, int64(105), TerminationGracePeriodSeconds())
+}
