@@ -34,8 +34,7 @@ stop_manager() {
   pid="$(cat "${pidfile}")"
   if [[ -n "${pid}" ]] && tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -q "${root}/bin/manager "; then
     kill "${pid}"
-    local i
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
       kill -0 "${pid}" 2>/dev/null || break
       sleep 0.1
     done
@@ -105,15 +104,17 @@ echo -n $! >"${pidfile}"
 echo "metrics=${metrics_port} probe=${probe_port}" >"${portfile}"
 mpid="$(cat "${pidfile}")"
 t="$(now)"
-for i in $(seq 1 150); do
-  curl -sf --max-time 1 "http://127.0.0.1:${probe_port}/readyz" >/dev/null 2>&1 && break
-  if ! kill -0 "${mpid}" 2>/dev/null; then
-    echo "the operator exited; log tail:" >&2
-    tail -n 40 "${logfile}" >&2
-    exit 1
-  fi
+ok=0
+for _ in $(seq 1 150); do
+  if curl -sf --max-time 1 "http://127.0.0.1:${probe_port}/readyz" >/dev/null 2>&1; then ok=1; break; fi
+  kill -0 "${mpid}" 2>/dev/null || break
   sleep 0.2
 done
+if ((!ok)); then
+  echo "the operator is not ready (exited or no /readyz after 30 s); log tail:" >&2
+  tail -n 40 "${logfile}" >&2
+  exit 1
+fi
 echo "operator pid ${mpid} ready in $(since "${t}") (log: ${logfile}, metrics: http://127.0.0.1:${metrics_port}/metrics)"
 req_before="$(requests)"
 

@@ -113,8 +113,7 @@ up() {
   log "node ready in $(since "${t}")"
   storageclass
   # the default ServiceAccount is needed before Pods can be created in a namespace
-  local i
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     k get serviceaccount default -n default >/dev/null 2>&1 && break
     sleep 0.2
   done
@@ -139,9 +138,9 @@ down() {
   done
   kw delete cluster || true
   # kwokctl only signals the components: wait (bounded) until they are gone
-  local p i
+  local p
   for p in ${pids}; do
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
       kill -0 "${p}" 2>/dev/null || break
       sleep 0.1
     done
@@ -173,8 +172,7 @@ restart_kcm() {
   done
   ((has_le)) || args+=(--leader-elect=false)
   kill "${pid}"
-  local i
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     kill -0 "${pid}" 2>/dev/null || break
     sleep 0.1
   done
@@ -185,11 +183,13 @@ restart_kcm() {
   pid=$!
   echo -n "${pid}" >"${pidfile}"
   if [[ -n "${port}" ]]; then
-    for i in $(seq 1 150); do
-      curl -ksf --max-time 1 "https://127.0.0.1:${port}/healthz" >/dev/null 2>&1 && break
+    local ok=0
+    for _ in $(seq 1 150); do
+      if curl -ksf --max-time 1 "https://127.0.0.1:${port}/healthz" >/dev/null 2>&1; then ok=1; break; fi
       kill -0 "${pid}" 2>/dev/null || die "kube-controller-manager exited, see ${logfile}"
       sleep 0.2
     done
+    ((ok)) || die "kube-controller-manager not healthy after 30 s, see ${logfile}"
   fi
   log "kube-controller-manager restarted (pid ${pid}) in $(since "${t0}")"
 }

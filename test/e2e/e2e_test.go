@@ -81,12 +81,16 @@ func (o *operator) stop(t *testing.T) {
 		return
 	}
 	_ = o.cmd.Process.Signal(syscall.SIGTERM)
+	var err error
 	select {
-	case <-o.done:
+	case err = <-o.done:
 	case <-time.After(15 * time.Second):
 		t.Logf("operator (pid %d) did not stop on SIGTERM, killing it", o.cmd.Process.Pid)
 		_ = o.cmd.Process.Kill()
-		<-o.done
+		err = <-o.done
+	}
+	if err != nil {
+		t.Logf("operator (pid %d) exited: %v", o.cmd.Process.Pid, err)
 	}
 }
 
