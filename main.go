@@ -6,7 +6,9 @@ package main
 import (
 	_ "embed"
 	"flag"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	charts "github.com/dittofs/dittofs-operator/helm-charts"
@@ -38,6 +41,7 @@ func main() {
 		burst, helmWorkers, goWorkers       int
 		maxHistory                          int
 		waitForDeletion                     time.Duration
+		webhookCertDir, enableWebhooks      string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "address of the metrics endpoint (\"0\" disables it)")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "serve metrics over HTTPS with Kubernetes authn/authz")
@@ -50,18 +54,20 @@ func main() {
 	flag.IntVar(&goWorkers, "max-concurrent-reconciles", 2, "workers of the Go controller")
 	flag.IntVar(&maxHistory, "max-release-history", 2, "Helm release revisions kept per DittoServer")
 	flag.DurationVar(&waitForDeletion, "wait-for-deletion-timeout", 2*time.Second, "how long a Helm worker waits for a deleted DittoServer to disappear")
+	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with tls.crt and tls.key for the validating webhook (OLM mounts them here)")
+	flag.StringVar(&enableWebhooks, "enable-webhooks", envOr("ENABLE_WEBHOOKS", "auto"), "serve the validating webhook: auto (when certificates are present), true, false (env ENABLE_WEBHOOKS)")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	setupLog := ctrl.Log.WithName("setup")
 
 	if err := run(runOptions{
 		metricsAddr: metricsAddr, probeAddr: probeAddr, watchesFile: watchesFile,
 		secureMetrics: secureMetrics, leaderElect: leaderElect, qps: float32(qps), burst: burst,
 		helmWorkers: helmWorkers, goWorkers: goWorkers, maxHistory: maxHistory, waitForDeletion: waitForDeletion,
+		webhookCertDir: webhookCertDir, enableWebhooks: enableWebhooks,
 	}); err != nil {
-		setupLog.Error(err, "operator stopped")
+		ctrl.Log.WithName("setup").Error(err, "operator stopped")
 		os.Exit(1)
 	}
 }
@@ -73,6 +79,7 @@ type runOptions struct {
 	burst, helmWorkers, goWorkers       int
 	maxHistory                          int
 	waitForDeletion                     time.Duration
+	webhookCertDir, enableWebhooks      string
 }
 
 func run(o runOptions) error {
@@ -101,7 +108,14 @@ func run(o runOptions) error {
 	if o.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
+	webhooks, err := webhooksEnabled(o.enableWebhooks, o.webhookCertDir)
+	if err != nil {
+		return err
+	}
+	setupLog := ctrl.Log.WithName("setup")
+	setupLog.Info("starting", "watchNamespaces", namespaces, "webhook", webhooks)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		WebhookServer:          webhook.NewServer(webhook.Options{CertDir: o.webhookCertDir, Port: 9443}),
 		Scheme:                 scheme,
 		Cache:                  hybrid.CacheOptions(namespaces),
 		Metrics:                metricsOpts,
@@ -121,6 +135,7 @@ func run(o runOptions) error {
 		GoConcurrency:          o.goWorkers,
 		WaitForDeletionTimeout: o.waitForDeletion,
 		MaxReleaseHistory:      o.maxHistory,
+		EnableWebhook:          webhooks,
 	}); err != nil {
 		return err
 	}
@@ -131,6 +146,33 @@ func run(o runOptions) error {
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// webhooksEnabled decides whether to serve the validating webhook. "auto" serves it only when
+// certificates are present, so an install without them (plain kustomize, no cert-manager) runs
+// without a webhook instead of crash-looping; the reconciler's guard reports the same checks.
+func webhooksEnabled(mode, certDir string) (bool, error) {
+	switch strings.ToLower(mode) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	case "auto", "":
+		for _, f := range []string{"tls.crt", "tls.key"} {
+			if _, err := os.Stat(filepath.Join(certDir, f)); err != nil {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("--enable-webhooks / ENABLE_WEBHOOKS must be auto, true or false, not %q", mode)
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 // watchNamespaces reads WATCH_NAMESPACE: empty means all namespaces, otherwise a

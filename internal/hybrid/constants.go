@@ -7,6 +7,8 @@ package hybrid
 const (
 	// Finalizer guards cleanup (Percona orphaning/deletion) before the DittoServer goes away.
 	Finalizer = "dittofs.dittofs.com/finalizer"
+	// HelmUninstallFinalizer is the Helm reconciler's own finalizer (helm-operator-plugins).
+	HelmUninstallFinalizer = "uninstall-helm-release"
 
 	// FieldOwner is the server-side-apply field manager of the Go controller.
 	FieldOwner = "dittofs-operator"

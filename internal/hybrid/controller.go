@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -50,7 +52,13 @@ type Reconciler struct {
 	Scheme    *runtime.Scheme
 	Recorder  record.EventRecorder
 	Renderer  *Renderer
+	// Validator is the guard: the same checks as the validating webhook.
+	Validator *Validator
 }
+
+// invalidSpecRecheck re-runs the guard for an invalid spec that no watch may fix (e.g. the
+// Percona CRD being installed later). StorageClass and Secret changes trigger a reconcile anyway.
+const invalidSpecRecheck = 2 * time.Minute
 
 // DefaultImage is the DittoFS image for servers without spec.image.
 func DefaultImage() string {
@@ -71,12 +79,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return r.reconcileDelete(ctx, ds)
 	}
 	if !controllerutil.ContainsFinalizer(ds, Finalizer) {
+		// Add the Helm reconciler's finalizer in the same write: both reconcilers start on the
+		// same create event and would otherwise race two Updates (one of them conflicting).
 		controllerutil.AddFinalizer(ds, Finalizer)
+		controllerutil.AddFinalizer(ds, HelmUninstallFinalizer)
 		if err := r.Client.Update(ctx, ds); err != nil {
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{RequeueAfter: time.Second}, nil
+			}
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 	}
 
+	ctx = withSecretMemo(ctx)
 	st := newStatusBuilder(ds)
 	result, err := r.reconcileServer(ctx, ds, st)
 	if err != nil {
@@ -91,6 +106,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // reconcileServer runs the phases in order; each returns early when a later one cannot run.
 func (r *Reconciler) reconcileServer(ctx context.Context, ds *v1alpha1.DittoServer, st *statusBuilder) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
+
+	findings, err := r.Validator.Validate(ctx, ds)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	st.warnings = append(st.warnings, findings.Warnings...)
+	if len(findings.Errors) > 0 {
+		// Invalid but admitted (no webhook, or the cluster changed since): report, do not roll out.
+		st.configFailed(ReasonInvalidSpec, strings.Join(findings.Errors, "; "))
+		return ctrl.Result{RequeueAfter: invalidSpecRecheck}, r.observeStatefulSet(ctx, ds, st)
+	}
 
 	jwt, admin, err := r.ensureGeneratedSecrets(ctx, ds)
 	if err != nil {

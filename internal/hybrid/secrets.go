@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
@@ -111,7 +112,7 @@ func (r *Reconciler) createSecretOnce(ctx context.Context, ds *v1alpha1.DittoSer
 func (r *Reconciler) readSecret(ctx context.Context, ds *v1alpha1.DittoServer, name string) (*corev1.Secret, error) {
 	s := &corev1.Secret{}
 	key := types.NamespacedName{Namespace: ds.Namespace, Name: name}
-	reader := r.APIReader
+	var reader client.Reader = memoReader{Inner: r.APIReader}
 	if name == JWTSecretName(ds) || name == AdminSecretName(ds) {
 		reader = r.Client
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/operator-framework/helm-operator-plugins/pkg/reconciler"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -41,6 +42,8 @@ type Options struct {
 	WaitForDeletionTimeout time.Duration
 	// MaxReleaseHistory is the number of Helm release revisions kept.
 	MaxReleaseHistory int
+	// EnableWebhook serves the validating webhook (needs serving certificates).
+	EnableWebhook bool
 }
 
 // Setup registers the Helm reconciler(s) from watches.yaml and the Go controller.
@@ -105,18 +108,44 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if renderer == nil {
 		return fmt.Errorf("watches.yaml has no entry for %s", v1alpha1.GroupVersionKind())
 	}
+	validator := &Validator{
+		Reader:       mgr.GetClient(),
+		SecretReader: memoReader{Inner: mgr.GetAPIReader()},
+		Mapper:       mgr.GetRESTMapper(),
+	}
+	if opts.EnableWebhook {
+		if err := SetupWebhook(mgr, validator); err != nil {
+			return fmt.Errorf("setting up the validating webhook: %w", err)
+		}
+	}
 	return (&Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Scheme:    mgr.GetScheme(),
 		// The core/v1 event recorder, as the Helm reconciler uses: one kind of event per object.
-		Recorder: mgr.GetEventRecorderFor("dittoserver-go"), //nolint:staticcheck // see above
-		Renderer: renderer,
+		Recorder:  mgr.GetEventRecorderFor("dittoserver-go"), //nolint:staticcheck // see above
+		Renderer:  renderer,
+		Validator: validator,
 	}).SetupWithManager(ctx, mgr, opts)
 }
 
-// indexSecretNames indexes DittoServers by the names of the Secrets they reference.
-const indexSecretNames = "dittofs.secretNames"
+// Field indexes of DittoServers: the Secrets and StorageClasses they reference.
+const (
+	indexSecretNames  = "dittofs.secretNames"
+	indexStorageClass = "dittofs.storageClasses"
+)
+
+// ReferencedStorageClasses lists the StorageClasses a DittoServer names.
+func ReferencedStorageClasses(ds *v1alpha1.DittoServer) []string {
+	var out []string
+	if sc := ds.Spec.Storage.StorageClassName; sc != nil && *sc != "" {
+		out = append(out, *sc)
+	}
+	if p := ds.Spec.Percona; p != nil && p.StorageClassName != nil && *p.StorageClassName != "" {
+		out = append(out, *p.StorageClassName)
+	}
+	return out
+}
 
 // ReferencedSecretNames lists the user Secrets a DittoServer reads.
 func ReferencedSecretNames(ds *v1alpha1.DittoServer) []string {
@@ -146,6 +175,11 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 	}); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.DittoServer{}, indexStorageClass, func(o client.Object) []string {
+		return ReferencedStorageClasses(o.(*v1alpha1.DittoServer))
+	}); err != nil {
+		return err
+	}
 
 	// User Secrets are not in the manager's cache (it holds only Secrets the operator labelled,
 	// and never Helm release Secrets). A metadata-only cache of Secrets tells us when a
@@ -171,15 +205,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 		return err
 	}
 	secretToServers := handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
-		list := &v1alpha1.DittoServerList{}
-		if err := r.Client.List(ctx, list, client.InNamespace(s.Namespace), client.MatchingFields{indexSecretNames: s.Name}); err != nil {
-			return nil
-		}
-		reqs := make([]reconcile.Request, 0, len(list.Items))
-		for i := range list.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		}
-		return reqs
+		return r.serversReferencing(ctx, indexSecretNames, s.Name, client.InNamespace(s.Namespace))
+	})
+	storageClassToServers := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		return r.serversReferencing(ctx, indexStorageClass, o.GetName())
 	})
 
 	workers := opts.GoConcurrency
@@ -193,8 +222,24 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.Secret{}).
 		WatchesRawSource(source.Kind(secretCache, secretMeta, secretToServers, secretDataChanged())).
+		Watches(&storagev1.StorageClass{}, storageClassToServers, builder.WithPredicates(predicate.Funcs{
+			UpdateFunc: func(event.UpdateEvent) bool { return false },
+		})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
+}
+
+// serversReferencing lists the DittoServers whose index entry matches value.
+func (r *Reconciler) serversReferencing(ctx context.Context, index, value string, opts ...client.ListOption) []reconcile.Request {
+	list := &v1alpha1.DittoServerList{}
+	if err := r.Client.List(ctx, list, append(opts, client.MatchingFields{index: value})...); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
 }
 
 // specOrHelmStatusChanged ignores status-only updates of a DittoServer (most of them are our

@@ -1,0 +1,200 @@
+package hybrid
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+)
+
+// PerconaGVK is the PostgreSQL cluster kind of the Percona operator.
+var PerconaGVK = schema.GroupVersionKind{Group: "pgv2.percona.com", Version: "v2", Kind: "PerconaPGCluster"}
+
+// Findings is the outcome of validating a DittoServer against the cluster: errors block the
+// server, warnings are reported and do not.
+type Findings struct {
+	Errors   []string
+	Warnings []string
+}
+
+// Validator runs the checks that need cluster state. The validating webhook and the
+// reconciler's guard call the same Validate, so both give the same answer.
+type Validator struct {
+	// Reader reads StorageClasses (cluster-scoped; the cache) and Secrets (the API reader).
+	Reader       client.Reader
+	SecretReader client.Reader
+	// Mapper answers whether the Percona CRD is installed. A meta.ResettableRESTMapper is reset
+	// on a miss, so a CRD installed after the operator started is seen.
+	Mapper meta.RESTMapper
+}
+
+// Validate checks ds. It never returns a Secret's value in a message.
+func (v *Validator) Validate(ctx context.Context, ds *v1alpha1.DittoServer) (Findings, error) {
+	var f Findings
+	s := &ds.Spec
+
+	if sc := s.Storage.StorageClassName; sc != nil && *sc != "" {
+		if err := v.storageClassExists(ctx, "spec.storage.storageClassName", *sc, &f); err != nil {
+			return f, err
+		}
+	}
+	if p := s.Percona; p != nil && p.Enabled {
+		if sc := p.StorageClassName; sc != nil && *sc != "" {
+			if err := v.storageClassExists(ctx, "spec.percona.storageClassName", *sc, &f); err != nil {
+				return f, err
+			}
+		}
+		installed, err := v.perconaInstalled()
+		if err != nil {
+			return f, err
+		}
+		if !installed {
+			f.Errors = append(f.Errors, "spec.percona.enabled is true but the Percona PostgreSQL operator is not installed (no PerconaPGCluster kind in pgv2.percona.com/v2); install it first (see docs/PERCONA.md) or set spec.percona.enabled to false")
+		}
+		if s.Database != nil && s.Database.PostgresSecretRef != nil {
+			f.Warnings = append(f.Warnings, "spec.database.postgresSecretRef is ignored while spec.percona.enabled is true: the server uses the Percona cluster; remove one of them")
+		}
+	}
+
+	if err := v.checkSecrets(ctx, ds, &f); err != nil {
+		return f, err
+	}
+
+	for _, p := range privilegedPorts(s) {
+		f.Warnings = append(f.Warnings, fmt.Sprintf("%s is %d, below 1024: the DittoFS container runs as a non-root user without capabilities and may not be able to bind it; prefer a port above 1023", p.field, p.port))
+	}
+	f.Warnings = append(f.Warnings, NoEffectFields(s)...)
+	return f, nil
+}
+
+func (v *Validator) storageClassExists(ctx context.Context, field, name string, f *Findings) error {
+	err := v.Reader.Get(ctx, types.NamespacedName{Name: name}, &storagev1.StorageClass{})
+	if apierrors.IsNotFound(err) {
+		f.Errors = append(f.Errors, fmt.Sprintf("%s: StorageClass %q does not exist; create it or pick one of `kubectl get storageclass`", field, name))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading StorageClass %s: %w", name, err)
+	}
+	return nil
+}
+
+func (v *Validator) perconaInstalled() (bool, error) {
+	_, err := v.Mapper.RESTMapping(PerconaGVK.GroupKind(), PerconaGVK.Version)
+	if err == nil {
+		return true, nil
+	}
+	if meta.IsNoMatchError(err) {
+		return false, nil
+	}
+	return false, fmt.Errorf("looking up the PerconaPGCluster kind: %w", err)
+}
+
+// checkSecrets warns about referenced Secrets or keys that do not exist (yet): tools such as
+// external-secrets or Vault create them after the DittoServer.
+func (v *Validator) checkSecrets(ctx context.Context, ds *v1alpha1.DittoServer, f *Findings) error {
+	type ref struct{ field, name, key string }
+	var refs []ref
+	s := &ds.Spec
+	if id := s.Identity; id != nil {
+		if id.JWT != nil && id.JWT.SecretRef != nil {
+			refs = append(refs, ref{"spec.identity.jwt.secretRef", id.JWT.SecretRef.Name, id.JWT.SecretRef.Key})
+		}
+		if id.Admin != nil && id.Admin.PasswordSecretRef != nil {
+			refs = append(refs, ref{"spec.identity.admin.passwordSecretRef", id.Admin.PasswordSecretRef.Name, id.Admin.PasswordSecretRef.Key})
+		}
+	}
+	if s.Database != nil && s.Database.PostgresSecretRef != nil {
+		refs = append(refs, ref{"spec.database.postgresSecretRef", s.Database.PostgresSecretRef.Name, s.Database.PostgresSecretRef.Key})
+	}
+	if s.S3 != nil && s.S3.CredentialsSecretRef != nil {
+		r := s.S3.CredentialsSecretRef
+		refs = append(refs, ref{"spec.s3.credentialsSecretRef", r.SecretName, r.AccessKeyIDKey}, ref{"spec.s3.credentialsSecretRef", r.SecretName, r.SecretAccessKeyKey})
+	}
+	for _, r := range refs {
+		secret := &corev1.Secret{}
+		err := v.SecretReader.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: r.name}, secret)
+		if apierrors.IsNotFound(err) {
+			f.Warnings = append(f.Warnings, fmt.Sprintf("%s: Secret %s does not exist yet; the server starts once it does", r.field, r.name))
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading Secret %s/%s: %w", ds.Namespace, r.name, err)
+		}
+		value, ok := secret.Data[r.key]
+		if r.key != "" && !ok {
+			f.Warnings = append(f.Warnings, fmt.Sprintf("%s: Secret %s has no key %q yet", r.field, r.name, r.key))
+			continue
+		}
+		if r.field == "spec.identity.jwt.secretRef" && len(strings.TrimSpace(string(value))) < JWTSecretMinLength {
+			f.Warnings = append(f.Warnings, fmt.Sprintf("%s: Secret %s key %q holds fewer than %d characters; DittoFS refuses to start with it", r.field, r.name, r.key, JWTSecretMinLength))
+		}
+	}
+	return nil
+}
+
+type portField struct {
+	field string
+	port  int32
+}
+
+// privilegedPorts lists the container ports below 1024 (the Service ports nfsPort and smb.port
+// map to the adapters' fixed unprivileged ports, so they may be low).
+func privilegedPorts(s *v1alpha1.DittoServerSpec) []portField {
+	var out []portField
+	if p := s.APIPort(); p < 1024 {
+		out = append(out, portField{"spec.controlPlane.port", p})
+	}
+	if s.MetricsEnabled() && s.MetricsPort() < 1024 {
+		out = append(out, portField{"spec.metrics.port", s.MetricsPort()})
+	}
+	return out
+}
+
+// NoEffectFields names the fields accepted for compatibility with earlier versions of the API
+// that DittoFS v0.29.0 has no setting for.
+func NoEffectFields(s *v1alpha1.DittoServerSpec) []string {
+	var fields []string
+	if s.Cache != nil {
+		fields = append(fields, "spec.cache")
+	}
+	if s.Identity != nil && s.Identity.JWT != nil && s.Identity.JWT.Issuer != "" {
+		fields = append(fields, "spec.identity.jwt.issuer")
+	}
+	if s.AdapterDiscovery != nil {
+		fields = append(fields, "spec.adapterDiscovery")
+	}
+	if smb := s.SMB; smb != nil {
+		if smb.MaxConnections != nil {
+			fields = append(fields, "spec.smb.maxConnections")
+		}
+		if smb.MaxRequestsPerConnection != nil {
+			fields = append(fields, "spec.smb.maxRequestsPerConnection")
+		}
+		if smb.Timeouts != nil {
+			fields = append(fields, "spec.smb.timeouts")
+		}
+		if smb.Credits != nil {
+			fields = append(fields, "spec.smb.credits")
+		}
+		if smb.MetricsLogInterval != "" {
+			fields = append(fields, "spec.smb.metricsLogInterval")
+		}
+	}
+	sort.Strings(fields)
+	out := make([]string, 0, len(fields))
+	for _, f := range fields {
+		out = append(out, fmt.Sprintf("%s has no effect on DittoFS v0.29.0 (accepted for compatibility); remove it", f))
+	}
+	return out
+}

@@ -1,0 +1,140 @@
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/hybrid"
+)
+
+// reconcileCount reads controller-runtime's reconcile counter of the Go controller.
+func reconcileCount(t *testing.T) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	require.NoError(t, err)
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == "dittoserver-go" {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}
+
+func storageClass(name string) *storagev1.StorageClass {
+	return &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Provisioner: "kubernetes.io/host-path"}
+}
+
+// events lists the messages of the events of one reason for a DittoServer.
+func events(t *testing.T, ns, name, reason string) []string {
+	t.Helper()
+	list := &corev1.EventList{}
+	require.NoError(t, k8s.List(ctx(), list, client.InNamespace(ns)))
+	var out []string
+	for _, e := range list.Items {
+		if e.InvolvedObject.Name == name && e.Reason == reason {
+			out = append(out, e.Message)
+		}
+	}
+	return out
+}
+
+func TestGuardWithoutWebhook(t *testing.T) {
+	mgr := env.StartManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	userSecrets(t, ns)
+	scName := fmt.Sprintf("fast-%s", ns)
+
+	ds := basicServer(ns, "guarded")
+	ds.Spec.Storage.StorageClassName = ptr.To(scName)
+	require.NoError(t, k8s.Create(ctx(), ds), "without a webhook the API server admits it")
+
+	got := waitCondition(t, ns, "guarded", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonInvalidSpec)
+	msg := condition(got, hybrid.ConditionReady).Message
+	assert.Contains(t, msg, "spec.storage.storageClassName")
+	assert.Contains(t, msg, scName)
+	assert.Equal(t, v1alpha1.PhaseFailed, got.Status.Phase)
+	err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "guarded"}, &appsv1.StatefulSet{})
+	assert.True(t, apierrors.IsNotFound(err), "no rollout for an invalid spec")
+	eventually(t, "InvalidSpec event", func() error {
+		for _, m := range events(t, ns, "guarded", hybrid.EventReconcileFailed) {
+			if strings.Contains(m, hybrid.ReasonInvalidSpec) && strings.Contains(m, scName) {
+				return nil
+			}
+		}
+		return assert.AnError
+	})
+
+	// No hot loop: once the create settled (Helm's install writes its own status), the guard
+	// does not spin while nothing changes.
+	time.Sleep(time.Second)
+	before := reconcileCount(t)
+	time.Sleep(3 * time.Second)
+	assert.Zero(t, reconcileCount(t)-before, "reconciles while an invalid spec waits")
+
+	// The StorageClass appears: the StorageClass watch brings the server up without waiting.
+	require.NoError(t, k8s.Create(ctx(), storageClass(scName)))
+	getStatefulSet(t, ns, "guarded")
+	markStatefulSetReady(t, ns, "guarded")
+	waitCondition(t, ns, "guarded", hybrid.ConditionReady, metav1.ConditionTrue, "")
+	hash := configHash(t, ns, "guarded")
+
+	// It is deleted after admission: the guard catches it, the running pod is left alone.
+	require.NoError(t, k8s.Delete(ctx(), storageClass(scName)))
+	waitCondition(t, ns, "guarded", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonInvalidSpec)
+	assert.Equal(t, hash, configHash(t, ns, "guarded"))
+}
+
+func TestGuardPerconaCRDMissing(t *testing.T) {
+	mgr := env.StartManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	ds := &v1alpha1.DittoServer{
+		ObjectMeta: metav1.ObjectMeta{Name: "pg", Namespace: ns},
+		Spec: v1alpha1.DittoServerSpec{
+			Storage: v1alpha1.StorageSpec{MetadataSize: "1Gi"},
+			Percona: &v1alpha1.PerconaSpec{Enabled: true},
+		},
+	}
+	require.NoError(t, k8s.Create(ctx(), ds))
+	got := waitCondition(t, ns, "pg", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonInvalidSpec)
+	assert.Contains(t, condition(got, hybrid.ConditionReady).Message, "Percona PostgreSQL operator is not installed")
+}
+
+func TestGuardWarningsDoNotBlock(t *testing.T) {
+	mgr := env.StartManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	userSecrets(t, ns)
+	ds := basicServer(ns, "warned")
+	ds.Spec.Cache = &v1alpha1.CacheSpec{Size: "4GB"}
+	ds.Spec.Identity.JWT.Issuer = "me"
+	require.NoError(t, k8s.Create(ctx(), ds))
+	markStatefulSetReady(t, ns, "warned")
+	got := waitCondition(t, ns, "warned", hybrid.ConditionReady, metav1.ConditionTrue, "")
+	msg := condition(got, hybrid.ConditionReady).Message
+	assert.Contains(t, msg, "spec.cache has no effect")
+	assert.Contains(t, msg, "spec.identity.jwt.issuer has no effect")
+}
