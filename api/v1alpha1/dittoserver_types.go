@@ -131,6 +131,13 @@ type DittoServerSpec struct {
 }
 
 // StorageSpec sizes the server's PersistentVolumeClaims. Sizes are whole numbers of Mi, Gi or Ti.
+//
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.storageClassName) || (has(self.storageClassName) && self.storageClassName == oldSelf.storageClassName)",message="spec.storage.storageClassName cannot change once set: the existing volumes keep their class; create a new DittoServer to move to another class"
+// +kubebuilder:validation:XValidation:rule="quantity(self.metadataSize).compareTo(quantity(oldSelf.metadataSize)) >= 0",message="spec.storage.metadataSize cannot decrease: PersistentVolumeClaims cannot shrink; keep the current size or larger"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.cacheSize) || !has(self.cacheSize) || quantity(self.cacheSize).compareTo(quantity(oldSelf.cacheSize)) >= 0",message="spec.storage.cacheSize cannot decrease: PersistentVolumeClaims cannot shrink; keep the current size or larger"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.controlPlaneSize) || !has(self.controlPlaneSize) || quantity(self.controlPlaneSize).compareTo(quantity(oldSelf.controlPlaneSize)) >= 0",message="spec.storage.controlPlaneSize cannot decrease: PersistentVolumeClaims cannot shrink; keep the current size or larger"
+// +kubebuilder:validation:XValidation:rule="has(self.contentSize) == has(oldSelf.contentSize)",message="spec.storage.contentSize cannot be added or removed on an existing server: the volume set of a StatefulSet is fixed; create a new DittoServer"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.contentSize) || !has(self.contentSize) || quantity(self.contentSize).compareTo(quantity(oldSelf.contentSize)) >= 0",message="spec.storage.contentSize cannot decrease: PersistentVolumeClaims cannot shrink; keep the current size or larger"
 type StorageSpec struct {
 	// MetadataSize of the "metadata" volume (/data/metadata), for the metadata stores.
 	// +kubebuilder:validation:Pattern=`^[0-9]+(Mi|Gi|Ti)$`

@@ -26,12 +26,12 @@ func TestParsePostgresURI(t *testing.T) {
 			uri:  "postgres://u:p@h:5432/db\n",
 			want: map[string]string{"host": "h", "port": "5432", "database": "db", "user": "u", "password": "p", "sslmode": "prefer"},
 		},
-		"key=value DSN":   {uri: "host=h user=u password=secret dbname=d", wantErr: "scheme"},
-		"no host":         {uri: "postgres://u:p@/db", wantErr: "host"},
-		"no user":         {uri: "postgres://h:5432/db", wantErr: "user"},
-		"no database":     {uri: "postgres://u:p@h:5432/", wantErr: "database"},
-		"unparseable":     {uri: "postgres://u:p@h:port/db", wantErr: "does not parse"},
-		"mysql":           {uri: "mysql://u:p@h/db", wantErr: "scheme"},
+		"key=value DSN": {uri: "host=h user=u password=secret dbname=d", wantErr: "scheme"},
+		"no host":       {uri: "postgres://u:p@/db", wantErr: "host"},
+		"no user":       {uri: "postgres://h:5432/db", wantErr: "user"},
+		"no database":   {uri: "postgres://u:p@h:5432/", wantErr: "database"},
+		"unparseable":   {uri: "postgres://u:p@h:port/db", wantErr: "does not parse"},
+		"mysql":         {uri: "mysql://u:p@h/db", wantErr: "scheme"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

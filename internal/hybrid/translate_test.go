@@ -106,14 +106,14 @@ func TestChartValues(t *testing.T) {
 	})
 
 	bad := map[string]map[string]any{
-		"unknown config section":      {"config": map[string]any{"shares": []any{}}},
-		"loopback API":                {"config": map[string]any{"controlplane": map[string]any{"host": "127.0.0.1"}}},
-		"secret in the ConfigMap":     {"config": map[string]any{"controlplane": map[string]any{"jwt": map[string]any{"secret": "x"}}}},
-		"log file":                    {"config": map[string]any{"logging": map[string]any{"output": "/var/log/dfs.log"}}},
-		"port out of range":           {"ports": map[string]any{"nfs": 70000}},
-		"overriding operator labels":  {"labels": map[string]any{"app.kubernetes.io/name": "x"}},
-		"unknown top-level value":     {"replicas": 3},
-		"sqlite path off the volume":  {"sqlite": map[string]any{"path": "/tmp/x.db"}},
+		"unknown config section":     {"config": map[string]any{"shares": []any{}}},
+		"loopback API":               {"config": map[string]any{"controlplane": map[string]any{"host": "127.0.0.1"}}},
+		"secret in the ConfigMap":    {"config": map[string]any{"controlplane": map[string]any{"jwt": map[string]any{"secret": "x"}}}},
+		"log file":                   {"config": map[string]any{"logging": map[string]any{"output": "/var/log/dfs.log"}}},
+		"port out of range":          {"ports": map[string]any{"nfs": 70000}},
+		"overriding operator labels": {"labels": map[string]any{"app.kubernetes.io/name": "x"}},
+		"unknown top-level value":    {"replicas": 3},
+		"sqlite path off the volume": {"sqlite": map[string]any{"path": "/tmp/x.db"}},
 	}
 	for name, values := range bad {
 		t.Run("rejected: "+name, func(t *testing.T) {

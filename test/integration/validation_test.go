@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -159,5 +160,46 @@ func TestDeleteRemovesFinalizersPromptly(t *testing.T) {
 			return assert.AnError
 		}
 		return ignoreNotFound(err)
+	})
+}
+
+func TestCRDRejectsChangesThatCannotBeHonoured(t *testing.T) {
+	ns := newNamespace(t)
+	create := func(name string, storage map[string]any) *unstructured.Unstructured {
+		u := rawServer(ns, name, map[string]any{"storage": storage})
+		require.NoError(t, k8s.Create(ctx(), u))
+		return u
+	}
+	update := func(u *unstructured.Unstructured, storage map[string]any) error {
+		cur := &unstructured.Unstructured{}
+		cur.SetGroupVersionKind(u.GroupVersionKind())
+		require.NoError(t, k8s.Get(ctx(), clientKey(u), cur))
+		cur.Object["spec"].(map[string]any)["storage"] = storage
+		return k8s.Update(ctx(), cur)
+	}
+	base := map[string]any{"metadataSize": "10Gi", "cacheSize": "5Gi", "storageClassName": "fast"}
+	cases := map[string]struct {
+		to   map[string]any
+		want string
+	}{
+		"metadata shrinks":     {map[string]any{"metadataSize": "9Gi", "cacheSize": "5Gi", "storageClassName": "fast"}, "spec.storage.metadataSize cannot decrease"},
+		"cache shrinks":        {map[string]any{"metadataSize": "10Gi", "cacheSize": "4096Mi", "storageClassName": "fast"}, "spec.storage.cacheSize cannot decrease"},
+		"class changes":        {map[string]any{"metadataSize": "10Gi", "cacheSize": "5Gi", "storageClassName": "slow"}, "spec.storage.storageClassName cannot change"},
+		"class removed":        {map[string]any{"metadataSize": "10Gi", "cacheSize": "5Gi"}, "spec.storage.storageClassName cannot change"},
+		"content volume added": {map[string]any{"metadataSize": "10Gi", "cacheSize": "5Gi", "storageClassName": "fast", "contentSize": "1Gi"}, "spec.storage.contentSize cannot be added or removed"},
+	}
+	i := 0
+	for name, tc := range cases {
+		i++
+		t.Run(name, func(t *testing.T) {
+			u := create(fmt.Sprintf("imm-%d", i), base)
+			err := update(u, tc.to)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	t.Run("growing is allowed", func(t *testing.T) {
+		u := create("grow", base)
+		require.NoError(t, update(u, map[string]any{"metadataSize": "20Gi", "cacheSize": "5Gi", "storageClassName": "fast"}))
 	})
 }
