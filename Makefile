@@ -35,6 +35,10 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD, RBAC and webhook configuration
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object paths=./api/...
 
+.PHONY: docs
+docs: ## Generate docs/CRD_REFERENCE.md from the CRD.
+	go run ./hack/crdref config/crd/bases/dittofs.dittofs.com_dittoservers.yaml docs/CRD_REFERENCE.md
+
 .PHONY: fmt
 fmt: ## Run gofmt.
 	gofmt -w $$(git ls-files '*.go')
@@ -53,10 +57,10 @@ golden: ## Rewrite the golden files of the rendered chart (review the diff!).
 	go test ./internal/hybrid -run TestRenderGolden -update
 
 .PHONY: verify
-verify: manifests generate ## Regenerate everything and fail on a diff; check formatting.
+verify: manifests generate docs ## Regenerate everything and fail on a diff; check formatting.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
-	@git diff --exit-code -- config api || { echo "generated files are out of date: run make manifests generate and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- config api)" || { git status --porcelain -- config api; echo "untracked generated files"; exit 1; }
+	@git diff --exit-code -- config api docs/CRD_REFERENCE.md || { echo "generated files are out of date: run make manifests generate docs and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- config api docs)" || { git status --porcelain -- config api docs; echo "untracked generated files"; exit 1; }
 
 ##@ Test
 
