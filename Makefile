@@ -17,6 +17,8 @@ CONTROLLER_GEN_VERSION ?= v0.20.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
 CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+KUSTOMIZE_VERSION ?= v5.8.2
+KUSTOMIZE := $(TOOLS)/kustomize-$(KUSTOMIZE_VERSION)
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
 ##@ General
@@ -73,7 +75,7 @@ dittofs: ## Build the real DittoFS server and CLI (dfs, dfsctl) from the Go prox
 	bash hack/build-dittofs.sh
 
 .PHONY: test
-test: k8s-binaries dittofs ## Run every test: unit, envtest integration, DittoFS conformance, kwok e2e.
+test: k8s-binaries dittofs $(KUSTOMIZE) ## Run every test: unit, envtest integration, DittoFS conformance, kwok e2e, packaging.
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: unit
@@ -119,9 +121,9 @@ docker-build: ## Build the operator image (needs a container engine).
 	docker build -t $(IMG) .
 
 .PHONY: build-installer
-build-installer: ## Write dist/install.yaml (CRD, RBAC, operator) for kubectl apply -f.
+build-installer: $(KUSTOMIZE) ## Write dist/install.yaml (CRD, RBAC, operator) for kubectl apply -f.
 	mkdir -p dist
-	$(K8S_BIN)/kubectl kustomize config/default > dist/install.yaml
+	$(KUSTOMIZE) build config/default > dist/install.yaml
 
 ##@ Tools
 
@@ -129,6 +131,14 @@ $(CONTROLLER_GEN):
 	mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
 	mv $(TOOLS)/controller-gen $@
+
+.PHONY: kustomize
+kustomize: $(KUSTOMIZE) ## Build the pinned kustomize into bin/tools.
+
+$(KUSTOMIZE):
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	mv $(TOOLS)/kustomize $@
 
 $(GOLANGCI_LINT):
 	mkdir -p $(TOOLS)
