@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	pgv2 "github.com/percona/percona-postgresql-operator/v2/pkg/apis/pgv2.percona.com/v2"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -88,6 +89,10 @@ func run(o runOptions) error {
 		return err
 	}
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	// PerconaPGCluster (spec.percona): registered even when its CRD is not installed.
+	if err := pgv2.AddToScheme(scheme); err != nil {
 		return err
 	}
 

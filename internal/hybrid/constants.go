@@ -24,9 +24,12 @@ const (
 
 	// AppName is the app.kubernetes.io/name of the server's pods and Services.
 	AppName = "dittofs-server"
-	// ManagedBy is the app.kubernetes.io/managed-by value of everything the operator creates;
-	// the manager's cache only holds Secrets, ConfigMaps, Services and StatefulSets with it.
+	// ManagedBy is the app.kubernetes.io/managed-by value of the objects the Go controller
+	// creates (Helm stamps "Helm" on the chart's objects).
 	ManagedBy = "dittofs-operator"
+	// PartOf is the app.kubernetes.io/part-of value of every object the operator makes; the
+	// manager's cache only holds Secrets, ConfigMaps, Services and StatefulSets with it.
+	PartOf = "dittofs"
 
 	// AnnotationConfigHash on the pod template rolls the pod when config or Secrets change.
 	AnnotationConfigHash = "dittofs.dittofs.com/config-hash"
@@ -103,6 +106,16 @@ const (
 	ReasonPostgresSecret = "PostgresSecretReady"
 	ReasonNotNeeded      = "NotNeeded"
 
+	// DatabaseReady reasons of a server on Percona (docs/PERCONA.md explains each).
+	ReasonPerconaCRDMissing     = "PerconaCRDMissing"
+	ReasonPerconaNotReady       = "PerconaNotReady"
+	ReasonPerconaSecretMissing  = "PerconaUserSecretMissing"
+	ReasonPerconaApplyFailed    = "PerconaApplyFailed"
+	ReasonPerconaOwnedElsewhere = "PerconaOwnedElsewhere"
+	ReasonPerconaReady          = "PerconaReady"
+	// ReasonCleanupTimeout: a deleted server's cleanup ran past its timeout and cannot finish.
+	ReasonCleanupTimeout = "CleanupTimeout"
+
 	EventCreated         = "Created"
 	EventConfigChanged   = "ConfigChanged"
 	EventRollingRestart  = "RollingRestart"
@@ -111,4 +124,13 @@ const (
 	EventReconcileFailed = "ReconcileFailed"
 	EventSecretCreated   = "SecretCreated"
 	EventDeleting        = "Deleting"
+
+	EventPerconaCreated        = "PerconaCreated"
+	EventPerconaNotReady       = "PerconaNotReady"
+	EventPerconaCRDMissing     = "PerconaCRDMissing"
+	EventDatabaseReady         = "DatabaseReady"
+	EventPerconaOrphaned       = "PerconaOrphaned"
+	EventPerconaDeleted        = "PerconaDeleted"
+	EventCleanupTimeout        = "CleanupTimeout"
+	EventPostgresSecretIgnored = "PostgresSecretIgnored"
 )

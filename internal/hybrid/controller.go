@@ -49,11 +49,18 @@ const EnvRelatedImage = "RELATED_IMAGE_DITTOFS"
 type Reconciler struct {
 	Client    client.Client
 	APIReader client.Reader
-	Scheme    *runtime.Scheme
-	Recorder  record.EventRecorder
-	Renderer  *Renderer
+	// Secrets reads the user's referenced Secrets (copies kept per resourceVersion).
+	Secrets  *SecretReader
+	Scheme   *runtime.Scheme
+	Recorder record.EventRecorder
+	Renderer *Renderer
 	// Validator is the guard: the same checks as the validating webhook.
 	Validator *Validator
+	// CleanupTimeout bounds the wait for a PerconaPGCluster deleted with its server; 0 means
+	// DefaultCleanupTimeout.
+	CleanupTimeout time.Duration
+
+	perconaWatch *perconaWatch
 }
 
 // invalidSpecRecheck re-runs the guard for an invalid spec that no watch may fix (e.g. the
@@ -91,7 +98,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 
-	ctx = withSecretMemo(ctx)
 	st := newStatusBuilder(ds)
 	result, err := r.reconcileServer(ctx, ds, st)
 	if err != nil {
@@ -112,11 +118,27 @@ func (r *Reconciler) reconcileServer(ctx context.Context, ds *v1alpha1.DittoServ
 		return ctrl.Result{}, err
 	}
 	st.warnings = append(st.warnings, findings.Warnings...)
-	if len(findings.Errors) > 0 {
+	if errs := findings.WithoutPerconaCRD(); len(errs) > 0 {
 		// Invalid but admitted (no webhook, or the cluster changed since): report, do not roll out.
-		st.configFailed(ReasonInvalidSpec, strings.Join(findings.Errors, "; "))
+		if findings.PerconaCRDMissing {
+			errs = findings.Errors
+			st.databaseNotReady(ReasonPerconaCRDMissing, PerconaCRDMissingMessage)
+		}
+		st.configFailed(ReasonInvalidSpec, strings.Join(errs, "; "))
 		return ctrl.Result{RequeueAfter: invalidSpecRecheck}, r.observeStatefulSet(ctx, ds, st)
 	}
+
+	// The database comes first: a missing Percona CRD or a cluster that is not ready holds the
+	// StatefulSet back, while the rest of the status (config, endpoints) is still computed.
+	var db perconaOutcome
+	if ds.Spec.PerconaEnabled() {
+		if db, err = r.reconcilePercona(ctx, ds, findings, st); err != nil {
+			return ctrl.Result{}, err
+		}
+	} else if err := r.releasePercona(ctx, ds, st); err != nil {
+		return ctrl.Result{}, err
+	}
+	gated := ctrl.Result{RequeueAfter: db.requeue}
 
 	jwt, admin, err := r.ensureGeneratedSecrets(ctx, ds)
 	if err != nil {
@@ -127,12 +149,13 @@ func (r *Reconciler) reconcileServer(ctx context.Context, ds *v1alpha1.DittoServ
 	if errors.As(err, &problem) {
 		// Watch-driven: the Secret watch brings the server back once the Secret is fixed.
 		st.configFailed(problem.Reason, problem.Message)
-		return ctrl.Result{}, r.observeStatefulSet(ctx, ds, st)
+		return gated, r.observeStatefulSet(ctx, ds, st)
 	}
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	st.warnings = append(st.warnings, secrets.warnings...)
+	secrets.hashInput = append(secrets.hashInput, db.hashInput...)
 
 	postgresSecret := ""
 	if secrets.postgres != nil {
@@ -147,12 +170,12 @@ func (r *Reconciler) reconcileServer(ctx context.Context, ds *v1alpha1.DittoServ
 	rendered, err := r.Renderer.Render(ds)
 	if err != nil {
 		st.configFailed(ReasonRenderFailed, err.Error())
-		return ctrl.Result{}, r.observeStatefulSet(ctx, ds, st)
+		return gated, r.observeStatefulSet(ctx, ds, st)
 	}
 	desiredConfig, err := rendered.ConfigYAML()
 	if err != nil {
 		st.configFailed(ReasonRenderFailed, err.Error())
-		return ctrl.Result{}, r.observeStatefulSet(ctx, ds, st)
+		return gated, r.observeStatefulSet(ctx, ds, st)
 	}
 
 	cm := &corev1.ConfigMap{}
@@ -160,16 +183,22 @@ func (r *Reconciler) reconcileServer(ctx context.Context, ds *v1alpha1.DittoServ
 	switch {
 	case apierrors.IsNotFound(err):
 		st.configPending(fmt.Sprintf("waiting for the Helm reconciler to create ConfigMap %s", ConfigMapName(ds)))
-		return ctrl.Result{}, r.observeStatefulSet(ctx, ds, st)
+		return gated, r.observeStatefulSet(ctx, ds, st)
 	case err != nil:
 		return ctrl.Result{}, err
 	case cm.Data[ConfigFileName] != desiredConfig:
 		// The Helm upgrade has not landed yet; its ConfigMap event brings us back. Until then the
 		// pod keeps the config it has: never roll out a hash of a config the pod cannot see.
 		st.configPending(fmt.Sprintf("ConfigMap %s does not match the spec yet (Helm upgrade pending)", ConfigMapName(ds)))
-		return ctrl.Result{}, r.observeStatefulSet(ctx, ds, st)
+		return gated, r.observeStatefulSet(ctx, ds, st)
 	}
 
+	if db.gate {
+		// The configuration is fine; the pod waits for the database. status.configHash keeps
+		// the hash the pod runs with (the Percona Secret is not part of it yet).
+		st.configReady(ds.Status.ConfigHash)
+		return gated, r.observeStatefulSet(ctx, ds, st)
+	}
 	hash := ConfigHash(desiredConfig, secrets.hashInput)
 	st.configReady(hash)
 
@@ -178,7 +207,8 @@ func (r *Reconciler) reconcileServer(ctx context.Context, ds *v1alpha1.DittoServ
 		image = DefaultImage()
 	}
 	desired := DesiredStatefulSet(ds, StatefulSetInputs{
-		Image: image, ConfigHash: hash, JWTSecret: secrets.JWT, AdminPassword: secrets.Admin, PostgresSecret: postgresSecret,
+		Image: image, ConfigHash: hash, JWTSecret: secrets.JWT, AdminPassword: secrets.Admin,
+		PostgresSecret: postgresSecret, PerconaSecret: db.secret,
 	})
 	sts, err := r.applyStatefulSet(ctx, ds, desired)
 	if err != nil {

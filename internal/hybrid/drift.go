@@ -11,6 +11,7 @@ import (
 	"helm.sh/helm/v3/pkg/releaseutil"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -45,9 +46,11 @@ func RepairDrift(ctx context.Context, c client.Client, namespace, manifest strin
 		if expected.GetNamespace() == "" {
 			expected.SetNamespace(namespace)
 		}
-		existing := &unstructured.Unstructured{}
-		existing.SetGroupVersionKind(expected.GroupVersionKind())
-		err := c.Get(ctx, types.NamespacedName{Namespace: expected.GetNamespace(), Name: expected.GetName()}, existing)
+		existing, err := cachedObject(c, expected)
+		if err != nil {
+			return err
+		}
+		err = c.Get(ctx, types.NamespacedName{Namespace: expected.GetNamespace(), Name: expected.GetName()}, existing)
 		if apierrors.IsNotFound(err) {
 			if err := c.Create(ctx, expected.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) {
 				return fmt.Errorf("re-creating %s %s: %w", expected.GetKind(), expected.GetName(), err)
@@ -57,8 +60,12 @@ func RepairDrift(ctx context.Context, c client.Client, namespace, manifest strin
 		if err != nil {
 			return fmt.Errorf("reading %s %s: %w", expected.GetKind(), expected.GetName(), err)
 		}
+		have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(existing)
+		if err != nil {
+			return err
+		}
 		want := desiredFields(expected)
-		if isSubset(want, existing.Object) {
+		if isSubset(want, have) {
 			continue
 		}
 		patch, err := json.Marshal(want)
@@ -70,6 +77,22 @@ func RepairDrift(ctx context.Context, c client.Client, namespace, manifest strin
 		}
 	}
 	return nil
+}
+
+// cachedObject returns an empty typed object of the manifest's kind when the scheme knows it,
+// so the read is served by the manager's cache (unstructured reads go to the API server).
+func cachedObject(c client.Client, u *unstructured.Unstructured) (client.Object, error) {
+	obj, err := c.Scheme().New(u.GroupVersionKind())
+	if err != nil {
+		existing := &unstructured.Unstructured{}
+		existing.SetGroupVersionKind(u.GroupVersionKind())
+		return existing, nil
+	}
+	co, ok := obj.(client.Object)
+	if !ok {
+		return nil, fmt.Errorf("%s is not an object kind", u.GroupVersionKind())
+	}
+	return co, nil
 }
 
 // desiredFields is what the chart owns in an object: labels, annotations, ownerReferences and

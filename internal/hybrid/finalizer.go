@@ -2,25 +2,147 @@ package hybrid
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 )
 
+// DefaultCleanupTimeout bounds how long a deleted server waits for its PerconaPGCluster to be
+// gone (deleteWithServer: true) before the finalizer is removed anyway.
+const DefaultCleanupTimeout = 60 * time.Second
+
+// cleanupPoll re-checks a cluster being deleted (its delete event also brings us back).
+const cleanupPoll = 5 * time.Second
+
+func (r *Reconciler) cleanupTimeout() time.Duration {
+	if r.CleanupTimeout > 0 {
+		return r.CleanupTimeout
+	}
+	return DefaultCleanupTimeout
+}
+
 // reconcileDelete runs when the DittoServer is being deleted. The StatefulSet, Services,
 // ConfigMap and generated Secrets go with the owner references (garbage collection); the PVCs
 // are never deleted by the operator (retention Retain/Retain on the StatefulSet).
+//
+// The PerconaPGCluster is deleted only with spec.percona.enabled and deleteWithServer both
+// true. In every other case, and on every path (a cleanup timeout, Percona disabled earlier),
+// our owner reference is removed from it before the finalizer goes: the garbage collector
+// would otherwise delete the database with the server.
 func (r *Reconciler) reconcileDelete(ctx context.Context, ds *v1alpha1.DittoServer) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(ds, Finalizer) {
 		return ctrl.Result{}, nil
 	}
+	elapsed := time.Since(ds.DeletionTimestamp.Time)
+	timedOut := elapsed >= r.cleanupTimeout()
+
+	done, waitMsg, err := r.cleanupPercona(ctx, ds, timedOut)
+	reason, msg := ReasonDeleting, waitMsg
+	switch {
+	case err != nil && timedOut:
+		// Never drop the finalizer while the cluster may still carry our owner reference.
+		reason = ReasonCleanupTimeout
+		msg = fmt.Sprintf("cleanup has not finished after %s; the finalizer stays until the PerconaPGCluster is orphaned or gone: %v", r.cleanupTimeout(), err)
+	case err != nil:
+		msg = fmt.Sprintf("cleanup failed, retrying: %v", err)
+	case done:
+		msg = "owned objects are garbage-collected, PersistentVolumeClaims are kept"
+	}
+	if serr := r.markDeleting(ctx, ds, reason, msg); serr != nil {
+		log.FromContext(ctx).Error(serr, "writing the Deleting status")
+	}
+	switch {
+	case err != nil:
+		return ctrl.Result{}, err
+	case !done:
+		// Back when the timeout passes at the latest (the cluster's delete event comes first).
+		return ctrl.Result{RequeueAfter: max(min(cleanupPoll, r.cleanupTimeout()-elapsed+10*time.Millisecond), 100*time.Millisecond)}, nil
+	}
 	r.Recorder.Event(ds, corev1.EventTypeNormal, EventDeleting, "Deleting: owned objects are garbage-collected, PersistentVolumeClaims are kept")
 	return ctrl.Result{}, r.removeFinalizer(ctx, ds)
+}
+
+// cleanupPercona handles the server's PerconaPGCluster. done means no cluster carries our
+// owner reference any more (or the cluster is being deleted, as asked, and the wait timed out);
+// otherwise waitMsg says what we wait for.
+func (r *Reconciler) cleanupPercona(ctx context.Context, ds *v1alpha1.DittoServer, timedOut bool) (done bool, waitMsg string, err error) {
+	m, err := r.perconaClusterMeta(ctx, ds)
+	if err != nil {
+		return false, "", err
+	}
+	if m == nil || !ownedBy(m, ds) {
+		return true, "", nil
+	}
+	p := ds.Spec.Percona
+	if p == nil || !p.Enabled || !p.DeleteWithServer || !metav1.IsControlledBy(m, ds) {
+		why := "deleteWithServer is false"
+		switch {
+		case p == nil || !p.Enabled:
+			why = "spec.percona.enabled is false"
+		case !metav1.IsControlledBy(m, ds):
+			why = "the cluster is not controlled by it"
+		}
+		_, err := r.orphanPerconaCluster(ctx, ds, "the DittoServer is being deleted and "+why)
+		return err == nil, "", err
+	}
+
+	if m.DeletionTimestamp.IsZero() {
+		uid := m.UID
+		err := r.Client.Delete(ctx, m, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &uid})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return false, "", fmt.Errorf("deleting PerconaPGCluster %s/%s: %w", m.Namespace, m.Name, err)
+		}
+		r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventPerconaDeleted,
+			"Deleting PerconaPGCluster %s and its data (spec.percona.deleteWithServer is true)", m.Name)
+		if apierrors.IsNotFound(err) {
+			return true, "", nil
+		}
+	}
+	if !timedOut {
+		return false, fmt.Sprintf("waiting for PerconaPGCluster %s to be deleted (finalizers: %s)", m.Name, finalizersOf(m)), nil
+	}
+	// The cluster is being deleted, as asked, but is not gone yet: let the server go, and take
+	// our owner reference off so nothing is left pointing at it.
+	if _, err := r.orphanPerconaCluster(ctx, ds, "its deletion continues after the cleanup timeout"); err != nil {
+		return false, "", err
+	}
+	r.Recorder.Eventf(ds, corev1.EventTypeWarning, EventCleanupTimeout,
+		"PerconaPGCluster %s is still being deleted after %s (finalizers: %s); the DittoServer goes now and the cluster's deletion continues",
+		m.Name, r.cleanupTimeout(), finalizersOf(m))
+	return true, "", nil
+}
+
+// markDeleting writes phase Deleting and Ready=False with reason and message, keeping the rest of
+// the Go-owned status, only when it changes. A CleanupTimeout reason also emits its event.
+func (r *Reconciler) markDeleting(ctx context.Context, ds *v1alpha1.DittoServer, reason, msg string) error {
+	desired := ds.Status.DeepCopy()
+	desired.Conditions = goConditions(desired.Conditions)
+	desired.DeployedRelease = nil
+	current := desired.DeepCopy()
+	desired.Phase = v1alpha1.PhaseDeleting
+	old := meta.FindStatusCondition(ds.Status.Conditions, ConditionReady)
+	meta.SetStatusCondition(&desired.Conditions, metav1.Condition{
+		Type: ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
+		Message: "the server is being deleted: " + msg, ObservedGeneration: ds.Generation,
+	})
+	if equality.Semantic.DeepEqual(current, desired) {
+		return nil
+	}
+	if reason == ReasonCleanupTimeout && (old == nil || old.Reason != reason) {
+		r.Recorder.Event(ds, corev1.EventTypeWarning, EventCleanupTimeout, msg)
+	}
+	return r.applyStatus(ctx, ds, *desired)
 }
 
 // removeFinalizer removes our finalizer from a freshly read object, retrying conflicts (the Helm

@@ -34,6 +34,27 @@ type helmStatusClient struct {
 	client.Client
 }
 
+// Get serves the Helm reconciler's unstructured DittoServer reads from the typed cache (the
+// client would send unstructured reads to the API server, one GET per reconcile).
+func (c *helmStatusClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	u, ok := isDittoServer(obj)
+	if !ok {
+		return c.Client.Get(ctx, key, obj, opts...)
+	}
+	typed := &v1alpha1.DittoServer{}
+	if err := c.Client.Get(ctx, key, typed, opts...); err != nil {
+		return err
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(typed)
+	if err != nil {
+		return err
+	}
+	gvk := u.GroupVersionKind()
+	u.Object = m
+	u.SetGroupVersionKind(gvk)
+	return nil
+}
+
 func (c *helmStatusClient) Status() client.SubResourceWriter {
 	return &helmStatusWriter{SubResourceWriter: c.Client.Status(), reader: c.Client}
 }

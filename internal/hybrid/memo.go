@@ -5,56 +5,67 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-type memoKey struct{}
+// SecretReader reads user Secrets, which are not in the manager's cache, without asking the API
+// server every reconcile: it keeps the last copy of each Secret it read, and serves it again
+// while the metadata-only Secret informer (Meta, set once the watch exists) reports the same
+// resourceVersion. A changed Secret has a new resourceVersion, so it is read again; its watch
+// event also brings the DittoServer back. Only Secrets a DittoServer references are kept.
+type SecretReader struct {
+	API  client.Reader
+	Meta client.Reader
 
-type secretMemo struct {
-	mu      sync.Mutex
-	entries map[client.ObjectKey]memoEntry
+	mu    sync.Mutex
+	store map[client.ObjectKey]*corev1.Secret
 }
 
-type memoEntry struct {
-	secret *corev1.Secret
-	err    error
+// NewSecretReader reads through api.
+func NewSecretReader(api client.Reader) *SecretReader {
+	return &SecretReader{API: api, store: map[client.ObjectKey]*corev1.Secret{}}
 }
 
-// withSecretMemo gives a reconcile its own memo of Secret reads, so the guard's checks and the
-// Secret resolution read each user Secret from the API server once per reconcile.
-func withSecretMemo(ctx context.Context) context.Context {
-	return context.WithValue(ctx, memoKey{}, &secretMemo{entries: map[client.ObjectKey]memoEntry{}})
-}
-
-// memoReader reads Secrets through Inner, remembering results in the context's memo (if any).
-type memoReader struct {
-	Inner client.Reader
-}
-
-func (m memoReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+// Get implements client.Reader for Secrets (other kinds go straight to the API reader).
+func (r *SecretReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 	secret, isSecret := obj.(*corev1.Secret)
-	memo, _ := ctx.Value(memoKey{}).(*secretMemo)
-	if !isSecret || memo == nil {
-		return m.Inner.Get(ctx, key, obj, opts...)
+	if !isSecret || r.Meta == nil {
+		return r.API.Get(ctx, key, obj, opts...)
 	}
-	memo.mu.Lock()
-	e, ok := memo.entries[key]
-	memo.mu.Unlock()
-	if !ok {
-		fresh := &corev1.Secret{}
-		err := m.Inner.Get(ctx, key, fresh, opts...)
-		e = memoEntry{secret: fresh, err: err}
-		memo.mu.Lock()
-		memo.entries[key] = e
-		memo.mu.Unlock()
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := r.Meta.Get(ctx, key, meta); err == nil {
+		r.mu.Lock()
+		kept, ok := r.store[key]
+		r.mu.Unlock()
+		if ok && kept.ResourceVersion == meta.ResourceVersion {
+			kept.DeepCopyInto(secret)
+			return nil
+		}
 	}
-	if e.err != nil {
-		return e.err
+	fresh := &corev1.Secret{}
+	if err := r.API.Get(ctx, key, fresh, opts...); err != nil {
+		r.mu.Lock()
+		delete(r.store, key)
+		r.mu.Unlock()
+		return err
 	}
-	e.secret.DeepCopyInto(secret)
+	r.mu.Lock()
+	r.store[key] = fresh
+	r.mu.Unlock()
+	fresh.DeepCopyInto(secret)
 	return nil
 }
 
-func (m memoReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
-	return m.Inner.List(ctx, list, opts...)
+// List implements client.Reader.
+func (r *SecretReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return r.API.List(ctx, list, opts...)
+}
+
+// Forget drops the copies of Secrets no DittoServer references any more.
+func (r *SecretReader) Forget(key client.ObjectKey) {
+	r.mu.Lock()
+	delete(r.store, key)
+	r.mu.Unlock()
 }

@@ -14,7 +14,10 @@ const PostgresWaitTimeoutSeconds = 300
 // the host and port from the same env the server reads (DITTOFS_DATABASE_POSTGRES_HOST and
 // DITTOFS_DATABASE_POSTGRES_PORT, default 5432), runs pg_isready until the server accepts
 // connections, and exits 1 after PostgresWaitTimeoutSeconds (or at once on invalid parameters).
-// It needs only a POSIX sh, date and pg_isready.
+// It needs only a POSIX sh, date and pg_isready. The user name is passed explicitly (from
+// DITTOFS_DATABASE_POSTGRES_USER, else "postgres"): the pod runs as uid 65532, which has no
+// passwd entry in a PostgreSQL image, and pg_isready without -U then answers "no attempt"
+// (exit 3) without contacting the server (verified with PostgreSQL 15).
 func PostgresWaitScript() string { return PostgresWaitScriptWithTimeout(PostgresWaitTimeoutSeconds) }
 
 // PostgresWaitScriptWithTimeout is PostgresWaitScript with another bound (tests use short ones).
@@ -25,13 +28,14 @@ func PostgresWaitScriptWithTimeout(seconds int) string {
 	script := `set -u
 host="${__HOST__:-}"
 port="${__PORT__:-5432}"
+user="${__USER__:-postgres}"
 if [ -z "$host" ]; then
   echo "__HOST__ is not set" >&2
   exit 1
 fi
 deadline=$(( $(date +%s) + __TIMEOUT__ ))
 while :; do
-  pg_isready -q -h "$host" -p "$port" -t 3
+  pg_isready -q -h "$host" -p "$port" -U "$user" -t 3
   rc=$?
   if [ "$rc" -eq 0 ]; then
     echo "PostgreSQL at $host:$port accepts connections"
@@ -52,6 +56,7 @@ done
 	return strings.NewReplacer(
 		"__HOST__", EnvPostgresHost,
 		"__PORT__", EnvPostgresPort,
+		"__USER__", EnvPostgresUser,
 		"__TIMEOUT__", fmt.Sprint(seconds),
 	).Replace(script)
 }

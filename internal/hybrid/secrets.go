@@ -112,7 +112,7 @@ func (r *Reconciler) createSecretOnce(ctx context.Context, ds *v1alpha1.DittoSer
 func (r *Reconciler) readSecret(ctx context.Context, ds *v1alpha1.DittoServer, name string) (*corev1.Secret, error) {
 	s := &corev1.Secret{}
 	key := types.NamespacedName{Namespace: ds.Namespace, Name: name}
-	var reader client.Reader = memoReader{Inner: r.APIReader}
+	var reader client.Reader = r.Secrets
 	if name == JWTSecretName(ds) || name == AdminSecretName(ds) {
 		reader = r.Client
 	}

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"time"
 
-	helmclient "github.com/operator-framework/helm-operator-plugins/pkg/client"
 	"github.com/operator-framework/helm-operator-plugins/pkg/reconciler"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -44,6 +43,10 @@ type Options struct {
 	MaxReleaseHistory int
 	// EnableWebhook serves the validating webhook (needs serving certificates).
 	EnableWebhook bool
+	// CleanupTimeout bounds how long a deleted server waits for its PerconaPGCluster to be
+	// deleted (deleteWithServer) before its finalizer goes; 0 means DefaultCleanupTimeout.
+	// Orphaning is never skipped, whatever the timeout.
+	CleanupTimeout time.Duration
 }
 
 // Setup registers the Helm reconciler(s) from watches.yaml and the Go controller.
@@ -53,17 +56,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	started := time.Now()
+	getter, err := newActionClientGetter(mgr, newReleaseCache())
+	if err != nil {
+		return err
+	}
 	var renderer *Renderer
 	for _, w := range ws {
-		acg, err := helmclient.NewActionConfigGetter(mgr.GetConfig(), mgr.GetRESTMapper())
-		if err != nil {
-			return fmt.Errorf("helm action config: %w", err)
-		}
-		// No automatic uninstall/rollback on failure: report it and leave the objects alone.
-		getter, err := helmclient.NewActionClientGetter(acg, helmclient.WithFailureRollbacks(false))
-		if err != nil {
-			return fmt.Errorf("helm action client: %w", err)
-		}
 		workers := 2
 		if w.MaxConcurrentReconciles != nil {
 			workers = *w.MaxConcurrentReconciles
@@ -101,16 +99,24 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("helm reconciler for %s: %w", w.GroupVersionKind, err)
 		}
-		if err := r.SetupWithManager(mgr); err != nil {
+		setup := func() error { return r.SetupWithManager(mgr) }
+		if w.GroupVersionKind == v1alpha1.GroupVersionKind() {
+			setup = func() error { return setupHelmController(mgr, r, workers) }
+		}
+		if err := setup(); err != nil {
 			return fmt.Errorf("setting up the helm reconciler for %s: %w", w.GroupVersionKind, err)
 		}
 	}
 	if renderer == nil {
 		return fmt.Errorf("watches.yaml has no entry for %s", v1alpha1.GroupVersionKind())
 	}
+	if !mgr.GetScheme().Recognizes(PerconaGVK) {
+		return fmt.Errorf("the manager's scheme lacks %s: add pgv2.percona.com/v2 (percona-postgresql-operator/v2/pkg/apis/pgv2.percona.com/v2.AddToScheme)", PerconaGVK)
+	}
+	secrets := NewSecretReader(mgr.GetAPIReader())
 	validator := &Validator{
 		Reader:       mgr.GetClient(),
-		SecretReader: memoReader{Inner: mgr.GetAPIReader()},
+		SecretReader: secrets,
 		Mapper:       mgr.GetRESTMapper(),
 	}
 	if opts.EnableWebhook {
@@ -121,11 +127,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	return (&Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
+		Secrets:   secrets,
 		Scheme:    mgr.GetScheme(),
 		// The core/v1 event recorder, as the Helm reconciler uses: one kind of event per object.
-		Recorder:  mgr.GetEventRecorderFor("dittoserver-go"), //nolint:staticcheck // see above
-		Renderer:  renderer,
-		Validator: validator,
+		Recorder:       mgr.GetEventRecorderFor("dittoserver-go"), //nolint:staticcheck // see above
+		Renderer:       renderer,
+		Validator:      validator,
+		CleanupTimeout: opts.CleanupTimeout,
 	}).SetupWithManager(ctx, mgr, opts)
 }
 
@@ -164,6 +172,10 @@ func ReferencedSecretNames(ds *v1alpha1.DittoServer) []string {
 	}
 	if s.S3 != nil && s.S3.CredentialsSecretRef != nil {
 		names = append(names, s.S3.CredentialsSecretRef.SecretName)
+	}
+	if s.PerconaEnabled() {
+		// Created by the Percona operator: its appearance and password rotations reconcile.
+		names = append(names, PerconaUserSecretName(ds))
 	}
 	return names
 }
@@ -204,6 +216,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 	if err := mgr.Add(secretCache); err != nil {
 		return err
 	}
+	r.Secrets.Meta = secretCache
 	secretToServers := handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
 		return r.serversReferencing(ctx, indexSecretNames, s.Name, client.InNamespace(s.Namespace))
 	})
@@ -211,11 +224,17 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 		return r.serversReferencing(ctx, indexStorageClass, o.GetName())
 	})
 
+	pw, err := newPerconaWatch(mgr, opts.Namespaces)
+	if err != nil {
+		return err
+	}
+	r.perconaWatch = pw
+
 	workers := opts.GoConcurrency
 	if workers <= 0 {
 		workers = 2
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named("dittoserver-go").
 		For(&v1alpha1.DittoServer{}, builder.WithPredicates(specOrHelmStatusChanged())).
 		Owns(&appsv1.StatefulSet{}).
@@ -225,8 +244,14 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 		Watches(&storagev1.StorageClass{}, storageClassToServers, builder.WithPredicates(predicate.Funcs{
 			UpdateFunc: func(event.UpdateEvent) bool { return false },
 		})).
+		WatchesRawSource(pw.crdSource(r.perconaServers)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
-		Complete(r)
+		Build(r)
+	if err != nil {
+		return err
+	}
+	pw.setController(c)
+	return nil
 }
 
 // serversReferencing lists the DittoServers whose index entry matches value.
@@ -290,7 +315,7 @@ func secretDataChanged() predicate.TypedPredicate[*metav1.PartialObjectMetadata]
 // large and carry owner=helm), managedFields are stripped, and namespaces come from
 // WATCH_NAMESPACE.
 func CacheOptions(namespaces []string) cache.Options {
-	selector := cache.ByObject{Label: managedBySelector()}
+	selector := cache.ByObject{Label: operatorObjects()}
 	opts := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{

@@ -43,6 +43,35 @@ var PostgresEnvKeys = []struct{ Env, Key string }{
 	{EnvPostgresSSLMode, "sslmode"},
 }
 
+// PerconaEnvKeys maps each PostgreSQL env var to the key of the Percona user Secret
+// (ARCHITECTURE §4.2; uri is not read by DittoFS).
+var PerconaEnvKeys = []struct{ Env, Key string }{
+	{EnvPostgresHost, "host"},
+	{EnvPostgresPort, "port"},
+	{EnvPostgresDatabase, "dbname"},
+	{EnvPostgresUser, "user"},
+	{EnvPostgresPassword, "password"},
+}
+
+// PerconaSSLMode is the sslmode of a server on Percona: Percona clusters accept only TLS
+// connections (pg_hba "hostssl ... scram-sha-256") and DittoFS defaults sslmode to "disable".
+// "require" encrypts without verifying the cluster's self-signed CA.
+const PerconaSSLMode = "require"
+
+// The init container that waits for PostgreSQL (dfs exits at once when it is unreachable).
+const (
+	InitContainerWaitForPostgres = "wait-for-postgres"
+	// DefaultPostgresClientImage has sh, date and pg_isready on the PATH and runs as any uid.
+	DefaultPostgresClientImage = "docker.io/library/postgres:17-alpine"
+	// EnvRelatedImagePostgresClient overrides it (OLM's related-images convention).
+	EnvRelatedImagePostgresClient = "RELATED_IMAGE_POSTGRES_CLIENT"
+)
+
+// PostgresClientImage is the image of the wait-for-postgres init container.
+func PostgresClientImage() string {
+	return envOr(EnvRelatedImagePostgresClient, DefaultPostgresClientImage)
+}
+
 // SecretKey names one key of a Secret in the DittoServer's namespace.
 type SecretKey struct {
 	Name string
@@ -58,6 +87,11 @@ type StatefulSetInputs struct {
 	// PostgresSecret is the operator-owned Secret with the discrete PostgreSQL keys
 	// (host, port, database, user, password, sslmode); empty for SQLite.
 	PostgresSecret string
+	// PerconaSecret is the Percona user Secret (keys host, port, dbname, user, password). It
+	// wins over PostgresSecret and adds the wait-for-postgres init container.
+	PerconaSecret string
+	// PostgresClientImage runs the init container; empty means PostgresClientImage().
+	PostgresClientImage string
 }
 
 // TerminationGracePeriodSeconds covers the preStop sleep and dfs's own shutdown bound
@@ -74,7 +108,7 @@ func SelectorLabels(ds *v1alpha1.DittoServer) map[string]string {
 // CommonLabels go on every object the Go controller creates.
 func CommonLabels(ds *v1alpha1.DittoServer, component string) map[string]string {
 	l := SelectorLabels(ds)
-	l[LabelPartOf] = "dittofs"
+	l[LabelPartOf] = PartOf
 	l[LabelManagedBy] = ManagedBy
 	if component != "" {
 		l[LabelComponent] = component
@@ -157,6 +191,7 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 					TerminationGracePeriodSeconds: ptr.To(TerminationGracePeriodSeconds()),
 					SecurityContext:               PodSecurityContext(s.PodSecurityContext),
 					ImagePullSecrets:              s.ImagePullSecrets,
+					InitContainers:                initContainers(s, inputs),
 					Containers:                    []corev1.Container{container},
 					Volumes: []corev1.Volume{
 						{Name: VolumeConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
@@ -179,12 +214,51 @@ func containerEnv(in StatefulSetInputs) []corev1.EnvVar {
 		secretEnv(EnvJWTSecret, in.JWTSecret.Name, in.JWTSecret.Key),
 		secretEnv(EnvAdminPassword, in.AdminPassword.Name, in.AdminPassword.Key),
 	}
-	if in.PostgresSecret != "" {
+	switch {
+	case in.PerconaSecret != "":
+		for _, e := range PerconaEnvKeys {
+			env = append(env, secretEnv(e.Env, in.PerconaSecret, e.Key))
+		}
+		env = append(env, corev1.EnvVar{Name: EnvPostgresSSLMode, Value: PerconaSSLMode})
+	case in.PostgresSecret != "":
 		for _, e := range PostgresEnvKeys {
 			env = append(env, secretEnv(e.Env, in.PostgresSecret, e.Key))
 		}
 	}
 	return env
+}
+
+// initContainers waits for a Percona cluster to accept connections before dfs starts: dfs exits
+// 1 when PostgreSQL is unreachable at boot and never retries (ARCHITECTURE §4.1). The wait is
+// bounded (PostgresWaitTimeoutSeconds); the pod then restarts with the usual back-off. It reads
+// the host, port and user from the same Secret keys as the server, never the password.
+func initContainers(s *v1alpha1.DittoServerSpec, in StatefulSetInputs) []corev1.Container {
+	if in.PerconaSecret == "" {
+		return nil
+	}
+	image := in.PostgresClientImage
+	if image == "" {
+		image = PostgresClientImage()
+	}
+	var env []corev1.EnvVar
+	for _, e := range PerconaEnvKeys {
+		if e.Env == EnvPostgresHost || e.Env == EnvPostgresPort || e.Env == EnvPostgresUser {
+			env = append(env, secretEnv(e.Env, in.PerconaSecret, e.Key))
+		}
+	}
+	return []corev1.Container{{
+		Name:            InitContainerWaitForPostgres,
+		Image:           image,
+		ImagePullPolicy: s.ImagePullPolicy,
+		Command:         []string{"/bin/sh", "-c", PostgresWaitScript()},
+		Env:             env,
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+		},
+		SecurityContext:          ContainerSecurityContext(nil),
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}}
 }
 
 func secretEnv(name, secret, key string) corev1.EnvVar {

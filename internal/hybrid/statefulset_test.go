@@ -58,6 +58,7 @@ func TestDesiredStatefulSet(t *testing.T) {
 					"DITTOFS_ADMIN_INITIAL_PASSWORD": "secret:a/password",
 				}, envOf(c))
 				assert.Len(t, c.Ports, 2)
+				assert.Empty(t, pod.InitContainers, "no wait for PostgreSQL on SQLite")
 				assert.False(t, *pod.EnableServiceLinks, "service links would inject DITTOFS_* lookalike env")
 			},
 		},
@@ -86,6 +87,42 @@ func TestDesiredStatefulSet(t *testing.T) {
 				assert.Equal(t, "secret:ds-db-credentials/password", env["DITTOFS_DATABASE_POSTGRES_PASSWORD"])
 				assert.Equal(t, "secret:ds-db-credentials/sslmode", env["DITTOFS_DATABASE_POSTGRES_SSLMODE"])
 				assert.NotContains(t, env, "DATABASE_URL")
+			},
+		},
+		"percona: env from the Percona user Secret, sslmode require, wait-for-postgres init container": {
+			inputs: func(in *StatefulSetInputs) {
+				in.PerconaSecret = "ds-postgres-pguser-dittofs"
+				in.PostgresSecret = "ignored-when-percona"
+			},
+			check: func(t *testing.T, c corev1.Container, pod corev1.PodSpec, _ []string) {
+				env := envOf(c)
+				assert.Equal(t, "secret:ds-postgres-pguser-dittofs/host", env["DITTOFS_DATABASE_POSTGRES_HOST"])
+				assert.Equal(t, "secret:ds-postgres-pguser-dittofs/port", env["DITTOFS_DATABASE_POSTGRES_PORT"])
+				assert.Equal(t, "secret:ds-postgres-pguser-dittofs/dbname", env["DITTOFS_DATABASE_POSTGRES_DATABASE"])
+				assert.Equal(t, "secret:ds-postgres-pguser-dittofs/user", env["DITTOFS_DATABASE_POSTGRES_USER"])
+				assert.Equal(t, "secret:ds-postgres-pguser-dittofs/password", env["DITTOFS_DATABASE_POSTGRES_PASSWORD"])
+				assert.Equal(t, "require", env["DITTOFS_DATABASE_POSTGRES_SSLMODE"], "Percona accepts only TLS; DittoFS defaults to disable")
+				require.Len(t, pod.InitContainers, 1)
+				ic := pod.InitContainers[0]
+				assert.Equal(t, InitContainerWaitForPostgres, ic.Name)
+				assert.Equal(t, DefaultPostgresClientImage, ic.Image)
+				assert.Equal(t, []string{"/bin/sh", "-c", PostgresWaitScript()}, ic.Command)
+				assert.Equal(t, map[string]string{
+					"DITTOFS_DATABASE_POSTGRES_HOST": "secret:ds-postgres-pguser-dittofs/host",
+					"DITTOFS_DATABASE_POSTGRES_PORT": "secret:ds-postgres-pguser-dittofs/port",
+					"DITTOFS_DATABASE_POSTGRES_USER": "secret:ds-postgres-pguser-dittofs/user",
+				}, envOf(ic), "the init container never sees the password")
+				assert.True(t, *ic.SecurityContext.ReadOnlyRootFilesystem)
+			},
+		},
+		"postgres client image override": {
+			inputs: func(in *StatefulSetInputs) {
+				in.PerconaSecret = "s"
+				in.PostgresClientImage = "registry.local/postgres:17"
+			},
+			check: func(t *testing.T, _ corev1.Container, pod corev1.PodSpec, _ []string) {
+				require.Len(t, pod.InitContainers, 1)
+				assert.Equal(t, "registry.local/postgres:17", pod.InitContainers[0].Image)
 			},
 		},
 		"user security context wins but ALL stays dropped": {
@@ -145,4 +182,11 @@ func TestTerminationGraceCoversShutdown(t *testing.T) {
 	// dfs exits by itself after 3*shutdown_timeout+5s; the preStop sleep comes first.
 	assert.Greater(t, TerminationGracePeriodSeconds(), int64(PreStopSleepSeconds+3*ShutdownTimeoutSeconds+5))
 	assert.Equal(t, int64(105), TerminationGracePeriodSeconds())
+}
+
+func TestPostgresClientImageFromEnv(t *testing.T) {
+	t.Setenv(EnvRelatedImagePostgresClient, "")
+	assert.Equal(t, DefaultPostgresClientImage, PostgresClientImage())
+	t.Setenv(EnvRelatedImagePostgresClient, "mirror.local/postgres:17-alpine")
+	assert.Equal(t, "mirror.local/postgres:17-alpine", PostgresClientImage())
 }

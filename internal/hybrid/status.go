@@ -35,16 +35,20 @@ type statusBuilder struct {
 
 	sts *appsv1.StatefulSet
 
+	// perconaCluster is status.perconaClusterName (kept until the cluster is released).
+	perconaCluster string
+
 	failReason, failMessage string
 	warnings                []string
 }
 
 func newStatusBuilder(ds *v1alpha1.DittoServer) *statusBuilder {
 	return &statusBuilder{
-		ds:            ds,
-		configReason:  ReasonConfigPending,
-		configMessage: "configuration not rendered yet",
-		hash:          ds.Status.ConfigHash,
+		ds:             ds,
+		configReason:   ReasonConfigPending,
+		configMessage:  "configuration not rendered yet",
+		hash:           ds.Status.ConfigHash,
+		perconaCluster: ds.Status.PerconaClusterName,
 	}
 }
 
@@ -66,6 +70,10 @@ func (b *statusBuilder) databaseReady(reason, msg string) {
 	b.dbNeeded, b.dbOK, b.dbReason, b.dbMessage = true, true, reason, msg
 }
 
+func (b *statusBuilder) databaseNotReady(reason, msg string) {
+	b.dbNeeded, b.dbOK, b.dbReason, b.dbMessage = true, false, reason, msg
+}
+
 func (b *statusBuilder) observeStatefulSet(sts *appsv1.StatefulSet) { b.sts = sts }
 
 func (b *statusBuilder) failure(reason, msg string) { b.failReason, b.failMessage = reason, msg }
@@ -78,6 +86,7 @@ func (b *statusBuilder) build() v1alpha1.DittoServerStatus {
 	st := v1alpha1.DittoServerStatus{
 		ObservedGeneration: gen,
 		ConfigHash:         b.hash,
+		PerconaClusterName: b.perconaCluster,
 		Conditions:         goConditions(ds.Status.Conditions),
 	}
 	spec := ds.Spec.DeepCopy()
@@ -134,6 +143,9 @@ func (b *statusBuilder) build() v1alpha1.DittoServerStatus {
 		}
 	} else if !b.configBroken {
 		progressing, progReason, progMsg = true, ReasonReconciling, "creating the server"
+		if b.dbNeeded && !b.dbOK {
+			progMsg = "creating the server once its database is ready"
+		}
 	}
 	set(ConditionAvailable, available, availReason, availMsg)
 	set(ConditionProgressing, progressing, progReason, progMsg)
@@ -211,6 +223,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, ds *v1alpha1.DittoServer, 
 		return nil
 	}
 	r.emitTransitionEvents(ds, desired)
+	r.emitDatabaseEvents(ds, desired)
 	return r.applyStatus(ctx, ds, desired)
 }
 
@@ -251,6 +264,37 @@ func (r *Reconciler) emitTransitionEvents(ds *v1alpha1.DittoServer, desired v1al
 		} else if wasReady {
 			r.Recorder.Eventf(ds, corev1.EventTypeWarning, EventNotReady, "%s: %s", now.Reason, now.Message)
 		}
+	}
+}
+
+// emitDatabaseEvents emits an event when DatabaseReady changes status or reason (not when only
+// its message changes, e.g. the Percona state), and once when postgresSecretRef starts being
+// ignored.
+func (r *Reconciler) emitDatabaseEvents(ds *v1alpha1.DittoServer, desired v1alpha1.DittoServerStatus) {
+	old := meta.FindStatusCondition(ds.Status.Conditions, ConditionDatabaseReady)
+	now := meta.FindStatusCondition(desired.Conditions, ConditionDatabaseReady)
+	if now == nil {
+		return
+	}
+	wasReady := old != nil && old.Status == metav1.ConditionTrue
+	if old == nil || old.Status != now.Status || old.Reason != now.Reason {
+		switch {
+		case now.Status == metav1.ConditionTrue:
+			r.Recorder.Event(ds, corev1.EventTypeNormal, EventDatabaseReady, now.Message)
+		case now.Reason == ReasonPerconaCRDMissing:
+			r.Recorder.Event(ds, corev1.EventTypeWarning, EventPerconaCRDMissing, now.Message)
+		case now.Reason == ReasonPerconaNotReady || now.Reason == ReasonPerconaSecretMissing:
+			kind := corev1.EventTypeNormal
+			if wasReady {
+				kind = corev1.EventTypeWarning
+			}
+			r.Recorder.Event(ds, kind, EventPerconaNotReady, now.Message)
+		default:
+			r.Recorder.Eventf(ds, corev1.EventTypeWarning, EventReconcileFailed, "%s: %s", now.Reason, now.Message)
+		}
+	}
+	if strings.Contains(now.Message, PostgresSecretIgnoredMessage) && (old == nil || !strings.Contains(old.Message, PostgresSecretIgnoredMessage)) {
+		r.Recorder.Event(ds, corev1.EventTypeWarning, EventPostgresSecretIgnored, PostgresSecretIgnoredMessage)
 	}
 }
 

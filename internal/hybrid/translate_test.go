@@ -98,7 +98,7 @@ func TestChartValues(t *testing.T) {
 		cm, err := r.ConfigMap()
 		require.NoError(t, err)
 		assert.Equal(t, "storage", cm.Labels["team"])
-		assert.Equal(t, "dittofs-operator", cm.Labels[LabelManagedBy])
+		assert.Equal(t, "dittofs", cm.Labels[LabelPartOf])
 		cfg := renderConfig(t, ds)
 		assert.Equal(t, false, cfg["gc"].(map[string]any)["auto_enabled"])
 		assert.Equal(t, "DEBUG", cfg["logging"].(map[string]any)["level"])

@@ -25,6 +25,30 @@ var PerconaGVK = schema.GroupVersionKind{Group: "pgv2.percona.com", Version: "v2
 type Findings struct {
 	Errors   []string
 	Warnings []string
+	// PerconaCRDMissing marks the error about the missing Percona CRD. The webhook rejects it
+	// like any error; the reconciler reports it as DatabaseReady=False (PerconaCRDMissing) and
+	// waits for the CRD instead (see PerconaCRDMissingMessage).
+	PerconaCRDMissing bool
+	// PostgresSecretIgnored is set when spec.database.postgresSecretRef loses to Percona.
+	PostgresSecretIgnored bool
+}
+
+// PerconaCRDMissingMessage is the finding (and condition message) for a server with Percona
+// enabled in a cluster without the Percona operator.
+const PerconaCRDMissingMessage = "spec.percona.enabled is true but the Percona PostgreSQL operator is not installed (no PerconaPGCluster kind in pgv2.percona.com/v2); install it first (see docs/PERCONA.md) or set spec.percona.enabled to false"
+
+// PostgresSecretIgnoredMessage is the warning for a postgresSecretRef that Percona overrides.
+const PostgresSecretIgnoredMessage = "spec.database.postgresSecretRef is ignored while spec.percona.enabled is true: the server uses the Percona cluster; remove one of them"
+
+// WithoutPerconaCRD returns the errors other than the missing Percona CRD.
+func (f Findings) WithoutPerconaCRD() []string {
+	var out []string
+	for _, e := range f.Errors {
+		if !f.PerconaCRDMissing || e != PerconaCRDMissingMessage {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // Validator runs the checks that need cluster state. The validating webhook and the
@@ -54,15 +78,17 @@ func (v *Validator) Validate(ctx context.Context, ds *v1alpha1.DittoServer) (Fin
 				return f, err
 			}
 		}
-		installed, err := v.perconaInstalled()
+		installed, err := v.PerconaInstalled()
 		if err != nil {
 			return f, err
 		}
 		if !installed {
-			f.Errors = append(f.Errors, "spec.percona.enabled is true but the Percona PostgreSQL operator is not installed (no PerconaPGCluster kind in pgv2.percona.com/v2); install it first (see docs/PERCONA.md) or set spec.percona.enabled to false")
+			f.Errors = append(f.Errors, PerconaCRDMissingMessage)
+			f.PerconaCRDMissing = true
 		}
 		if s.Database != nil && s.Database.PostgresSecretRef != nil {
-			f.Warnings = append(f.Warnings, "spec.database.postgresSecretRef is ignored while spec.percona.enabled is true: the server uses the Percona cluster; remove one of them")
+			f.Warnings = append(f.Warnings, PostgresSecretIgnoredMessage)
+			f.PostgresSecretIgnored = true
 		}
 	}
 
@@ -89,7 +115,8 @@ func (v *Validator) storageClassExists(ctx context.Context, field, name string, 
 	return nil
 }
 
-func (v *Validator) perconaInstalled() (bool, error) {
+// PerconaInstalled reports whether the API server serves the PerconaPGCluster kind.
+func (v *Validator) PerconaInstalled() (bool, error) {
 	_, err := v.Mapper.RESTMapping(PerconaGVK.GroupKind(), PerconaGVK.Version)
 	if err == nil {
 		return true, nil

@@ -56,8 +56,7 @@ func runBounded(cmd *exec.Cmd, d time.Duration) error {
 		return err
 	case <-time.After(d):
 		_ = cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("%s timed out after %s", cmd.Path, d)
+		return fmt.Errorf("%s timed out after %s and was killed: %w", cmd.Path, d, <-done)
 	}
 }
 
@@ -70,14 +69,19 @@ func (p *pod) checkConfig(t *testing.T) {
 
 	out, code = p.dfsOutput(t, "config", "show", "--config", p.configPath, "-o", "json")
 	require.Equal(t, 0, code, out)
-	js := out[strings.Index(out, "{"):]
-	eff, err := parseConfig(js[:strings.LastIndex(js, "}")+1])
+	first, last := strings.Index(out, "{"), strings.LastIndex(out, "}")
+	require.True(t, first >= 0 && last > first, "dfs config show -o json printed no JSON: %s", out)
+	eff, err := parseConfig(out[first : last+1])
 	require.NoError(t, err, out)
 	str := func(path string) string {
 		v, _ := lookup(eff, path)
 		return fmt.Sprint(v)
 	}
-	assert.Equal(t, "0.0.0.0", str("controlplane.host"), "effective controlplane.host")
+	bind := "0.0.0.0"
+	if !useNetns {
+		bind = "127.0.0.1" // the fallback's only override
+	}
+	assert.Equal(t, bind, str("controlplane.host"), "effective controlplane.host")
 	assert.Equal(t, strconv.Itoa(int(p.ds.Spec.APIPort())), str("controlplane.port"), "effective controlplane.port")
 	assert.Equal(t, "stdout", str("logging.output"), "effective logging.output")
 	if hybrid.UsesPostgres(&p.ds.Spec) {
@@ -95,7 +99,7 @@ func (p *pod) checkConfig(t *testing.T) {
 	}
 	if p.ds.Spec.MetricsEnabled() {
 		assert.Equal(t, "true", str("metrics.enabled"))
-		assert.Equal(t, "0.0.0.0", str("metrics.host"))
+		assert.Equal(t, bind, str("metrics.host"))
 		assert.Equal(t, strconv.Itoa(int(p.ds.Spec.MetricsPort())), str("metrics.port"))
 	}
 }
@@ -116,12 +120,30 @@ func validateOutputOK(out string, code int) error {
 	return nil
 }
 
-// start starts the container's own command in the sandbox.
+// start runs the init containers, then starts the container's own command in the sandbox.
 func (p *pod) start(t *testing.T, label string) *proc {
 	t.Helper()
+	p.initTook = p.runInits(t, label)
 	cmd := p.sb.command(p.user, p.env, p.argv...)
 	pr := startProc(t, "dfs "+p.name+" "+label, cmd, filepath.Join(p.base, "dfs-"+label+".log"))
 	return pr
+}
+
+// runInits runs the init containers in order, as the kubelet does before the server starts;
+// each must exit 0. It returns the time they took.
+func (p *pod) runInits(t *testing.T, label string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for _, ic := range p.inits {
+		cmd := p.sb.command(ic.user, ic.env, ic.argv...)
+		pr := startProc(t, "init container "+ic.name+" of "+p.name+" "+label, cmd, filepath.Join(p.base, "init-"+ic.name+"-"+label+".log"))
+		limit := time.Duration(hybrid.PostgresWaitTimeoutSeconds+30) * time.Second
+		code, done := pr.wait(limit)
+		require.True(t, done, "init container %s still runs after %s", ic.name, limit)
+		require.Equal(t, 0, code, "init container %s failed:\n%s", ic.name, pr.logTail(20))
+		t.Logf("init container %s: exit 0 after %s: %s", ic.name, time.Since(pr.started).Round(time.Millisecond), strings.TrimSpace(pr.logTail(1)))
+	}
+	return time.Since(start)
 }
 
 // probeURL is the URL the kubelet would GET for an HTTP probe of the container.
@@ -196,7 +218,7 @@ func httpStatus(client *http.Client, url string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, nil
 }
@@ -236,7 +258,7 @@ func (a *api) call(method, path string, body, out any, want ...int) {
 	}
 	resp, err := a.client.Do(req)
 	require.NoError(a.t, err, "%s %s", method, path)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(resp.Body)
 	require.NoError(a.t, err)
 	require.Contains(a.t, want, resp.StatusCode, "%s %s: %s", method, path, data)
@@ -331,7 +353,7 @@ func (p *pod) checkMetrics(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		b, _ := io.ReadAll(resp.Body)
 		body = string(b)
 		return resp.StatusCode == http.StatusOK
@@ -406,10 +428,24 @@ func (p *pod) stop(t *testing.T, pr *proc) time.Duration {
 }
 
 // requireIsDFS checks the started process is dfs itself (nsenter/setpriv exec'd it), so
-// signals and /proc readings hit the server.
-func requireIsDFS(t *testing.T, pr *proc) {
+// signals and /proc readings hit the server, and that it runs as the pod's user.
+func requireIsDFS(t *testing.T, p *pod, pr *proc) {
 	t.Helper()
 	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pr.pid()))
 	require.NoError(t, err)
 	require.Equal(t, "dfs", strings.TrimSpace(string(comm)))
+	if !p.user.switchUser {
+		return
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pr.pid()))
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(status), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 2 && f[0] == "Uid:":
+			require.Equal(t, strconv.FormatInt(p.user.uid, 10), f[1], "dfs real uid")
+		case len(f) >= 2 && f[0] == "Gid:":
+			require.Equal(t, strconv.FormatInt(p.user.gid, 10), f[1], "dfs real gid")
+		}
+	}
 }

@@ -52,7 +52,9 @@ func TestMain(m *testing.M) {
 		fmt.Println("conformance: each dfs runs in its own network namespace")
 	} else {
 		fmt.Printf("conformance: FALLBACK (no network namespaces: %s): dfs runs in the host network with "+
-			"DITTOFS_CONTROLPLANE_HOST/DITTOFS_METRICS_HOST=127.0.0.1 added to the pod env; cases run one at a time\n", fallbackReason)
+			"DITTOFS_CONTROLPLANE_HOST/DITTOFS_METRICS_HOST=127.0.0.1 added to the pod env (the only difference from "+
+			"the pod), probes go to 127.0.0.1, the NFS/SMB adapters still bind 0.0.0.0:12049/1445 on the host, "+
+			"and cases run one at a time\n", fallbackReason)
 	}
 	os.Exit(m.Run())
 }

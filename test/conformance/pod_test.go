@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -51,8 +52,8 @@ type podCase struct {
 	name    string
 	ds      *v1alpha1.DittoServer
 	secrets secretData
-	// container, when set, changes the built container the way a later issue will, before
-	// the env is resolved (the Percona env of issue 4). It must say so where it is defined.
+	// container, when set, changes the built server container before its env is resolved
+	// (negative cases only; it must say why where it is defined).
 	container func(c *corev1.Container)
 }
 
@@ -62,6 +63,7 @@ type pod struct {
 	ds         *v1alpha1.DittoServer
 	sts        *appsv1.StatefulSet
 	container  corev1.Container
+	inits      []initContainer
 	configYAML string // config.yaml exactly as rendered into the ConfigMap
 	configTree map[string]any
 	secrets    secretData // the case's Secrets plus the generated and operator-owned ones
@@ -75,6 +77,7 @@ type pod struct {
 	argv       []string          // container command+args, mapped
 	user       runAs
 	sb         *sandbox
+	initTook   time.Duration // init containers of the last start
 }
 
 // newDittoServer is a DittoServer as a user would write it (the webhook/CRD defaults are
@@ -161,12 +164,19 @@ func preparePod(t *testing.T, sb *sandbox, c podCase) *pod {
 		p.secrets[postgresSecret] = settings
 	}
 
+	// A server on Percona reads the Percona user Secret (the controller passes its name once
+	// the cluster is ready).
+	perconaSecret := ""
+	if spec.PerconaEnabled() {
+		perconaSecret = hybrid.PerconaUserSecretName(ds)
+		require.Contains(t, p.secrets, perconaSecret, "the case must provide the Percona user Secret")
+	}
+
 	p.sts = hybrid.DesiredStatefulSet(ds, hybrid.StatefulSetInputs{
 		Image: hybrid.DefaultImage(), ConfigHash: hybrid.ConfigHash(cfg, nil),
-		JWTSecret: jwt, AdminPassword: admin, PostgresSecret: postgresSecret,
+		JWTSecret: jwt, AdminPassword: admin, PostgresSecret: postgresSecret, PerconaSecret: perconaSecret,
 	})
 	podSpec := p.sts.Spec.Template.Spec
-	require.Empty(t, podSpec.InitContainers, "the StatefulSet now has init containers: teach the conformance suite to run them")
 	require.Len(t, podSpec.Containers, 1)
 	p.container = *podSpec.Containers[0].DeepCopy()
 	if c.container != nil {
@@ -222,7 +232,10 @@ func preparePod(t *testing.T, sb *sandbox, c podCase) *pod {
 		require.NoError(t, os.WriteFile(filepath.Join(configVolumeDir, key), []byte(value), 0o644))
 	}
 
-	p.env = p.resolveEnv(t)
+	p.env = p.resolveEnv(t, &p.container)
+	for i := range podSpec.InitContainers {
+		p.inits = append(p.inits, p.prepareInit(t, &podSpec.InitContainers[i]))
+	}
 
 	require.Equal(t, []string{hybrid.DittoFSBinary}, p.container.Command, "container command")
 	p.argv = []string{dfsBin}
@@ -233,6 +246,39 @@ func preparePod(t *testing.T, sb *sandbox, c podCase) *pod {
 	require.FileExists(t, p.configPath)
 	require.Contains(t, p.argv, p.configPath, "the container args must point dfs at the mounted config")
 	return p
+}
+
+// initContainer is an init container of the pod, mapped like the server container.
+type initContainer struct {
+	name string
+	argv []string
+	env  []string
+	user runAs
+}
+
+// prepareInit maps an init container. Its image is not available here, so its command runs
+// from this machine: /bin/sh and date from the base system and, for the PostgreSQL wait,
+// pg_isready from Debian's postgresql package (put first on the image's PATH, where the
+// PostgreSQL client image has its own).
+func (p *pod) prepareInit(t testing.TB, c *corev1.Container) initContainer {
+	t.Helper()
+	require.NotEmpty(t, c.Command, "init container %s has no command", c.Name)
+	for _, vm := range c.VolumeMounts {
+		_, ok := p.mounts[vm.MountPath]
+		require.True(t, ok, "init container %s mounts %s, which the server does not", c.Name, vm.MountPath)
+	}
+	ic := initContainer{name: c.Name, user: podUser(p.sts, c)}
+	for _, a := range append(append([]string(nil), c.Command...), c.Args...) {
+		ic.argv = append(ic.argv, p.mapArg(a))
+	}
+	require.True(t, filepath.IsAbs(ic.argv[0]) && isExecutable(ic.argv[0]), "init container %s: %s does not exist here", c.Name, ic.argv[0])
+	for _, kv := range p.resolveEnv(t, c) {
+		if strings.HasPrefix(kv, "PATH=") {
+			kv = "PATH=" + postgresBinDir(t) + ":" + strings.TrimPrefix(kv, "PATH=")
+		}
+		ic.env = append(ic.env, kv)
+	}
+	return ic
 }
 
 // podUser is the identity the container runs as (container over pod security context).
@@ -307,10 +353,10 @@ func (p *pod) mapArg(a string) string {
 
 // resolveEnv resolves the container env like the kubelet: literal values and secretKeyRef
 // against the case's Secrets (paths under mounts mapped), plus PATH from the image and HOSTNAME.
-func (p *pod) resolveEnv(t testing.TB) []string {
+func (p *pod) resolveEnv(t testing.TB, c *corev1.Container) []string {
 	t.Helper()
 	env := []string{"PATH=" + imagePath, "HOSTNAME=" + p.sts.Name + "-0"}
-	for _, from := range p.container.EnvFrom {
+	for _, from := range c.EnvFrom {
 		require.NotNil(t, from.SecretRef, "envFrom other than secretRef is not resolved by this suite")
 		s, ok := p.secrets[from.SecretRef.Name]
 		require.True(t, ok || (from.SecretRef.Optional != nil && *from.SecretRef.Optional), "envFrom Secret %s missing", from.SecretRef.Name)
@@ -323,7 +369,7 @@ func (p *pod) resolveEnv(t testing.TB) []string {
 			env = append(env, from.Prefix+k+"="+s[k])
 		}
 	}
-	for _, e := range p.container.Env {
+	for _, e := range c.Env {
 		switch {
 		case e.ValueFrom == nil:
 			require.NotContains(t, e.Value, "$(", "env %s: $(VAR) expansion is not resolved by this suite", e.Name)
@@ -345,7 +391,7 @@ func (p *pod) resolveEnv(t testing.TB) []string {
 			t.Fatalf("env %s: only value and secretKeyRef are resolved by this suite", e.Name)
 		}
 	}
-	if !useNetns {
+	if !useNetns && c.Name == p.container.Name {
 		// Fallback: the only difference from the pod. The host network is shared, so the
 		// 0.0.0.0 binds are narrowed to loopback through the same env mechanism.
 		env = append(env, "DITTOFS_CONTROLPLANE_HOST=127.0.0.1", "DITTOFS_METRICS_HOST=127.0.0.1")

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -89,8 +90,8 @@ func newSandbox(t testing.TB) *sandbox {
 	holder := exec.Command(unshareBin, "--net", "--", "/bin/sh", "-c", script)
 	holder.Env = []string{"PATH=" + imagePath}
 	holder.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stderr bytes.Buffer
-	holder.Stderr = &stderr
+	stderr := &syncBuffer{}
+	holder.Stderr = stderr
 	stdout, err := holder.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, holder.Start())
@@ -120,6 +121,24 @@ func newSandbox(t testing.TB) *sandbox {
 	return sb
 }
 
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func setns(fd uintptr) error {
 	_, _, errno := syscall.RawSyscall(uintptr(sysSetns), fd, syscall.CLONE_NEWNET, 0)
 	if errno != 0 {
@@ -143,14 +162,14 @@ func (sb *sandbox) startWorker() error {
 			errc <- err
 			return
 		}
-		defer orig.Close()
+		defer func() { _ = orig.Close() }()
 		target, err := os.Open(sb.nsPath)
 		if err != nil {
 			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
-		defer target.Close()
+		defer func() { _ = target.Close() }()
 		if err := setns(target.Fd()); err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("setns %s: %w", sb.nsPath, err)
@@ -278,7 +297,7 @@ func startProc(t testing.TB, name string, cmd *exec.Cmd, logPath string) *proc {
 	t.Helper()
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(t, err)
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	cmd.Stdout, cmd.Stderr = f, f
 	p := &proc{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
 	p.started = time.Now()

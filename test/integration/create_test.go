@@ -45,7 +45,8 @@ func TestCreateProducesObjectsAndStatus(t *testing.T) {
 		require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, svc), name)
 		isOwned(svc)
 		assert.Equal(t, hybrid.SelectorLabels(cur), svc.Spec.Selector, name)
-		assert.Equal(t, "dittofs-operator", svc.Labels["app.kubernetes.io/managed-by"], name)
+		assert.Equal(t, "dittofs", svc.Labels["app.kubernetes.io/part-of"], name)
+		assert.Equal(t, "Helm", svc.Labels["app.kubernetes.io/managed-by"], name)
 	}
 	err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "basic-metrics"}, &corev1.Service{})
 	assert.True(t, apierrors.IsNotFound(err), "no metrics Service unless metrics are enabled")
@@ -159,9 +160,9 @@ func TestGeneratedSecretsAreCreatedOnce(t *testing.T) {
 	assert.Equal(t, "gen-admin-credentials/password", env["DITTOFS_ADMIN_INITIAL_PASSWORD"])
 
 	// A spec change reconciles again; the generated values stay.
-	cur := getServer(t, ns, "gen")
-	cur.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: true, Port: 9090}
-	require.NoError(t, k8s.Update(ctx(), cur))
+	updateServer(t, ns, "gen", func(ds *v1alpha1.DittoServer) {
+		ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: true, Port: 9090}
+	})
 	eventually(t, "metrics Service", func() error {
 		return k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "gen-metrics"}, &corev1.Service{})
 	})

@@ -119,8 +119,24 @@ func TestGuardPerconaCRDMissing(t *testing.T) {
 		},
 	}
 	require.NoError(t, k8s.Create(ctx(), ds))
-	got := waitCondition(t, ns, "pg", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonInvalidSpec)
+	// Not an invalid spec: the server waits for the Percona operator (the webhook still rejects
+	// it; test/percona covers the CRD appearing later).
+	got := waitCondition(t, ns, "pg", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonPerconaCRDMissing)
 	assert.Contains(t, condition(got, hybrid.ConditionReady).Message, "Percona PostgreSQL operator is not installed")
+	db := condition(got, hybrid.ConditionDatabaseReady)
+	require.NotNil(t, db)
+	assert.Equal(t, hybrid.ReasonPerconaCRDMissing, db.Reason)
+	assert.Equal(t, v1alpha1.PhasePending, got.Status.Phase)
+
+	// Deletion does not depend on the Percona CRD either.
+	require.NoError(t, k8s.Delete(ctx(), got))
+	eventually(t, "deleted without the Percona CRD", func() error {
+		err := k8s.Get(ctx(), clientKey(got), &v1alpha1.DittoServer{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there: %w", err)
+	})
 }
 
 func TestGuardWarningsDoNotBlock(t *testing.T) {

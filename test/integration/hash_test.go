@@ -39,9 +39,9 @@ func TestConfigHash(t *testing.T) {
 	require.NotEmpty(t, h0)
 
 	t.Run("a spec change that changes config.yaml rolls the pod", func(t *testing.T) {
-		ds := getServer(t, ns, "hash")
-		ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: true, Port: 9091}
-		require.NoError(t, k8s.Update(ctx(), ds))
+		updateServer(t, ns, "hash", func(ds *v1alpha1.DittoServer) {
+			ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: true, Port: 9091}
+		})
 		h1 := waitHashChange(t, ns, "hash", h0)
 		cm := &corev1.ConfigMap{}
 		require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "hash-config"}, cm))
@@ -58,9 +58,9 @@ func TestConfigHash(t *testing.T) {
 	})
 
 	t.Run("editing only service.annotations keeps the pod", func(t *testing.T) {
-		ds := getServer(t, ns, "hash")
-		ds.Spec.Service = &v1alpha1.ServiceSpec{Type: "ClusterIP", Annotations: map[string]string{"example.com/team": "storage"}}
-		require.NoError(t, k8s.Update(ctx(), ds))
+		updateServer(t, ns, "hash", func(ds *v1alpha1.DittoServer) {
+			ds.Spec.Service = &v1alpha1.ServiceSpec{Type: "ClusterIP", Annotations: map[string]string{"example.com/team": "storage"}}
+		})
 		eventually(t, "annotation on the -file Service", func() error {
 			svc := &corev1.Service{}
 			if err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "hash-file"}, svc); err != nil {

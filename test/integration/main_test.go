@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
@@ -167,3 +168,16 @@ func configHash(t *testing.T, ns, name string) string {
 func clientKey(o client.Object) client.ObjectKey { return client.ObjectKeyFromObject(o) }
 
 func ignoreNotFound(err error) error { return client.IgnoreNotFound(err) }
+
+// updateServer applies mutate to a fresh copy of the DittoServer, retrying write conflicts
+// (the operator writes the same object).
+func updateServer(t *testing.T, ns, name string, mutate func(*v1alpha1.DittoServer)) *v1alpha1.DittoServer {
+	t.Helper()
+	var ds *v1alpha1.DittoServer
+	require.NoError(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		ds = getServer(t, ns, name)
+		mutate(ds)
+		return k8s.Update(ctx(), ds)
+	}))
+	return ds
+}

@@ -42,8 +42,7 @@ func TestStatusOwnersCoexist(t *testing.T) {
 	assertBothOwners(t, ds)
 
 	// upgrade
-	ds.Spec.NFSPort = ptrInt32(2049)
-	require.NoError(t, k8s.Update(ctx(), ds))
+	updateServer(t, ns, "both", func(ds *v1alpha1.DittoServer) { ds.Spec.NFSPort = ptrInt32(2049) })
 	eventually(t, "upgrade reflected by both owners", func() error {
 		ds = getServer(t, ns, "both")
 		d := condition(ds, hybrid.ConditionDeployed)
@@ -58,8 +57,7 @@ func TestStatusOwnersCoexist(t *testing.T) {
 
 	// induced render failure: chart values that break values.schema.json
 	bad, _ := json.Marshal(map[string]any{"ports": map[string]any{"nfs": 70000}})
-	ds.Spec.ChartValues = &apiextensionsv1.JSON{Raw: bad}
-	require.NoError(t, k8s.Update(ctx(), ds))
+	updateServer(t, ns, "both", func(ds *v1alpha1.DittoServer) { ds.Spec.ChartValues = &apiextensionsv1.JSON{Raw: bad} })
 	ds = waitCondition(t, ns, "both", hybrid.ConditionIrreconcilable, metav1.ConditionTrue, "")
 	ds = waitCondition(t, ns, "both", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonRenderFailed)
 	assert.Contains(t, condition(ds, hybrid.ConditionReady).Message, "spec.chartValues")
@@ -68,8 +66,7 @@ func TestStatusOwnersCoexist(t *testing.T) {
 	assertBothOwners(t, ds)
 
 	// recovery
-	ds.Spec.ChartValues = nil
-	require.NoError(t, k8s.Update(ctx(), ds))
+	updateServer(t, ns, "both", func(ds *v1alpha1.DittoServer) { ds.Spec.ChartValues = nil })
 	ds = waitCondition(t, ns, "both", hybrid.ConditionReady, metav1.ConditionTrue, "")
 	ds = waitCondition(t, ns, "both", hybrid.ConditionIrreconcilable, metav1.ConditionFalse, "")
 	assertBothOwners(t, ds)

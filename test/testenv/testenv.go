@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	pgv2 "github.com/percona/percona-postgresql-operator/v2/pkg/apis/pgv2.percona.com/v2"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zapcore"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
@@ -50,6 +51,7 @@ func Scheme() *k8sruntime.Scheme {
 	s := k8sruntime.NewScheme()
 	_ = clientgoscheme.AddToScheme(s)
 	_ = v1alpha1.AddToScheme(s)
+	_ = pgv2.AddToScheme(s)
 	return s
 }
 
@@ -87,8 +89,10 @@ func (e *Env) Stop() { _ = e.Env.Stop() }
 // Manager is a running operator manager.
 type Manager struct {
 	Manager ctrl.Manager
-	cancel  context.CancelFunc
-	done    chan error
+	// Requests counts every API request the operator makes (watches excluded).
+	Requests *RequestCounter
+	cancel   context.CancelFunc
+	done     chan error
 }
 
 // Stop stops the manager and waits for it.
@@ -109,6 +113,8 @@ func (e *Env) StartManager(t testing.TB, mutate ...func(*hybrid.Options)) *Manag
 	require.NoError(t, err)
 	cfg := rest.CopyConfig(e.Config)
 	cfg.QPS, cfg.Burst = 100, 200
+	counter := &RequestCounter{}
+	counter.Wrap(cfg)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 e.Scheme,
 		Cache:                  hybrid.CacheOptions(nil),
@@ -130,7 +136,7 @@ func (e *Env) StartManager(t testing.TB, mutate ...func(*hybrid.Options)) *Manag
 	require.NoError(t, hybrid.Setup(ctx, mgr, opts))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	return &Manager{Manager: mgr, cancel: cancel, done: done}
+	return &Manager{Manager: mgr, Requests: counter, cancel: cancel, done: done}
 }
 
 // GVK of DittoServer.

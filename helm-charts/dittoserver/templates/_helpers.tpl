@@ -1,9 +1,9 @@
-{{/* Labels on every object. */}}
+{{/* Labels on every object. Helm itself adds app.kubernetes.io/managed-by: Helm (and overwrites
+     any other value), so the operator selects its objects by app.kubernetes.io/part-of. */}}
 {{- define "dittoserver.labels" -}}
 app.kubernetes.io/name: dittofs-server
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/part-of: dittofs
-app.kubernetes.io/managed-by: dittofs-operator
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- with .Values.labels }}
 {{ toYaml . }}

@@ -1,0 +1,88 @@
+package hybrid
+
+import (
+	"context"
+	"fmt"
+
+	helmclient "github.com/operator-framework/helm-operator-plugins/pkg/client"
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/kube"
+	"helm.sh/helm/v3/pkg/storage/driver"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// newActionClientGetter builds the Helm action clients of the reconciler, tuned for cost:
+//   - Capabilities are computed once at start: Helm would otherwise invalidate its discovery
+//     cache and ask the API server for its version and groups on every install, upgrade and
+//     dry-run (the chart does not use .Capabilities);
+//   - release Secrets go through an in-memory write-through cache (releasecache.go);
+//   - every Helm action's reachability probe (a GET /version each, three per reconcile) is
+//     skipped: the manager's watches already depend on the API server;
+//   - client-side OpenAPI validation is off (the API server validates every write anyway);
+//   - failure rollbacks are off: a failed release is reported, objects are left alone.
+func newActionClientGetter(mgr ctrl.Manager, cache *releaseCache) (helmclient.ActionClientGetter, error) {
+	caps, err := clusterCapabilities(mgr.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	secrets := helmclient.DefaultSecretsStorageDriver(helmclient.SecretsStorageDriverOpts{})
+	acg, err := helmclient.NewActionConfigGetter(mgr.GetConfig(), mgr.GetRESTMapper(),
+		helmclient.StorageDriverMapper(func(ctx context.Context, obj client.Object, rc *rest.Config) (driver.Driver, error) {
+			inner, err := secrets(ctx, obj, rc)
+			if err != nil {
+				return nil, err
+			}
+			return &cachingDriver{inner: inner, namespace: obj.GetNamespace(), cache: cache}, nil
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("helm action config: %w", err)
+	}
+	withCaps := actionConfigGetterFunc(func(ctx context.Context, obj client.Object) (*action.Configuration, error) {
+		cfg, err := acg.ActionConfigFor(ctx, obj)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Capabilities = caps
+		if kc, ok := cfg.KubeClient.(*kube.Client); ok {
+			cfg.KubeClient = &reachableKubeClient{Client: kc}
+		}
+		return cfg, nil
+	})
+	return helmclient.NewActionClientGetter(withCaps,
+		helmclient.WithFailureRollbacks(false),
+		helmclient.AppendInstallOptions(func(i *action.Install) error { i.DisableOpenAPIValidation = true; return nil }),
+		helmclient.AppendUpgradeOptions(func(u *action.Upgrade) error { u.DisableOpenAPIValidation = true; return nil }),
+	)
+}
+
+// reachableKubeClient is Helm's kube client without the per-action reachability probe.
+type reachableKubeClient struct {
+	*kube.Client
+}
+
+func (*reachableKubeClient) IsReachable() error { return nil }
+
+type actionConfigGetterFunc func(context.Context, client.Object) (*action.Configuration, error)
+
+func (f actionConfigGetterFunc) ActionConfigFor(ctx context.Context, obj client.Object) (*action.Configuration, error) {
+	return f(ctx, obj)
+}
+
+// clusterCapabilities asks the API server for its version once.
+func clusterCapabilities(cfg *rest.Config) (*chartutil.Capabilities, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("discovery client: %w", err)
+	}
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return nil, fmt.Errorf("reading the Kubernetes version: %w", err)
+	}
+	caps := chartutil.DefaultCapabilities.Copy()
+	caps.KubeVersion = chartutil.KubeVersion{Version: v.GitVersion, Major: v.Major, Minor: v.Minor}
+	return caps, nil
+}
