@@ -12,9 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
@@ -42,11 +40,6 @@ func TestMain(m *testing.M) {
 	env.Stop()
 	os.Exit(code)
 }
-
-const (
-	timeout = 20 * time.Second
-	tick    = 50 * time.Millisecond
-)
 
 func ctx() context.Context { return context.Background() }
 
@@ -87,77 +80,31 @@ func basicServer(ns, name string) *v1alpha1.DittoServer {
 	}
 }
 
-// eventually polls f until it returns nil or the timeout passes, then fails with f's last error.
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(tick)
-	}
-	t.Fatalf("%s: not reached within %s: %v", what, timeout, err)
+	testenv.Eventually(t, what, f)
 }
 
 func getServer(t *testing.T, ns, name string) *v1alpha1.DittoServer {
 	t.Helper()
-	ds := &v1alpha1.DittoServer{}
-	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, ds))
-	return ds
+	return testenv.GetServer(t, k8s, ns, name)
 }
 
-func condition(ds *v1alpha1.DittoServer, t string) *metav1.Condition {
-	return meta.FindStatusCondition(ds.Status.Conditions, t)
-}
+func condition(ds *v1alpha1.DittoServer, t string) *metav1.Condition { return testenv.Condition(ds, t) }
 
-// waitCondition waits until the condition has the status (and reason, when given).
 func waitCondition(t *testing.T, ns, name, condType string, status metav1.ConditionStatus, reason string) *v1alpha1.DittoServer {
 	t.Helper()
-	var ds *v1alpha1.DittoServer
-	eventually(t, fmt.Sprintf("%s=%s (%s)", condType, status, reason), func() error {
-		ds = &v1alpha1.DittoServer{}
-		if err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, ds); err != nil {
-			return err
-		}
-		c := condition(ds, condType)
-		if c == nil {
-			return fmt.Errorf("no %s condition; conditions: %v", condType, ds.Status.Conditions)
-		}
-		if c.Status != status || (reason != "" && c.Reason != reason) {
-			return fmt.Errorf("%s is %s/%s: %s", condType, c.Status, c.Reason, c.Message)
-		}
-		return nil
-	})
-	return ds
+	return testenv.WaitCondition(t, k8s, ns, name, condType, status, reason)
 }
 
-// getStatefulSet waits for the StatefulSet.
 func getStatefulSet(t *testing.T, ns, name string) *appsv1.StatefulSet {
 	t.Helper()
-	sts := &appsv1.StatefulSet{}
-	eventually(t, "StatefulSet "+name, func() error {
-		return k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, sts)
-	})
-	return sts
+	return testenv.GetStatefulSet(t, k8s, ns, name)
 }
 
-// markStatefulSetReady plays the StatefulSet controller (envtest has none).
 func markStatefulSetReady(t *testing.T, ns, name string) {
 	t.Helper()
-	eventually(t, "StatefulSet status update", func() error {
-		sts := &appsv1.StatefulSet{}
-		if err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, sts); err != nil {
-			return err
-		}
-		want := *sts.Spec.Replicas
-		sts.Status = appsv1.StatefulSetStatus{
-			ObservedGeneration: sts.Generation, Replicas: want, ReadyReplicas: want, AvailableReplicas: want,
-			CurrentReplicas: want, UpdatedReplicas: want, CurrentRevision: "r1", UpdateRevision: "r1",
-		}
-		return k8s.Status().Update(ctx(), sts)
-	})
+	testenv.MarkStatefulSetReady(t, k8s, ns, name)
 }
 
 func configHash(t *testing.T, ns, name string) string {
@@ -169,15 +116,7 @@ func clientKey(o client.Object) client.ObjectKey { return client.ObjectKeyFromOb
 
 func ignoreNotFound(err error) error { return client.IgnoreNotFound(err) }
 
-// updateServer applies mutate to a fresh copy of the DittoServer, retrying write conflicts
-// (the operator writes the same object).
 func updateServer(t *testing.T, ns, name string, mutate func(*v1alpha1.DittoServer)) *v1alpha1.DittoServer {
 	t.Helper()
-	var ds *v1alpha1.DittoServer
-	require.NoError(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		ds = getServer(t, ns, name)
-		mutate(ds)
-		return k8s.Update(ctx(), ds)
-	}))
-	return ds
+	return testenv.UpdateServer(t, k8s, ns, name, mutate)
 }

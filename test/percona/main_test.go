@@ -18,11 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	"github.com/dittofs/dittofs-operator/internal/hybrid"
@@ -86,11 +84,6 @@ func extractPerconaCRD() (string, error) {
 	return "", fmt.Errorf("no %s in deploy/crd.yaml", hybrid.PerconaCRDName)
 }
 
-const (
-	timeout = 20 * time.Second
-	tick    = 50 * time.Millisecond
-)
-
 func ctx() context.Context { return context.Background() }
 
 func newNamespace(t *testing.T, c client.Client) string {
@@ -112,56 +105,21 @@ func perconaServer(ns, name string, mutate func(*v1alpha1.PerconaSpec)) *v1alpha
 	}
 }
 
-// eventually polls f until it returns nil or the timeout passes.
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(tick)
-	}
-	t.Fatalf("%s: not reached within %s: %v", what, timeout, err)
+	testenv.Eventually(t, what, f)
 }
 
 func getServer(t *testing.T, c client.Client, ns, name string) *v1alpha1.DittoServer {
 	t.Helper()
-	ds := &v1alpha1.DittoServer{}
-	require.NoError(t, c.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, ds))
-	return ds
+	return testenv.GetServer(t, c, ns, name)
 }
 
-func condition(ds *v1alpha1.DittoServer, t string) *metav1.Condition {
-	return meta.FindStatusCondition(ds.Status.Conditions, t)
-}
+func condition(ds *v1alpha1.DittoServer, t string) *metav1.Condition { return testenv.Condition(ds, t) }
 
-// waitCondition waits until the condition has the status (and reason, when given) and its
-// message contains every string in contains.
 func waitCondition(t *testing.T, c client.Client, ns, name, condType string, status metav1.ConditionStatus, reason string, contains ...string) *v1alpha1.DittoServer {
 	t.Helper()
-	var ds *v1alpha1.DittoServer
-	eventually(t, fmt.Sprintf("%s=%s (%s) %v", condType, status, reason, contains), func() error {
-		ds = &v1alpha1.DittoServer{}
-		if err := c.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, ds); err != nil {
-			return err
-		}
-		cond := condition(ds, condType)
-		if cond == nil {
-			return fmt.Errorf("no %s condition; conditions: %v", condType, ds.Status.Conditions)
-		}
-		if cond.Status != status || (reason != "" && cond.Reason != reason) {
-			return fmt.Errorf("%s is %s/%s: %s", condType, cond.Status, cond.Reason, cond.Message)
-		}
-		for _, s := range contains {
-			if !strings.Contains(cond.Message, s) {
-				return fmt.Errorf("%s message %q lacks %q", condType, cond.Message, s)
-			}
-		}
-		return nil
-	})
-	return ds
+	return testenv.WaitCondition(t, c, ns, name, condType, status, reason, contains...)
 }
 
 // getCluster waits for the server's PerconaPGCluster.
@@ -205,42 +163,17 @@ func perconaUserSecret(t *testing.T, ns, server, password string) {
 
 func getStatefulSet(t *testing.T, ns, name string) *appsv1.StatefulSet {
 	t.Helper()
-	sts := &appsv1.StatefulSet{}
-	eventually(t, "StatefulSet "+name, func() error {
-		return k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, sts)
-	})
-	return sts
+	return testenv.GetStatefulSet(t, k8s, ns, name)
 }
 
-// markStatefulSetReady plays the StatefulSet controller (envtest has none).
 func markStatefulSetReady(t *testing.T, ns, name string) {
 	t.Helper()
-	eventually(t, "StatefulSet status update", func() error {
-		sts := &appsv1.StatefulSet{}
-		if err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, sts); err != nil {
-			return err
-		}
-		want := *sts.Spec.Replicas
-		sts.Status = appsv1.StatefulSetStatus{
-			ObservedGeneration: sts.Generation, Replicas: want, ReadyReplicas: want, AvailableReplicas: want,
-			CurrentReplicas: want, UpdatedReplicas: want, CurrentRevision: "r1", UpdateRevision: "r1",
-		}
-		return k8s.Status().Update(ctx(), sts)
-	})
+	testenv.MarkStatefulSetReady(t, k8s, ns, name)
 }
 
-// events lists the messages of a DittoServer's events of one reason.
 func events(t *testing.T, c client.Client, ns, name, reason string) []string {
 	t.Helper()
-	list := &corev1.EventList{}
-	require.NoError(t, c.List(ctx(), list, client.InNamespace(ns)))
-	var out []string
-	for _, e := range list.Items {
-		if e.InvolvedObject.Name == name && e.Reason == reason {
-			out = append(out, e.Message)
-		}
-	}
-	return out
+	return testenv.Events(t, c, ns, name, reason)
 }
 
 // waitEvent waits for an event of the reason whose message contains substr.
@@ -256,25 +189,9 @@ func waitEvent(t *testing.T, c client.Client, ns, name, reason, substr string) {
 	})
 }
 
-// reconcileCount reads controller-runtime's reconcile counter of the Go controller.
 func reconcileCount(t *testing.T) float64 {
 	t.Helper()
-	families, err := ctrlmetrics.Registry.Gather()
-	require.NoError(t, err)
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != "controller_runtime_reconcile_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && l.GetValue() == "dittoserver-go" {
-					total += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return total
+	return testenv.ReconcileCount(t, "dittoserver-go")
 }
 
 // ownerUIDs lists the UIDs the object's owner references point at.
@@ -298,14 +215,7 @@ func waitObserved(t *testing.T, ns, name string, generation int64) {
 	})
 }
 
-// updateServer changes a DittoServer, retrying conflicts with the operator's status writes.
 func updateServer(t *testing.T, ns, name string, mutate func(*v1alpha1.DittoServer)) *v1alpha1.DittoServer {
 	t.Helper()
-	var ds *v1alpha1.DittoServer
-	eventually(t, "update DittoServer "+name, func() error {
-		ds = getServer(t, k8s, ns, name)
-		mutate(ds)
-		return k8s.Update(ctx(), ds)
-	})
-	return ds
+	return testenv.UpdateServer(t, k8s, ns, name, mutate)
 }

@@ -167,9 +167,9 @@ func TestValidatingWebhook(t *testing.T) {
 			name: "seed fields without effect",
 			mutate: func(s *v1alpha1.DittoServerSpec) {
 				s.Cache = &v1alpha1.CacheSpec{}
-				s.SMB = &v1alpha1.SMBSpec{Enabled: true, MaxConnections: ptr.To(int32(10))}
+				s.SMB = &v1alpha1.SMBSpec{Enabled: true, MaxRequestsPerConnection: ptr.To(int32(10))}
 			},
-			wantWarnings: []string{"spec.cache has no effect", "spec.smb.maxConnections has no effect"},
+			wantWarnings: []string{"spec.cache has no effect", "spec.smb.maxRequestsPerConnection has no effect"},
 		},
 	}
 	for i, tc := range cases {
