@@ -161,3 +161,33 @@ func TestDockerfileBuildsNatively(t *testing.T) {
 	require.NoError(t, err, "%s", b)
 	assert.Contains(t, string(b), "-enable-webhooks")
 }
+
+// TestBuildInstaller runs `make build-installer` as docs/INSTALL.md says and checks that the
+// single manifest holds the same objects as `kubectl apply -k config/default`.
+func TestBuildInstaller(t *testing.T) {
+	root := testenv.RepoRoot()
+	cmd := exec.Command("make", "-s", "build-installer")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	data, err := os.ReadFile(filepath.Join(root, "dist", "install.yaml"))
+	require.NoError(t, err)
+	var kinds []string
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			break
+		}
+		if len(u.Object) > 0 {
+			kinds = append(kinds, u.GetKind()+"/"+u.GetName())
+		}
+	}
+	var want []string
+	for _, o := range kustomizeBuild(t, "config/default") {
+		want = append(want, o.GetKind()+"/"+o.GetName())
+	}
+	assert.Equal(t, want, kinds)
+	assert.Contains(t, kinds, "CustomResourceDefinition/dittoservers.dittofs.dittofs.com")
+	assert.Contains(t, kinds, "Deployment/dittofs-operator-controller-manager")
+}
