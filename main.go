@@ -43,6 +43,8 @@ func main() {
 		maxHistory                          int
 		waitForDeletion                     time.Duration
 		webhookCertDir, enableWebhooks      string
+		clusterDomain                       string
+		manageControlPlane                  bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "address of the metrics endpoint (\"0\" disables it)")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "serve metrics over HTTPS with Kubernetes authn/authz")
@@ -57,6 +59,8 @@ func main() {
 	flag.DurationVar(&waitForDeletion, "wait-for-deletion-timeout", 2*time.Second, "how long a Helm worker waits for a deleted DittoServer to disappear")
 	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with tls.crt and tls.key for the validating webhook (OLM mounts them here)")
 	flag.StringVar(&enableWebhooks, "enable-webhooks", envOr("ENABLE_WEBHOOKS", "auto"), "serve the validating webhook: auto (when certificates are present), true, false (env ENABLE_WEBHOOKS)")
+	flag.StringVar(&clusterDomain, "cluster-domain", envOr("CLUSTER_DOMAIN", hybrid.DefaultClusterDomain), "DNS domain of the cluster, for the DittoFS API Service URL <name>-api.<ns>.svc.<domain> (env CLUSTER_DOMAIN)")
+	flag.BoolVar(&manageControlPlane, "manage-control-plane", true, "apply adapters, the S3 store and the default share through the DittoFS REST API (docs/CONTROLPLANE.md)")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -67,6 +71,7 @@ func main() {
 		secureMetrics: secureMetrics, leaderElect: leaderElect, qps: float32(qps), burst: burst,
 		helmWorkers: helmWorkers, goWorkers: goWorkers, maxHistory: maxHistory, waitForDeletion: waitForDeletion,
 		webhookCertDir: webhookCertDir, enableWebhooks: enableWebhooks,
+		clusterDomain: clusterDomain, manageControlPlane: manageControlPlane,
 	}); err != nil {
 		ctrl.Log.WithName("setup").Error(err, "operator stopped")
 		os.Exit(1)
@@ -81,6 +86,8 @@ type runOptions struct {
 	maxHistory                          int
 	waitForDeletion                     time.Duration
 	webhookCertDir, enableWebhooks      string
+	clusterDomain                       string
+	manageControlPlane                  bool
 }
 
 func run(o runOptions) error {
@@ -141,6 +148,7 @@ func run(o runOptions) error {
 		WaitForDeletionTimeout: o.waitForDeletion,
 		MaxReleaseHistory:      o.maxHistory,
 		EnableWebhook:          webhooks,
+		ControlPlane:           hybrid.ControlPlaneOptions{Disabled: !o.manageControlPlane, ClusterDomain: o.clusterDomain},
 	}); err != nil {
 		return err
 	}

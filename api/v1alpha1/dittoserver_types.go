@@ -8,9 +8,10 @@ import (
 
 // DittoServerSpec is the desired state of one DittoFS file server.
 //
-// The spec covers infrastructure only (volumes, ports, database, identity bootstrap).
 // Stores, shares, users and adapter settings of DittoFS v0.29.0 live in its control-plane
-// database and are managed through its REST API.
+// database: the operator applies spec.smb, spec.s3 and spec.shares through the server's REST
+// API once the pod is Ready (ControlPlaneReady and StorageReady conditions); the rest of the
+// spec is infrastructure (volumes, ports, database, identity bootstrap).
 //
 // Ports: the NFS and SMB adapters listen on the fixed container ports 12049 and 1445; nfsPort and
 // smb.port are the ports the "-file" Service exposes. The API and metrics ports are the container
@@ -98,9 +99,28 @@ type DittoServerSpec struct {
 	// +optional
 	SMB *SMBSpec `json:"smb,omitempty"`
 
-	// S3 configures the S3 remote block store.
+	// S3 configures the S3 remote block store "s3", which the operator creates in the server's
+	// control plane through its REST API (credentials included) and keeps in sync with the
+	// Secret. Its health is the StorageReady condition.
 	// +optional
 	S3 *S3Spec `json:"s3,omitempty"`
+
+	// Shares the operator creates and updates through the DittoFS REST API. Each uses the
+	// badger metadata store "default" (on the metadata volume), the fs local block store
+	// "default" (on the cache volume) and, with spec.s3, the remote block store "s3". Unset:
+	// one share "/export". An empty list creates none. Shares removed from the list are kept
+	// unless pruneShares is true.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	Shares []ShareSpec `json:"shares,omitempty"`
+
+	// PruneShares deletes the shares the operator created that are no longer in spec.shares.
+	// Shares created by other means (dfsctl) are never deleted.
+	// +kubebuilder:default=false
+	// +optional
+	PruneShares bool `json:"pruneShares,omitempty"`
 
 	// Percona provisions a PostgreSQL cluster through the Percona PostgreSQL operator and runs
 	// the DittoFS control plane on it.
@@ -315,11 +335,30 @@ type ServiceSpec struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
-// SMBSpec exposes the SMB adapter. The tuning fields are adapter settings that DittoFS v0.29.0
-// keeps in its control-plane database; they are accepted and reported as having no effect until
-// the operator applies them through the REST API.
+// ShareSpec is one share of the server.
+type ShareSpec struct {
+	// Name of the share, with a leading slash (e.g. /export); NFS clients mount it by this path.
+	// +kubebuilder:validation:Pattern=`^/[A-Za-z0-9][A-Za-z0-9._-]*$`
+	// +kubebuilder:validation:MaxLength=64
+	Name string `json:"name"`
+
+	// ReadOnly exports the share read-only.
+	// +optional
+	ReadOnly bool `json:"readOnly,omitempty"`
+
+	// DefaultPermission applies to users without an explicit grant on the share.
+	// +kubebuilder:validation:Enum=none;read;read-write;admin
+	// +kubebuilder:default=read-write
+	// +optional
+	DefaultPermission string `json:"defaultPermission,omitempty"`
+}
+
+// SMBSpec exposes the SMB adapter. The operator enables or disables the server's SMB adapter
+// through the REST API and applies maxConnections as its max_connections setting; the other
+// tuning fields have no matching setting in DittoFS v0.29.0 and are reported as having no effect.
 type SMBSpec struct {
-	// Enabled adds the "smb" port to the "-file" Service.
+	// Enabled turns the server's SMB adapter on (it is switched off otherwise) and adds the
+	// "smb" port to the "-file" Service.
 	// +kubebuilder:default=false
 	// +optional
 	Enabled bool `json:"enabled,omitempty"`
@@ -331,7 +370,7 @@ type SMBSpec struct {
 	// +optional
 	Port *int32 `json:"port,omitempty"`
 
-	// MaxConnections (0 = unlimited).
+	// MaxConnections of the SMB adapter (0 = unlimited), applied as its max_connections setting.
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	MaxConnections *int32 `json:"maxConnections,omitempty"`
@@ -581,7 +620,8 @@ type DittoServerStatus struct {
 	// +optional
 	DeployedRelease *DeployedRelease `json:"deployedRelease,omitempty"`
 
-	// Conditions: ConfigReady, DatabaseReady, Available, Progressing, Ready (Go controller) and
+	// Conditions: ConfigReady, DatabaseReady, Available, Progressing, ControlPlaneReady,
+	// StorageReady, Ready (Go controller) and
 	// Initialized, Deployed, ReleaseFailed, Irreconcilable, Paused (Helm reconciler).
 	// +listType=map
 	// +listMapKey=type

@@ -69,6 +69,12 @@ const (
 	ConditionDatabaseReady = "DatabaseReady"
 	ConditionAvailable     = "Available"
 	ConditionProgressing   = "Progressing"
+	// ConditionControlPlaneReady: the spec is applied through the DittoFS REST API
+	// (operator account, adapters, stores, share). Set once the pod is Ready.
+	ConditionControlPlaneReady = "ControlPlaneReady"
+	// ConditionStorageReady: the S3 remote block store's status as the server reports it
+	// (only with spec.s3).
+	ConditionStorageReady = "StorageReady"
 )
 
 // Condition types owned by the Helm reconciler (helm-operator-plugins).
@@ -113,6 +119,16 @@ const (
 	ReasonPerconaApplyFailed    = "PerconaApplyFailed"
 	ReasonPerconaOwnedElsewhere = "PerconaOwnedElsewhere"
 	ReasonPerconaReady          = "PerconaReady"
+	// Control-plane reasons (docs/CONTROLPLANE.md).
+	ReasonControlPlaneApplied         = "Applied"
+	ReasonControlPlaneFailed          = "APICallFailed"
+	ReasonAPIUnreachable              = "APIUnreachable"
+	ReasonAdminCredentialUnauthorized = "AdminCredentialUnauthorized"
+	ReasonS3CredentialsMissing        = "S3CredentialsMissing"
+	ReasonStoreRejected               = "StoreRejected"
+	ReasonStoreUnhealthy              = "StoreUnhealthy"
+	ReasonStoreHealthy                = "StoreHealthy"
+
 	// ReasonCleanupTimeout: a deleted server's cleanup ran past its timeout and cannot finish.
 	ReasonCleanupTimeout = "CleanupTimeout"
 
@@ -133,4 +149,16 @@ const (
 	EventPerconaDeleted        = "PerconaDeleted"
 	EventCleanupTimeout        = "CleanupTimeout"
 	EventPostgresSecretIgnored = "PostgresSecretIgnored"
+
+	EventAdminCredentialUnauthorized = "AdminCredentialUnauthorized"
+	EventOperatorAccountProvisioned  = "OperatorAccountProvisioned"
+	EventAdapterUpdated              = "AdapterUpdated"
+	EventStoreCreated                = "StoreCreated"
+	EventStoreUpdated                = "StoreUpdated"
+	EventShareCreated                = "ShareCreated"
+	EventShareUpdated                = "ShareUpdated"
+	EventShareDeleted                = "ShareDeleted"
+	EventStorageNotReady             = "StorageNotReady"
+	EventStorageReady                = "StorageReady"
+	EventControlPlaneFailed          = "ControlPlaneFailed"
 )

@@ -61,6 +61,8 @@ type Reconciler struct {
 	CleanupTimeout time.Duration
 
 	perconaWatch *perconaWatch
+	// cp applies the spec through the DittoFS REST API (nil: disabled).
+	cp *controlPlane
 }
 
 // invalidSpecRecheck re-runs the guard for an invalid spec that no watch may fix (e.g. the
@@ -216,7 +218,7 @@ func (r *Reconciler) reconcileServer(ctx context.Context, ds *v1alpha1.DittoServ
 	}
 	logger.V(1).Info("statefulset converged", "hash", hash)
 	st.observeStatefulSet(sts)
-	return ctrl.Result{}, nil
+	return r.reconcileControlPlane(ctx, ds, sts, secrets.Admin, st)
 }
 
 // observeStatefulSet reads the current StatefulSet (if any) into the status.

@@ -41,6 +41,9 @@ func (r *Reconciler) cleanupTimeout() time.Duration {
 // our owner reference is removed from it before the finalizer goes: the garbage collector
 // would otherwise delete the database with the server.
 func (r *Reconciler) reconcileDelete(ctx context.Context, ds *v1alpha1.DittoServer) (ctrl.Result, error) {
+	if r.cp != nil {
+		r.cp.forget(ds.UID)
+	}
 	if !controllerutil.ContainsFinalizer(ds, Finalizer) {
 		return ctrl.Result{}, nil
 	}

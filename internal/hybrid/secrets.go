@@ -165,21 +165,15 @@ func (r *Reconciler) resolveSecrets(ctx context.Context, ds *v1alpha1.DittoServe
 		out.hashInput = append(out.hashInput, hashPart{ref.Name, ref.Key, value})
 	}
 
+	// The S3 credentials are not part of the config hash: DittoFS v0.29.0 reads them from the
+	// remote block store's configuration, which the operator updates through the REST API
+	// (controlplane.go), so a rotation needs no pod restart.
 	if s3 := ds.Spec.S3; s3 != nil && s3.CredentialsSecretRef != nil {
 		ref := s3.CredentialsSecretRef
-		secret, err := r.readSecret(ctx, ds, ref.SecretName)
-		switch {
-		case apierrors.IsNotFound(err):
+		if _, err := r.readSecret(ctx, ds, ref.SecretName); apierrors.IsNotFound(err) {
 			out.warnings = append(out.warnings, fmt.Sprintf("Secret %s (spec.s3.credentialsSecretRef) does not exist yet", ref.SecretName))
-			out.hashInput = append(out.hashInput, hashPart{ref.SecretName, "", nil})
-		case err != nil:
+		} else if err != nil {
 			return nil, fmt.Errorf("reading Secret %s/%s: %w", ds.Namespace, ref.SecretName, err)
-		default:
-			for _, k := range []string{ref.AccessKeyIDKey, ref.SecretAccessKeyKey, ref.EndpointKey} {
-				if k != "" {
-					out.hashInput = append(out.hashInput, hashPart{ref.SecretName, k, secret.Data[k]})
-				}
-			}
 		}
 	}
 	return out, nil

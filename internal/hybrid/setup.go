@@ -47,6 +47,9 @@ type Options struct {
 	// deleted (deleteWithServer) before its finalizer goes; 0 means DefaultCleanupTimeout.
 	// Orphaning is never skipped, whatever the timeout.
 	CleanupTimeout time.Duration
+	// ControlPlane configures what the operator does through the DittoFS REST API
+	// (docs/CONTROLPLANE.md); the zero value is on, with the <name>-api Service as endpoint.
+	ControlPlane ControlPlaneOptions
 }
 
 // Setup registers the Helm reconciler(s) from watches.yaml and the Go controller.
@@ -124,7 +127,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 			return fmt.Errorf("setting up the validating webhook: %w", err)
 		}
 	}
+	var cp *controlPlane
+	if !opts.ControlPlane.Disabled {
+		cp = newControlPlane(opts.ControlPlane)
+	}
 	return (&Reconciler{
+		cp:        cp,
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Secrets:   secrets,

@@ -40,6 +40,9 @@ type statusBuilder struct {
 
 	failReason, failMessage string
 	warnings                []string
+
+	// cp is what the control-plane step observed (attempted only once the pod is Ready).
+	cp cpOutcome
 }
 
 func newStatusBuilder(ds *v1alpha1.DittoServer) *statusBuilder {
@@ -150,6 +153,29 @@ func (b *statusBuilder) build() v1alpha1.DittoServerStatus {
 	set(ConditionAvailable, available, availReason, availMsg)
 	set(ConditionProgressing, progressing, progReason, progMsg)
 
+	if b.cp.attempted {
+		cpStatus := metav1.ConditionFalse
+		switch {
+		case b.cp.ready:
+			cpStatus = metav1.ConditionTrue
+		case b.cp.unknown:
+			cpStatus = metav1.ConditionUnknown
+		}
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: ConditionControlPlaneReady, Status: cpStatus, Reason: b.cp.reason, Message: b.cp.message, ObservedGeneration: gen,
+		})
+		if b.cp.storageNeeded && b.cp.storageReason != "" {
+			set(ConditionStorageReady, b.cp.storageOK, b.cp.storageReason, b.cp.storageMsg)
+		}
+	}
+	if !s3Configured(ds) {
+		meta.RemoveStatusCondition(&st.Conditions, ConditionStorageReady)
+	}
+	cpOK, cpReason, cpMsg := controlPlaneReady(st.Conditions, available)
+	if cpOK && b.cp.unknown {
+		b.warnings = append(b.warnings, b.cp.message)
+	}
+
 	helmOK, helmMsg := helmReady(ds.Status.Conditions)
 	ready, readyReason, readyMsg := true, ReasonAllReady, "the server is ready"
 	switch {
@@ -165,6 +191,8 @@ func (b *statusBuilder) build() v1alpha1.DittoServerStatus {
 		ready, readyReason, readyMsg = false, progReason, progMsg
 	case !available:
 		ready, readyReason, readyMsg = false, availReason, availMsg
+	case !cpOK:
+		ready, readyReason, readyMsg = false, cpReason, cpMsg
 	}
 	if ready && availReason == ReasonStopped {
 		readyReason, readyMsg = ReasonStopped, availMsg
@@ -185,6 +213,23 @@ func (b *statusBuilder) build() v1alpha1.DittoServerStatus {
 		st.Phase = v1alpha1.PhasePending
 	}
 	return st
+}
+
+// controlPlaneReady reports whether the control-plane conditions allow Ready. They count only
+// while the pod is available (the step runs once it is). ControlPlaneReady=Unknown (the API
+// did not answer the operator) does not hold Ready back: the pod's own readiness probe is the
+// API, so this is the operator's network path; Ready then carries it as a warning.
+func controlPlaneReady(conds []metav1.Condition, available bool) (bool, string, string) {
+	if !available {
+		return true, "", ""
+	}
+	if c := meta.FindStatusCondition(conds, ConditionControlPlaneReady); c != nil && c.Status == metav1.ConditionFalse {
+		return false, c.Reason, c.Message
+	}
+	if c := meta.FindStatusCondition(conds, ConditionStorageReady); c != nil && c.Status != metav1.ConditionTrue {
+		return false, c.Reason, c.Message
+	}
+	return true, "", ""
 }
 
 // helmReady reports whether the Helm reconciler has deployed the current release.
@@ -224,6 +269,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, ds *v1alpha1.DittoServer, 
 	}
 	r.emitTransitionEvents(ds, desired)
 	r.emitDatabaseEvents(ds, desired)
+	r.emitControlPlaneEvents(ds, desired)
 	return r.applyStatus(ctx, ds, desired)
 }
 
@@ -295,6 +341,33 @@ func (r *Reconciler) emitDatabaseEvents(ds *v1alpha1.DittoServer, desired v1alph
 	}
 	if strings.Contains(now.Message, PostgresSecretIgnoredMessage) && (old == nil || !strings.Contains(old.Message, PostgresSecretIgnoredMessage)) {
 		r.Recorder.Event(ds, corev1.EventTypeWarning, EventPostgresSecretIgnored, PostgresSecretIgnoredMessage)
+	}
+}
+
+// emitControlPlaneEvents emits one event per change of status or reason of ControlPlaneReady
+// and StorageReady (never one per reconcile).
+func (r *Reconciler) emitControlPlaneEvents(ds *v1alpha1.DittoServer, desired v1alpha1.DittoServerStatus) {
+	changed := func(t string) (*metav1.Condition, bool) {
+		old := meta.FindStatusCondition(ds.Status.Conditions, t)
+		now := meta.FindStatusCondition(desired.Conditions, t)
+		if now == nil {
+			return nil, false
+		}
+		return now, old == nil || old.Status != now.Status || old.Reason != now.Reason
+	}
+	if now, ok := changed(ConditionControlPlaneReady); ok && now.Status == metav1.ConditionFalse {
+		reason := EventControlPlaneFailed
+		if now.Reason == ReasonAdminCredentialUnauthorized {
+			reason = EventAdminCredentialUnauthorized
+		}
+		r.Recorder.Event(ds, corev1.EventTypeWarning, reason, now.Message)
+	}
+	if now, ok := changed(ConditionStorageReady); ok {
+		if now.Status == metav1.ConditionTrue {
+			r.Recorder.Event(ds, corev1.EventTypeNormal, EventStorageReady, now.Message)
+		} else {
+			r.Recorder.Event(ds, corev1.EventTypeWarning, EventStorageNotReady, now.Message)
+		}
 	}
 }
 

@@ -189,7 +189,10 @@ func privilegedPorts(s *v1alpha1.DittoServerSpec) []portField {
 }
 
 // NoEffectFields names the fields accepted for compatibility with earlier versions of the API
-// that DittoFS v0.29.0 has no setting for.
+// that DittoFS v0.29.0 has no setting for. spec.smb.maxConnections is not one: it maps to the
+// SMB adapter's max_connections setting; the other SMB tuning fields have no matching setting
+// (the v0.29.0 SMB settings are dialects, session/oplock timeouts, max_connections,
+// max_sessions, encryption, signing, leasing, blocked operations, discovery).
 func NoEffectFields(s *v1alpha1.DittoServerSpec) []string {
 	var fields []string
 	if s.Cache != nil {
@@ -202,9 +205,8 @@ func NoEffectFields(s *v1alpha1.DittoServerSpec) []string {
 		fields = append(fields, "spec.adapterDiscovery")
 	}
 	if smb := s.SMB; smb != nil {
-		if smb.MaxConnections != nil {
-			fields = append(fields, "spec.smb.maxConnections")
-		}
+		// spec.smb.maxConnections is applied as the SMB adapter's max_connections setting
+		// through the REST API (controlplane.go).
 		if smb.MaxRequestsPerConnection != nil {
 			fields = append(fields, "spec.smb.maxRequestsPerConnection")
 		}

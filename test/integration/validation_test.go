@@ -34,6 +34,18 @@ func TestCRDRejectsInvalidSpecs(t *testing.T) {
 			spec: map[string]any{"storage": storage, "replicas": 2},
 			want: []string{"spec.replicas", "less than or equal to 1"},
 		},
+		"share name without a leading slash": {
+			spec: map[string]any{"storage": storage, "shares": []any{map[string]any{"name": "export"}}},
+			want: []string{"spec.shares[0].name"},
+		},
+		"share permission unknown": {
+			spec: map[string]any{"storage": storage, "shares": []any{map[string]any{"name": "/export", "defaultPermission": "all"}}},
+			want: []string{"spec.shares[0].defaultPermission"},
+		},
+		"duplicate share": {
+			spec: map[string]any{"storage": storage, "shares": []any{map[string]any{"name": "/a"}, map[string]any{"name": "/a"}}},
+			want: []string{"spec.shares[1]", "Duplicate"},
+		},
 		"nfs port out of range": {
 			spec: map[string]any{"storage": storage, "nfsPort": 70000},
 			want: []string{"spec.nfsPort"},

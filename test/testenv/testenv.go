@@ -128,6 +128,9 @@ func (e *Env) StartManager(t testing.TB, mutate ...func(*hybrid.Options)) *Manag
 		Charts:                 charts.FS,
 		WaitForDeletionTimeout: 2 * time.Second,
 		MaxReleaseHistory:      2,
+		// envtest runs no DittoFS server: the REST API step is off unless a test turns it on
+		// (test/controlplane points it at a real dfs).
+		ControlPlane: hybrid.ControlPlaneOptions{Disabled: true},
 	}
 	for _, m := range mutate {
 		m(&opts)

@@ -1,0 +1,291 @@
+package controlplane
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/dittoapi"
+	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/test/testenv"
+)
+
+func waitCondition(t *testing.T, ns, name, typ string, status metav1.ConditionStatus, reason string, contains ...string) *v1alpha1.DittoServer {
+	t.Helper()
+	return testenv.WaitCondition(t, k8s, ns, name, typ, status, reason, contains...)
+}
+
+// quiesce waits until the operator made at least one call to url and then none for a second;
+// it returns the calls made.
+func quiesce(t *testing.T, url string) (total, writes int, detail string) {
+	t.Helper()
+	testenv.Eventually(t, "a reconcile calling the API", func() error {
+		if n, _, _ := calls.count(url); n == 0 {
+			return fmt.Errorf("no call yet")
+		}
+		return nil
+	})
+	last := -1
+	for {
+		n, _, _ := calls.count(url)
+		if n == last {
+			return calls.count(url)
+		}
+		last = n
+		time.Sleep(time.Second)
+	}
+}
+
+func configHashOf(t *testing.T, ns string) string {
+	return testenv.GetStatefulSet(t, k8s, ns, "files").Spec.Template.Annotations[hybrid.AnnotationConfigHash]
+}
+
+// markReady plays the StatefulSet controller after a rollout until the server is Ready.
+func markReady(t *testing.T, ns, name string) {
+	t.Helper()
+	testenv.Eventually(t, name+" Ready after the rollout", func() error {
+		testenv.MarkStatefulSetReady(t, k8s, ns, name)
+		ds := testenv.GetServer(t, k8s, ns, name)
+		if c := testenv.Condition(ds, hybrid.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("Ready: %v", c)
+		}
+		return nil
+	})
+}
+
+// TestProvisioning: a DittoServer with spec.s3 and SMB enabled becomes Ready on the real
+// server; then steady state, dfs restart, adapter port drift, S3 credential rotation and a
+// wrong bucket.
+func TestProvisioning(t *testing.T) {
+	mgr := startManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	be := startBackend(t, ns, "files")
+	s3 := fakeS3(t, "ditto-bucket")
+	require.NoError(t, k8s.Create(ctx(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "s3", Namespace: ns},
+		StringData: map[string]string{"accessKeyId": "AKIA1", "secretAccessKey": "secret-1", "endpoint": s3},
+	}))
+	start := time.Now()
+	server(t, ns, "files", func(s *v1alpha1.DittoServerSpec) {
+		s.SMB = &v1alpha1.SMBSpec{Enabled: true, MaxConnections: ptr.To(int32(77))}
+		s.S3 = &v1alpha1.S3Spec{Bucket: "ditto-bucket", Region: "us-east-1",
+			CredentialsSecretRef: &v1alpha1.S3CredentialsSecretRef{SecretName: "s3"}}
+	})
+	testenv.GetStatefulSet(t, k8s, ns, "files")
+	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
+	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionTrue, hybrid.ReasonControlPlaneApplied)
+	waitCondition(t, ns, "files", hybrid.ConditionStorageReady, metav1.ConditionTrue, hybrid.ReasonStoreHealthy)
+	waitCondition(t, ns, "files", hybrid.ConditionReady, metav1.ConditionTrue, "")
+	t.Logf("Ready with control plane applied %s after create", time.Since(start).Round(time.Millisecond))
+
+	admin := be.dfs.Admin(t)
+	sh, err := admin.GetShare(ctx(), hybrid.DefaultShareName)
+	require.NoError(t, err)
+	require.NotNil(t, sh.RemoteBlockStoreID)
+	assert.Equal(t, "read-write", sh.DefaultPermission)
+	store, err := admin.GetBlockStore(ctx(), dittoapi.BlockRemote, hybrid.S3StoreName)
+	require.NoError(t, err)
+	cfg := store.ConfigMap()
+	assert.Equal(t, "http://"+s3, cfg["endpoint"], "scheme added")
+	assert.Equal(t, true, cfg["allow_private_endpoint"])
+	assert.Equal(t, "AKIA1", cfg["access_key_id"])
+	assert.Equal(t, *sh.RemoteBlockStoreID, store.ID)
+	ads, err := admin.ListAdapters(ctx())
+	require.NoError(t, err)
+	for _, a := range ads {
+		assert.True(t, a.Enabled, a.Type)
+		assert.Equal(t, map[string]int{"nfs": be.nfsPort, "smb": be.smbPt}[a.Type], a.Port, a.Type)
+	}
+	set, err := admin.GetAdapterSettings(ctx(), "smb")
+	require.NoError(t, err)
+	assert.EqualValues(t, 77, set["max_connections"])
+	u, err := admin.GetUser(ctx(), hybrid.OperatorUsername)
+	require.NoError(t, err)
+	assert.Equal(t, "admin", u.Role)
+	assert.False(t, u.MustChangePassword)
+	opSecret := &corev1.Secret{}
+	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "files-operator-credentials"}, opSecret))
+	assert.NotEmpty(t, opSecret.Data["password"])
+	assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", hybrid.EventOperatorAccountProvisioned))
+
+	t.Run("steady state is read-only and bounded", func(t *testing.T) {
+		calls.reset(be.dfs.URL)
+		poke(t, ns, "s3")
+		total, writes, detail := quiesce(t, be.dfs.URL)
+		t.Logf("API calls of one steady-state reconcile: %d (%s)", total, detail)
+		assert.Zero(t, writes, detail)
+		assert.LessOrEqual(t, total, 6, detail)
+	})
+
+	t.Run("dfs restart: state persists, the operator writes nothing", func(t *testing.T) {
+		be.dfs.Restart(t)
+		calls.reset(be.dfs.URL)
+		poke(t, ns, "s3")
+		total, writes, detail := quiesce(t, be.dfs.URL)
+		t.Logf("after restart: %d calls (%s)", total, detail)
+		assert.Zero(t, writes, detail)
+		waitCondition(t, ns, "files", hybrid.ConditionReady, metav1.ConditionTrue, "")
+	})
+
+	t.Run("adapter port drift is restored", func(t *testing.T) {
+		other := be.nfsPort + 1
+		_, err := admin.UpdateAdapter(ctx(), "nfs", dittoapi.UpdateAdapterRequest{Port: &other})
+		require.NoError(t, err)
+		poke(t, ns, "s3")
+		testenv.Eventually(t, "NFS adapter back on its port", func() error {
+			a, err := admin.GetAdapter(ctx(), "nfs")
+			if err != nil {
+				return err
+			}
+			if a.Port != be.nfsPort {
+				return fmt.Errorf("nfs port %d", a.Port)
+			}
+			return nil
+		})
+		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", hybrid.EventAdapterUpdated))
+	})
+
+	t.Run("S3 credential rotation updates the store", func(t *testing.T) {
+		hashBefore := configHashOf(t, ns)
+		s := &corev1.Secret{}
+		require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "s3"}, s))
+		s.Data["accessKeyId"], s.Data["secretAccessKey"] = []byte("AKIA2"), []byte("secret-2")
+		require.NoError(t, k8s.Update(ctx(), s))
+		testenv.Eventually(t, "store carries the new key", func() error {
+			st, err := admin.GetBlockStore(ctx(), dittoapi.BlockRemote, hybrid.S3StoreName)
+			if err != nil {
+				return err
+			}
+			if id := st.ConfigMap()["access_key_id"]; id != "AKIA2" {
+				return fmt.Errorf("access_key_id %v", id)
+			}
+			return nil
+		})
+		// A rotation of the secret key alone (redacted on reads) is seen through the hash the
+		// operator keeps on its Secret.
+		hash := func() string {
+			op := &corev1.Secret{}
+			require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "files-operator-credentials"}, op))
+			return op.Annotations[hybrid.AnnotationS3ConfigHash]
+		}
+		before := hash()
+		require.NotEmpty(t, before)
+		require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "s3"}, s))
+		s.Data["secretAccessKey"] = []byte("secret-3")
+		require.NoError(t, k8s.Update(ctx(), s))
+		calls.reset(be.dfs.URL)
+		testenv.Eventually(t, "store updated for the new secret key", func() error {
+			if h := hash(); h == before {
+				return fmt.Errorf("hash unchanged")
+			}
+			return nil
+		})
+		_, _, detail := calls.count(be.dfs.URL)
+		assert.Contains(t, detail, "PUT /api/v1/store/block/remote/s3")
+		assert.Equal(t, hashBefore, configHashOf(t, ns), "a credential rotation does not roll the pod")
+		waitCondition(t, ns, "files", hybrid.ConditionStorageReady, metav1.ConditionTrue, hybrid.ReasonStoreHealthy)
+	})
+
+	t.Run("spec.shares: created, updated, pruned only when opted in", func(t *testing.T) {
+		_, err := admin.CreateShare(ctx(), dittoapi.CreateShareRequest{Name: "/manual", MetadataStoreID: "default", LocalBlockStore: "default"})
+		require.NoError(t, err)
+		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) {
+			ds.Spec.Shares = []v1alpha1.ShareSpec{{Name: "/export", DefaultPermission: "read"}, {Name: "/data", ReadOnly: true, DefaultPermission: "read-write"}}
+		})
+		shares := func() map[string]dittoapi.Share {
+			list, err := admin.ListShares(ctx())
+			require.NoError(t, err)
+			out := map[string]dittoapi.Share{}
+			for _, s := range list {
+				out[s.Name] = s
+			}
+			return out
+		}
+		testenv.Eventually(t, "/data created, /export updated", func() error {
+			got := shares()
+			if d, ok := got["/data"]; !ok || !d.ReadOnly || d.RemoteBlockStoreID == nil {
+				return fmt.Errorf("/data: %+v", d)
+			}
+			if got["/export"].DefaultPermission != "read" {
+				return fmt.Errorf("/export: %+v", got["/export"])
+			}
+			return nil
+		})
+		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) {
+			ds.Spec.Shares = []v1alpha1.ShareSpec{{Name: "/data", ReadOnly: true, DefaultPermission: "read-write"}}
+		})
+		waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionTrue, hybrid.ReasonControlPlaneApplied)
+		time.Sleep(time.Second)
+		assert.Contains(t, shares(), "/export", "not pruned without pruneShares")
+		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) { ds.Spec.PruneShares = true })
+		testenv.Eventually(t, "/export pruned", func() error {
+			if _, ok := shares()["/export"]; ok {
+				return fmt.Errorf("/export still there")
+			}
+			return nil
+		})
+		got := shares()
+		assert.Contains(t, got, "/manual", "a share the operator did not create is never pruned")
+		assert.Contains(t, got, "/data")
+	})
+
+	t.Run("wrong bucket: StorageReady=False with the server's message", func(t *testing.T) {
+		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) { ds.Spec.S3.Bucket = "no-such-bucket" })
+		ds := waitCondition(t, ns, "files", hybrid.ConditionStorageReady, metav1.ConditionFalse, "", "no-such-bucket")
+		c := testenv.Condition(ds, hybrid.ConditionStorageReady)
+		t.Logf("StorageReady: %s: %s", c.Reason, c.Message)
+		waitCondition(t, ns, "files", hybrid.ConditionReady, metav1.ConditionFalse, "")
+		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) { ds.Spec.S3.Bucket = "ditto-bucket" })
+		waitCondition(t, ns, "files", hybrid.ConditionStorageReady, metav1.ConditionTrue, hybrid.ReasonStoreHealthy)
+		markReady(t, ns, "files")
+	})
+}
+
+// TestAdminPasswordChangedOutOfBand: the admin Secret no longer logs in → one clear event,
+// ControlPlaneReady=False, no retry loop; fixing the Secret recovers.
+func TestAdminPasswordChangedOutOfBand(t *testing.T) {
+	mgr := startManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	be := startBackend(t, ns, "files")
+	admin := be.dfs.Admin(t)
+	_, err := admin.ChangeOwnPassword(ctx(), "admin-password-for-tests", "rotated-by-someone-else")
+	require.NoError(t, err)
+
+	server(t, ns, "files", nil)
+	testenv.GetStatefulSet(t, k8s, ns, "files")
+	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
+	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionFalse, hybrid.ReasonAdminCredentialUnauthorized, "admin")
+	waitCondition(t, ns, "files", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonAdminCredentialUnauthorized)
+	calls.reset(be.dfs.URL)
+	time.Sleep(4 * time.Second)
+	total, _, detail := calls.count(be.dfs.URL)
+	assert.LessOrEqual(t, total, 1, "no retry loop: %s", detail)
+	events := testenv.Events(t, k8s, ns, "files", hybrid.EventAdminCredentialUnauthorized)
+	assert.Len(t, events, 1, "one event")
+
+	s := &corev1.Secret{}
+	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "admin"}, s))
+	s.Data["password"] = []byte("rotated-by-someone-else")
+	require.NoError(t, k8s.Update(ctx(), s))
+	// The admin password is part of the pod's config hash: the pod rolls (played here).
+	markReady(t, ns, "files")
+	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionTrue, hybrid.ReasonControlPlaneApplied)
+	sh, err := admin.GetShare(ctx(), hybrid.DefaultShareName)
+	require.NoError(t, err)
+	assert.Nil(t, sh.RemoteBlockStoreID, "no spec.s3: local only")
+	smb, err := admin.GetAdapter(ctx(), "smb")
+	require.NoError(t, err)
+	assert.False(t, smb.Enabled, "spec.smb unset: the SMB adapter DittoFS starts by default is switched off")
+	assert.False(t, smb.Running)
+	assert.Nil(t, testenv.Condition(testenv.GetServer(t, k8s, ns, "files"), hybrid.ConditionStorageReady), "no StorageReady without spec.s3")
+}
