@@ -23,6 +23,8 @@ CONTROLLER_GEN := $(TOOLS)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 KUSTOMIZE_VERSION ?= v5.8.2
 KUSTOMIZE := $(TOOLS)/kustomize-$(KUSTOMIZE_VERSION)
+GOFAKES3_VERSION ?= v1.2.0
+GOFAKES3 := $(TOOLS)/gofakes3-$(GOFAKES3_VERSION)
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
 ##@ General
@@ -79,7 +81,7 @@ dittofs: ## Build the real DittoFS server and CLI (dfs, dfsctl) from the Go prox
 	bash hack/build-dittofs.sh
 
 .PHONY: test
-test: k8s-binaries dittofs $(KUSTOMIZE) ## Run every test: unit, envtest integration, DittoFS conformance, kwok e2e, packaging.
+test: k8s-binaries dittofs $(KUSTOMIZE) $(GOFAKES3) ## Run every test: unit, envtest integration, DittoFS conformance, kwok e2e, packaging.
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: unit
@@ -161,6 +163,14 @@ $(KUSTOMIZE):
 	mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	mv $(TOOLS)/kustomize $@
+
+.PHONY: gofakes3
+gofakes3: $(GOFAKES3) ## Build the fake S3 server the control-plane tests use.
+
+$(GOFAKES3):
+	mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install github.com/johannesboyne/gofakes3/cmd/gofakes3@$(GOFAKES3_VERSION)
+	mv $(TOOLS)/gofakes3 $@
 
 $(GOLANGCI_LINT):
 	mkdir -p $(TOOLS)

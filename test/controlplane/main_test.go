@@ -171,12 +171,13 @@ func server(t *testing.T, ns, name string, mutate func(*v1alpha1.DittoServerSpec
 	return ds
 }
 
-// fakeS3 runs gofakes3 (bin/tools/gofakes3) on 127.0.0.1 with the given buckets.
+// fakeS3 runs gofakes3 (bin/tools/gofakes3-v1.2.0, built by make test) on 127.0.0.1 with the
+// given buckets.
 func fakeS3(t *testing.T, bucket string) string {
 	t.Helper()
-	bin := filepath.Join(testenv.RepoRoot(), "bin", "tools", "gofakes3")
+	bin := filepath.Join(testenv.RepoRoot(), "bin", "tools", "gofakes3-v1.2.0")
 	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("gofakes3 missing (%s): GOBIN=$PWD/bin/tools go install github.com/johannesboyne/gofakes3/cmd/gofakes3@v1.2.0", bin)
+		t.Fatalf("gofakes3 missing (%s): run make test or make gofakes3", bin)
 	}
 	port := dfstest.FreePort(t)
 	cmd := exec.Command(bin, "-backend", "memory", "-initialbucket", bucket, "-host", fmt.Sprintf("127.0.0.1:%d", port))
