@@ -100,6 +100,10 @@ conformance: dittofs ## Boot the real DittoFS v0.29.0 on what the operator rende
 e2e: k8s-binaries build ## Run the end-to-end test on a local kwok control plane.
 	go test $(GO_TEST_FLAGS) ./test/e2e/...
 
+.PHONY: bench
+bench: build k8s-binaries ## Benchmark on a local kwok control plane (N=1,50,200; ~18 min; not part of make test).
+	bash hack/bench.sh
+
 .PHONY: fuzz
 fuzz: ## Fuzz the value translator for 30s.
 	go test ./internal/hybrid -run '^$$' -fuzz FuzzTranslate -fuzztime 30s
