@@ -85,7 +85,11 @@ k() { "${kubectl}" --kubeconfig "${kubeconfig}" "$@"; }
 
 step "CRD"
 k apply --server-side --force-conflicts -f config/crd/bases/
-k wait --for=condition=Established crd/dittoservers.dittofs.dittofs.com --timeout=30s
+# Poll: `kubectl wait` fails outright if it reads the CRD before any status condition exists.
+for _ in $(seq 1 300); do
+  [[ "$(k get crd dittoservers.dittofs.dittofs.com -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" == "True" ]] && break
+  sleep 0.1
+done
 # the garbage collector only learns the new kind on its next 30 s discovery: restart it
 bash "${cluster}" restart-kcm
 k create namespace "${NS}" --dry-run=client -o yaml | k apply -f -

@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -185,6 +186,9 @@ func (r *Reconciler) reconcileServer(ctx context.Context, ds *v1alpha1.DittoServ
 	switch {
 	case apierrors.IsNotFound(err):
 		st.configPending(fmt.Sprintf("waiting for the Helm reconciler to create ConfigMap %s", ConfigMapName(ds)))
+		// A new server: Helm's first status write (Initialized) and the ConfigMap's creation
+		// bring us back within a second; a status written now would be replaced at once.
+		st.deferWrite = meta.FindStatusCondition(ds.Status.Conditions, ConditionInitialized) == nil
 		return gated, r.observeStatefulSet(ctx, ds, st)
 	case err != nil:
 		return ctrl.Result{}, err

@@ -39,6 +39,8 @@ type statusBuilder struct {
 	perconaCluster string
 
 	failReason, failMessage string
+	// deferWrite skips this reconcile's status write (a write that would be replaced at once).
+	deferWrite bool
 	warnings                []string
 
 	// cp is what the control-plane step observed (attempted only once the pod is Ready).
@@ -260,6 +262,9 @@ func goConditions(all []metav1.Condition) []metav1.Condition {
 // writeStatus applies the Go-owned status with server-side apply, only when it changed, and
 // emits events on Ready transitions.
 func (r *Reconciler) writeStatus(ctx context.Context, ds *v1alpha1.DittoServer, b *statusBuilder) error {
+	if b.deferWrite && b.failReason == "" {
+		return nil
+	}
 	desired := b.build()
 	current := ds.Status.DeepCopy()
 	current.Conditions = goConditions(current.Conditions)

@@ -211,7 +211,16 @@ func TestOperatorOnKwok(t *testing.T) {
 	// CRD; then restart the controller-manager so its garbage collector knows DittoServer at once.
 	phase = time.Now()
 	c.kubectlRun("apply", "--server-side", "--force-conflicts", "-f", filepath.Join(root, "config", "crd", "bases"))
-	c.kubectlRun("wait", "--for=condition=Established", "crd/dittoservers.dittofs.dittofs.com", "--timeout=30s")
+	// Poll rather than `kubectl wait`, which fails outright when it reads the CRD before the API
+	// server has written any status condition.
+	testenv.Eventually(t, "CRD Established", func() error {
+		out, err := exec.Command(c.kubectl, "--kubeconfig", c.kubeconfig, "get", "crd", "dittoservers.dittofs.dittofs.com",
+			"-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "True" {
+			return fmt.Errorf("not established yet: %v %s", err, out)
+		}
+		return nil
+	})
 	c.script("restart-kcm")
 	c.kubectlRun("create", "namespace", namespace)
 	t.Logf("CRD installed, kube-controller-manager restarted in %s", time.Since(phase).Round(time.Millisecond))
