@@ -41,7 +41,7 @@ type statusBuilder struct {
 	failReason, failMessage string
 	// deferWrite skips this reconcile's status write (a write that would be replaced at once).
 	deferWrite bool
-	warnings                []string
+	warnings   []string
 
 	// cp is what the control-plane step observed (attempted only once the pod is Ready).
 	cp cpOutcome
