@@ -217,7 +217,7 @@ func TestOperatorOnKwok(t *testing.T) {
 		out, err := exec.Command(c.kubectl, "--kubeconfig", c.kubeconfig, "get", "crd", "dittoservers.dittofs.dittofs.com",
 			"-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`).CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != "True" {
-			return fmt.Errorf("not established yet: %v %s", err, out)
+			return fmt.Errorf("not established yet: %w (%s)", err, out)
 		}
 		return nil
 	})
