@@ -45,6 +45,7 @@ func main() {
 		webhookCertDir, enableWebhooks      string
 		clusterDomain                       string
 		manageControlPlane                  bool
+		controlPlaneResync                  time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "address of the metrics endpoint (\"0\" disables it)")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "serve metrics over HTTPS with Kubernetes authn/authz")
@@ -61,6 +62,7 @@ func main() {
 	flag.StringVar(&enableWebhooks, "enable-webhooks", envOr("ENABLE_WEBHOOKS", "auto"), "serve the validating webhook: auto (when certificates are present), true, false (env ENABLE_WEBHOOKS)")
 	flag.StringVar(&clusterDomain, "cluster-domain", envOr("CLUSTER_DOMAIN", hybrid.DefaultClusterDomain), "DNS domain of the cluster, for the DittoFS API Service URL <name>-api.<ns>.svc.<domain> (env CLUSTER_DOMAIN)")
 	flag.BoolVar(&manageControlPlane, "manage-control-plane", true, "apply adapters, the S3 store and the default share through the DittoFS REST API (docs/CONTROLPLANE.md)")
+	flag.DurationVar(&controlPlaneResync, "control-plane-resync", hybrid.DefaultControlPlaneResync, "how often a converged server's adapters, stores and shares are checked for changes made outside the operator (the DittoFS API has no watch)")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -71,7 +73,7 @@ func main() {
 		secureMetrics: secureMetrics, leaderElect: leaderElect, qps: float32(qps), burst: burst,
 		helmWorkers: helmWorkers, goWorkers: goWorkers, maxHistory: maxHistory, waitForDeletion: waitForDeletion,
 		webhookCertDir: webhookCertDir, enableWebhooks: enableWebhooks,
-		clusterDomain: clusterDomain, manageControlPlane: manageControlPlane,
+		clusterDomain: clusterDomain, manageControlPlane: manageControlPlane, controlPlaneResync: controlPlaneResync,
 	}); err != nil {
 		ctrl.Log.WithName("setup").Error(err, "operator stopped")
 		os.Exit(1)
@@ -88,6 +90,7 @@ type runOptions struct {
 	webhookCertDir, enableWebhooks      string
 	clusterDomain                       string
 	manageControlPlane                  bool
+	controlPlaneResync                  time.Duration
 }
 
 func run(o runOptions) error {
@@ -148,7 +151,7 @@ func run(o runOptions) error {
 		WaitForDeletionTimeout: o.waitForDeletion,
 		MaxReleaseHistory:      o.maxHistory,
 		EnableWebhook:          webhooks,
-		ControlPlane:           hybrid.ControlPlaneOptions{Disabled: !o.manageControlPlane, ClusterDomain: o.clusterDomain},
+		ControlPlane:           hybrid.ControlPlaneOptions{Disabled: !o.manageControlPlane, ClusterDomain: o.clusterDomain, Resync: o.controlPlaneResync},
 	}); err != nil {
 		return err
 	}

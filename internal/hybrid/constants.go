@@ -161,4 +161,5 @@ const (
 	EventStorageNotReady             = "StorageNotReady"
 	EventStorageReady                = "StorageReady"
 	EventControlPlaneFailed          = "ControlPlaneFailed"
+	EventControlPlaneUnreachable     = "ControlPlaneUnreachable"
 )

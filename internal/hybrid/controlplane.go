@@ -18,6 +18,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -48,7 +49,13 @@ type ControlPlaneOptions struct {
 	// container ports 12049 and 1445 the StatefulSet and Services use. Tests running several
 	// servers on one host pick free ports.
 	AdapterPorts func(ds *v1alpha1.DittoServer) map[string]int
+	// Resync is how often a converged server's control plane is checked for drift (the API
+	// has no watch); 0 means DefaultControlPlaneResync.
+	Resync time.Duration
 }
+
+// DefaultControlPlaneResync is the default drift-check period of the control-plane step.
+const DefaultControlPlaneResync = 10 * time.Minute
 
 // DefaultClusterDomain is the default DNS domain of the cluster.
 const DefaultClusterDomain = "cluster.local"
@@ -93,12 +100,23 @@ const (
 // OperatorSecretName is the Secret with the operator account's credentials.
 func OperatorSecretName(ds *v1alpha1.DittoServer) string { return ds.Name + "-operator-credentials" }
 
-// Requeue periods of the control-plane step.
+// Requeue periods of the control-plane step (the drift check is ControlPlaneOptions.Resync).
 const (
-	cpResync           = 10 * time.Minute // drift check (adapters, stores, share) when all is well
-	cpRetry            = 30 * time.Second // unreachable, transient, store not healthy yet
+	cpRetry            = 30 * time.Second // transient failure, store not healthy yet
 	cpAdminAuthBackoff = 5 * time.Minute  // the admin Secret is wrong: wait for the user
+	// cpUnreachableMax caps the retry of an API that does not answer: 30 s, doubling per
+	// failure in a row, up to this. Any event of the server (pod, Secret, spec) retries at once.
+	cpUnreachableMax = 5 * time.Minute
 )
+
+// unreachableBackoff is the wait after the n-th failure in a row (n >= 1) to reach the API.
+func unreachableBackoff(n int) time.Duration {
+	d := cpRetry
+	for i := 1; i < n && d < cpUnreachableMax; i++ {
+		d *= 2
+	}
+	return min(d, cpUnreachableMax)
+}
 
 // controlPlane keeps one API session per DittoServer.
 type controlPlane struct {
@@ -106,6 +124,8 @@ type controlPlane struct {
 
 	mu       sync.Mutex
 	sessions map[types.UID]*cpSession
+	// unreachable counts the failures in a row to reach each server's API (for the backoff).
+	unreachable map[types.UID]int
 }
 
 type cpSession struct {
@@ -124,12 +144,40 @@ func newControlPlane(opts ControlPlaneOptions) *controlPlane {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = dittoapi.NewDefaultHTTPClient()
 	}
-	return &controlPlane{opts: opts, sessions: map[types.UID]*cpSession{}}
+	if opts.Resync <= 0 {
+		opts.Resync = DefaultControlPlaneResync
+	}
+	return &controlPlane{opts: opts, sessions: map[types.UID]*cpSession{}, unreachable: map[types.UID]int{}}
 }
 
+// forget drops the API session of a server.
 func (cp *controlPlane) forget(uid types.UID) {
 	cp.mu.Lock()
 	delete(cp.sessions, uid)
+	cp.mu.Unlock()
+}
+
+// forgetServer drops everything kept for a deleted server.
+func (cp *controlPlane) forgetServer(uid types.UID) {
+	cp.mu.Lock()
+	delete(cp.sessions, uid)
+	delete(cp.unreachable, uid)
+	cp.mu.Unlock()
+}
+
+// markUnreachable records one more failure in a row to reach the API and returns it.
+func (cp *controlPlane) markUnreachable(uid types.UID) int {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	delete(cp.sessions, uid)
+	cp.unreachable[uid]++
+	return cp.unreachable[uid]
+}
+
+// markReached ends a series of failures to reach the API.
+func (cp *controlPlane) markReached(uid types.UID) {
+	cp.mu.Lock()
+	delete(cp.unreachable, uid)
 	cp.mu.Unlock()
 }
 
@@ -188,6 +236,9 @@ func (r *Reconciler) reconcileControlPlane(ctx context.Context, ds *v1alpha1.Dit
 			}
 		}
 	}
+	if !dittoapi.IsUnreachable(err) {
+		r.cp.markReached(ds.UID)
+	}
 	var k8sErr *k8sError
 	switch {
 	case err == nil:
@@ -195,7 +246,7 @@ func (r *Reconciler) reconcileControlPlane(ctx context.Context, ds *v1alpha1.Dit
 		if out.storageNeeded && !out.storageOK {
 			return ctrl.Result{RequeueAfter: cpRetry}, nil
 		}
-		return ctrl.Result{RequeueAfter: cpResync}, nil
+		return ctrl.Result{RequeueAfter: r.cp.opts.Resync}, nil
 	case errors.As(err, &k8sErr):
 		return ctrl.Result{}, k8sErr.err
 	case errors.Is(err, errAdminUnauthorized):
@@ -204,10 +255,19 @@ func (r *Reconciler) reconcileControlPlane(ctx context.Context, ds *v1alpha1.Dit
 			admin.Name, admin.Key, cpAdminAuthBackoff)
 		return ctrl.Result{RequeueAfter: cpAdminAuthBackoff}, nil
 	case dittoapi.IsUnreachable(err):
+		// The message stays the same from one failure to the next (no status write while the
+		// API stays unreachable, whatever the network error); the error goes to the log, and
+		// into an event when the condition first turns Unknown.
+		n := r.cp.markUnreachable(ds.UID)
 		out.unknown, out.reason = true, ReasonAPIUnreachable
-		out.message = fmt.Sprintf("the DittoFS API at %s did not answer: %v", base, errors.Unwrap(err))
-		r.cp.forget(ds.UID)
-		return ctrl.Result{RequeueAfter: cpRetry}, nil
+		out.message = fmt.Sprintf("the DittoFS API at %s did not answer the operator; it retries with a backoff of up to %s and at every change of the server (the operator log and the %s event have the error)",
+			base, cpUnreachableMax, EventControlPlaneUnreachable)
+		wait := unreachableBackoff(n)
+		log.FromContext(ctx).Info("DittoFS API unreachable", "url", base, "error", err.Error(), "failures", n, "retryIn", wait)
+		if c := meta.FindStatusCondition(ds.Status.Conditions, ConditionControlPlaneReady); c == nil || c.Reason != ReasonAPIUnreachable {
+			r.Recorder.Eventf(ds, corev1.EventTypeWarning, EventControlPlaneUnreachable, "the DittoFS API at %s did not answer: %v", base, errors.Unwrap(err))
+		}
+		return ctrl.Result{RequeueAfter: wait}, nil
 	default:
 		out.reason, out.message = ReasonControlPlaneFailed, err.Error()
 		log.FromContext(ctx).Info("control-plane step failed", "error", err.Error())

@@ -2,6 +2,7 @@ package hybrid
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	appsv1 "k8s.io/api/apps/v1"
@@ -91,4 +92,12 @@ func TestControlPlaneJoinsReady(t *testing.T) {
 	assert.Equal(t, metav1.ConditionFalse, ready(st).Status)
 	assert.Equal(t, ReasonStoreUnhealthy, ready(st).Reason)
 	assert.Equal(t, "S3 connectivity check failed", ready(st).Message)
+}
+
+func TestUnreachableBackoff(t *testing.T) {
+	for n, want := range map[int]time.Duration{
+		1: 30 * time.Second, 2: time.Minute, 3: 2 * time.Minute, 4: 4 * time.Minute, 5: 5 * time.Minute, 50: 5 * time.Minute,
+	} {
+		assert.Equal(t, want, unreachableBackoff(n), "failure %d in a row", n)
+	}
 }

@@ -42,7 +42,7 @@ func (r *Reconciler) cleanupTimeout() time.Duration {
 // would otherwise delete the database with the server.
 func (r *Reconciler) reconcileDelete(ctx context.Context, ds *v1alpha1.DittoServer) (ctrl.Result, error) {
 	if r.cp != nil {
-		r.cp.forget(ds.UID)
+		r.cp.forgetServer(ds.UID)
 	}
 	if !controllerutil.ContainsFinalizer(ds, Finalizer) {
 		return ctrl.Result{}, nil

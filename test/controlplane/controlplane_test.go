@@ -289,3 +289,35 @@ func TestAdminPasswordChangedOutOfBand(t *testing.T) {
 	assert.False(t, smb.Running)
 	assert.Nil(t, testenv.Condition(testenv.GetServer(t, k8s, ns, "files"), hybrid.ConditionStorageReady), "no StorageReady without spec.s3")
 }
+
+// TestAPIUnreachable: the pod is Ready but its API does not answer the operator →
+// ControlPlaneReady=Unknown, Ready=True with the warning, one event; a retry that fails again
+// writes no status (the message does not quote the varying network error); once the API
+// answers, the step runs.
+func TestAPIUnreachable(t *testing.T) {
+	mgr := startManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	server(t, ns, "files", nil)
+	testenv.GetStatefulSet(t, k8s, ns, "files")
+	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
+	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionUnknown, hybrid.ReasonAPIUnreachable, "did not answer")
+	ds := waitCondition(t, ns, "files", hybrid.ConditionReady, metav1.ConditionTrue, "", "did not answer")
+
+	const nowhere = "http://127.0.0.1:1" // startManager's endpoint for a server without a dfs
+	calls.reset(nowhere)
+	poke(t, ns, "admin")
+	total, _, detail := quiesce(t, nowhere)
+	t.Logf("retry: %d calls (%s)", total, detail)
+	assert.Equal(t, ds.ResourceVersion, testenv.GetServer(t, k8s, ns, "files").ResourceVersion, "a failed retry writes no status")
+	events := testenv.Events(t, k8s, ns, "files", hybrid.EventControlPlaneUnreachable)
+	require.Len(t, events, 1, "one event")
+	assert.Contains(t, events[0], "127.0.0.1:1", "the event has the address")
+	assert.Contains(t, events[0], "refused", "the event has the error")
+
+	startBackend(t, ns, "files")
+	poke(t, ns, "admin")
+	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionTrue, hybrid.ReasonControlPlaneApplied)
+	c := testenv.Condition(waitCondition(t, ns, "files", hybrid.ConditionReady, metav1.ConditionTrue, ""), hybrid.ConditionReady)
+	assert.NotContains(t, c.Message, "did not answer")
+}
