@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -62,6 +63,8 @@ type Reconciler struct {
 	CleanupTimeout time.Duration
 
 	perconaWatch *perconaWatch
+	// lastStatus is the last status write per server UID (appliedStatus).
+	lastStatus sync.Map
 	// cp applies the spec through the DittoFS REST API (nil: disabled).
 	cp *controlPlane
 }
@@ -86,6 +89,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ds.DeletionTimestamp.IsZero() {
+		r.lastStatus.Delete(ds.UID)
 		return r.reconcileDelete(ctx, ds)
 	}
 	if !controllerutil.ContainsFinalizer(ds, Finalizer) {

@@ -2,6 +2,8 @@ package hybrid
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -272,10 +274,37 @@ func (r *Reconciler) writeStatus(ctx context.Context, ds *v1alpha1.DittoServer, 
 	if equality.Semantic.DeepEqual(*current, desired) {
 		return nil
 	}
+	key := statusKey(desired)
+	if last, ok := r.lastStatus.Load(ds.UID); ok && last.(appliedStatus) == (appliedStatus{from: ds.ResourceVersion, key: key}) {
+		// Computed from the same object as our last write, with the same result: the cache has
+		// not caught up with that write yet. Applying (and emitting events) again would repeat it.
+		return nil
+	}
 	r.emitTransitionEvents(ds, desired)
 	r.emitDatabaseEvents(ds, desired)
 	r.emitControlPlaneEvents(ds, desired)
-	return r.applyStatus(ctx, ds, desired)
+	if err := r.applyStatus(ctx, ds, desired); err != nil {
+		r.lastStatus.Delete(ds.UID)
+		return err
+	}
+	r.lastStatus.Store(ds.UID, appliedStatus{from: ds.ResourceVersion, key: key})
+	return nil
+}
+
+// appliedStatus is the last status write of a server: the resourceVersion of the object it
+// was computed from and statusKey of what was written.
+type appliedStatus struct{ from, key string }
+
+// statusKey identifies a desired status regardless of condition transition times (which
+// build() sets to now for every condition that changes).
+func statusKey(st v1alpha1.DittoServerStatus) string {
+	st.Conditions = append([]metav1.Condition(nil), st.Conditions...)
+	for i := range st.Conditions {
+		st.Conditions[i].LastTransitionTime = metav1.Time{}
+	}
+	b, _ := json.Marshal(st)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func (r *Reconciler) applyStatus(ctx context.Context, ds *v1alpha1.DittoServer, status v1alpha1.DittoServerStatus) error {
