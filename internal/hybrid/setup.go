@@ -59,7 +59,11 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	started := time.Now()
-	getter, err := newActionClientGetter(mgr, newReleaseCache())
+	chartNames := make([]string, 0, len(ws))
+	for _, w := range ws {
+		chartNames = append(chartNames, w.Chart.Name())
+	}
+	getter, err := newActionClientGetter(mgr, newReleaseCache(chartNames...))
 	if err != nil {
 		return err
 	}
@@ -246,7 +250,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 		Named("dittoserver-go").
 		For(&v1alpha1.DittoServer{}, builder.WithPredicates(specOrHelmStatusChanged())).
 		Owns(&appsv1.StatefulSet{}).
-		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.ConfigMap{}, builder.WithPredicates(r.configMapCreateAfterDeploy())).
 		Owns(&corev1.Secret{}).
 		WatchesRawSource(source.Kind(secretCache, secretMeta, secretToServers, secretDataChanged())).
 		Watches(&storagev1.StorageClass{}, storageClassToServers, builder.WithPredicates(predicate.Funcs{
@@ -306,6 +310,27 @@ func conditionStatus(ds *v1alpha1.DittoServer, t string) metav1.ConditionStatus 
 		}
 	}
 	return ""
+}
+
+// configMapCreateAfterDeploy drops the create event of a ConfigMap whose DittoServer has no
+// Deployed=True yet: that is a Helm install in flight, whose status write (Deployed) follows at
+// once and brings the server back through specOrHelmStatusChanged. Reconciling on the create
+// as well costs a status write that the next one replaces. A ConfigMap re-created later (drift
+// repair, a restart's initial list) passes.
+func (r *Reconciler) configMapCreateAfterDeploy() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool {
+			owner := metav1.GetControllerOf(e.Object)
+			if owner == nil || owner.Kind != v1alpha1.DittoServerKind {
+				return true
+			}
+			ds := &v1alpha1.DittoServer{}
+			if err := r.Client.Get(context.Background(), client.ObjectKey{Namespace: e.Object.GetNamespace(), Name: owner.Name}, ds); err != nil {
+				return true
+			}
+			return conditionStatus(ds, ConditionDeployed) == metav1.ConditionTrue
+		},
+	}
 }
 
 // secretDataChanged passes Secret events whose content may have changed (the resourceVersion
