@@ -13,16 +13,64 @@ import (
 
 // releaseCache keeps the Helm releases of each DittoServer in memory, so the Helm reconciler
 // does not list its release Secrets on every reconcile (three to four LISTs each). It is a
-// write-through cache filled from the Secrets on first use. It assumes what the design
-// assumes: only the operator (the leader) writes its release Secrets; any write error drops
-// the entry, and the next use reloads it.
+// write-through cache. The first use in a namespace lists the namespace's release Secrets
+// once; after that a release it does not hold has no Secret, since every write goes through
+// it. It assumes what the design assumes: only the operator (the leader) writes its release
+// Secrets. A write error drops what is known of that release, which is then read again by name.
 type releaseCache struct {
-	mu     sync.Mutex
-	byName map[string]map[string][]byte // namespace/release -> storage key -> JSON release
+	mu         sync.Mutex
+	byName     map[string]map[string][]byte // namespace/release -> storage key -> JSON release
+	namespaces map[string]*nsReleases
+	// charts are the operator's charts: a listing keeps only their releases (another chart's
+	// release in the same namespace is read by name if ever asked for). Empty keeps all.
+	charts map[string]bool
 }
 
-func newReleaseCache() *releaseCache {
-	return &releaseCache{byName: map[string]map[string][]byte{}}
+// nsReleases is what the cache knows of one namespace.
+type nsReleases struct {
+	// listed: every release of the namespace written by the operator is in byName.
+	listed bool
+	// written collects, while the namespace is being listed, the releases written meanwhile:
+	// the listing may predate those writes, so it does not fill them in.
+	written map[string]bool
+	// byNameOnly are releases to read by name: dropped after a write error, or not the
+	// operator's (another chart's release in the same namespace).
+	byNameOnly map[string]bool
+	// listing serializes the one listing of the namespace.
+	listing sync.Mutex
+}
+
+func newReleaseCache(charts ...string) *releaseCache {
+	c := &releaseCache{byName: map[string]map[string][]byte{}, namespaces: map[string]*nsReleases{}, charts: map[string]bool{}}
+	for _, name := range charts {
+		c.charts[name] = true
+	}
+	return c
+}
+
+// ours reports whether r is a release of one of the operator's charts.
+func (c *releaseCache) ours(r *release.Release) bool {
+	if len(c.charts) == 0 {
+		return true
+	}
+	return r.Chart != nil && r.Chart.Metadata != nil && c.charts[r.Chart.Metadata.Name]
+}
+
+// wrote records a write of release name; callers hold the cache's mu.
+func (st *nsReleases) wrote(name string) {
+	if st.written != nil {
+		st.written[name] = true
+	}
+}
+
+// ns returns the state of a namespace; callers hold c.mu.
+func (c *releaseCache) ns(namespace string) *nsReleases {
+	st, ok := c.namespaces[namespace]
+	if !ok {
+		st = &nsReleases{byNameOnly: map[string]bool{}}
+		c.namespaces[namespace] = st
+	}
+	return st
 }
 
 // cachingDriver is a driver.Driver over one namespace's release Secrets.
@@ -76,19 +124,23 @@ func decodeRelease(b []byte) (*release.Release, error) {
 	return &r, nil
 }
 
-// load returns the cached releases of name, reading them once from the Secrets.
+// load returns the cached releases of name: from memory, else (first use in the namespace)
+// from one listing of the namespace's release Secrets, else from its Secrets by name.
 func (d *cachingDriver) load(name string) (map[string][]byte, error) {
-	d.cache.mu.Lock()
-	entry, ok := d.cache.byName[d.id(name)]
-	d.cache.mu.Unlock()
-	if ok {
+	if entry, ok := d.cached(name); ok {
+		return entry, nil
+	}
+	if err := d.listNamespace(); err != nil {
+		return nil, err
+	}
+	if entry, ok := d.cached(name); ok {
 		return entry, nil
 	}
 	rels, err := d.inner.Query(map[string]string{"name": name, "owner": "helm"})
 	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
 		return nil, err
 	}
-	entry = map[string][]byte{}
+	entry := map[string][]byte{}
 	for _, r := range rels {
 		b, err := encodeRelease(r)
 		if err != nil {
@@ -98,13 +150,90 @@ func (d *cachingDriver) load(name string) (map[string][]byte, error) {
 	}
 	d.cache.mu.Lock()
 	d.cache.byName[d.id(name)] = entry
+	delete(d.cache.ns(d.namespace).byNameOnly, name)
 	d.cache.mu.Unlock()
 	return entry, nil
+}
+
+// cached returns the entry of name if memory has it or knows there is none.
+func (d *cachingDriver) cached(name string) (map[string][]byte, bool) {
+	d.cache.mu.Lock()
+	defer d.cache.mu.Unlock()
+	if entry, ok := d.cache.byName[d.id(name)]; ok {
+		return entry, true
+	}
+	st := d.cache.ns(d.namespace)
+	if !st.listed || st.byNameOnly[name] {
+		return nil, false
+	}
+	entry := map[string][]byte{} // listed, never written since: no release
+	d.cache.byName[d.id(name)] = entry
+	return entry, true
+}
+
+// listNamespace lists the namespace's release Secrets once and keeps the operator's releases.
+func (d *cachingDriver) listNamespace() error {
+	d.cache.mu.Lock()
+	st := d.cache.ns(d.namespace)
+	d.cache.mu.Unlock()
+	st.listing.Lock()
+	defer st.listing.Unlock()
+	d.cache.mu.Lock()
+	listed := st.listed
+	if !listed {
+		st.written = map[string]bool{}
+	}
+	d.cache.mu.Unlock()
+	if listed {
+		return nil
+	}
+	rels, err := d.inner.Query(map[string]string{"owner": "helm"})
+	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+		d.cache.mu.Lock()
+		st.written = nil
+		d.cache.mu.Unlock()
+		return err
+	}
+	entries := map[string]map[string][]byte{}
+	foreign := map[string]bool{}
+	for _, r := range rels {
+		if !d.cache.ours(r) {
+			foreign[r.Name] = true
+			continue
+		}
+		b, err := encodeRelease(r)
+		if err != nil {
+			return err
+		}
+		if entries[r.Name] == nil {
+			entries[r.Name] = map[string][]byte{}
+		}
+		entries[r.Name][releaseKey(r.Name, r.Version)] = b
+	}
+	d.cache.mu.Lock()
+	defer d.cache.mu.Unlock()
+	for name := range st.written {
+		if _, ok := d.cache.byName[d.id(name)]; !ok {
+			foreign[name] = true // written during the listing and not in memory: read by name
+		}
+	}
+	for name, entry := range entries {
+		if _, ok := d.cache.byName[d.id(name)]; !ok && !foreign[name] {
+			d.cache.byName[d.id(name)] = entry
+		}
+	}
+	for name := range foreign {
+		st.byNameOnly[name] = true
+	}
+	st.listed, st.written = true, nil
+	return nil
 }
 
 func (d *cachingDriver) invalidate(name string) {
 	d.cache.mu.Lock()
 	delete(d.cache.byName, d.id(name))
+	d.cache.ns(d.namespace).wrote(name)
+	d.cache.ns(d.namespace).byNameOnly[name] = true
 	d.cache.mu.Unlock()
 }
 
@@ -113,12 +242,19 @@ func (d *cachingDriver) store(key string, r *release.Release) {
 	b, err := encodeRelease(r)
 	d.cache.mu.Lock()
 	defer d.cache.mu.Unlock()
+	st := d.cache.ns(d.namespace)
+	st.wrote(name)
 	entry, ok := d.cache.byName[d.id(name)]
 	if !ok {
-		return // not loaded: the next use reads the Secrets
+		if !st.listed || st.byNameOnly[name] {
+			return // not loaded: the next use reads the Secrets
+		}
+		entry = map[string][]byte{} // first release of this name since the listing
+		d.cache.byName[d.id(name)] = entry
 	}
 	if err != nil {
 		delete(d.cache.byName, d.id(name))
+		st.byNameOnly[name] = true
 		return
 	}
 	entry[key] = b
@@ -233,6 +369,7 @@ func (d *cachingDriver) Delete(key string) (*release.Release, error) {
 		return r, err
 	}
 	d.cache.mu.Lock()
+	d.cache.ns(d.namespace).wrote(name)
 	if entry, ok := d.cache.byName[d.id(name)]; ok {
 		delete(entry, key)
 		if len(entry) == 0 {

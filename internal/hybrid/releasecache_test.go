@@ -1,10 +1,13 @@
 package hybrid
 
 import (
+	"errors"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage"
 	"helm.sh/helm/v3/pkg/storage/driver"
@@ -28,7 +31,7 @@ func (c *countingDriver) Query(l map[string]string) ([]*release.Release, error) 
 
 func rel(name string, version int, status release.Status) *release.Release {
 	return &release.Release{Name: name, Namespace: "ns", Version: version, Manifest: "m" + name,
-		Info: &release.Info{Status: status}}
+		Info: &release.Info{Status: status}, Chart: &chart.Chart{Metadata: &chart.Metadata{Name: "dittoserver"}}}
 }
 
 func TestCachingDriverAgreesWithStorage(t *testing.T) {
@@ -96,4 +99,120 @@ func TestReleaseNameOfKey(t *testing.T) {
 	assert.Equal(t, "my.server-1", n)
 	_, ok = releaseNameOfKey("something-else")
 	assert.False(t, ok)
+}
+
+// TestCachingDriverListsANamespaceOnce: the first use in a namespace lists its release Secrets;
+// after that, releases the cache does not hold do not exist (no read per new server), releases
+// of other charts and releases whose write failed are read by name.
+func TestCachingDriverListsANamespaceOnce(t *testing.T) {
+	mem := driver.NewMemory()
+	mem.SetNamespace("ns")
+	require.NoError(t, mem.Create(releaseKey("a", 1), rel("a", 1, release.StatusDeployed)))
+	require.NoError(t, mem.Create(releaseKey("b", 1), rel("b", 1, release.StatusDeployed)))
+	other := rel("x", 1, release.StatusDeployed)
+	other.Chart = &chart.Chart{Metadata: &chart.Metadata{Name: "someone-elses"}}
+	require.NoError(t, mem.Create(releaseKey("x", 1), other))
+	inner := &countingDriver{Driver: mem}
+	st := storage.Init(&cachingDriver{inner: inner, namespace: "ns", cache: newReleaseCache("dittoserver")})
+
+	a, err := st.Deployed("a")
+	require.NoError(t, err)
+	assert.Equal(t, "ma", a.Manifest)
+	assert.Equal(t, 1, inner.reads, "one listing")
+	b, err := st.Deployed("b")
+	require.NoError(t, err)
+	assert.Equal(t, "mb", b.Manifest)
+	_, err = st.Last("new")
+	require.ErrorIs(t, err, driver.ErrReleaseNotFound)
+	assert.Equal(t, 1, inner.reads, "servers of a listed namespace cost no read")
+
+	// A release first written after the listing is kept.
+	require.NoError(t, st.Create(rel("new", 1, release.StatusDeployed)))
+	n, err := st.Deployed("new")
+	require.NoError(t, err)
+	assert.Equal(t, 1, n.Version)
+	assert.Equal(t, 1, inner.reads)
+
+	// Another chart's release is not kept from the listing; it is read by name when asked for.
+	x, err := st.Deployed("x")
+	require.NoError(t, err)
+	assert.Equal(t, "someone-elses", x.Chart.Metadata.Name)
+	assert.Equal(t, 2, inner.reads)
+
+	// A failed write drops what is known: the next use reads the release by name.
+	failing := &failingDriver{Driver: inner, fail: true}
+	st2 := storage.Init(&cachingDriver{inner: failing, namespace: "ns", cache: st.Driver.(*cachingDriver).cache})
+	a.Info.Status = release.StatusSuperseded
+	require.Error(t, st2.Update(a))
+	failing.fail = false
+	before := inner.reads
+	d, err := st2.Deployed("b")
+	require.NoError(t, err, "other releases are still known")
+	assert.Equal(t, 1, d.Version)
+	assert.Equal(t, before, inner.reads)
+	h, err := st2.History("a")
+	require.NoError(t, err)
+	assert.Len(t, h, 1)
+	assert.Equal(t, before+1, inner.reads, "read by name after the failed write")
+}
+
+// TestCachingDriverWriteDuringListing: a release written while the namespace is being listed
+// is not taken from that (possibly older) listing.
+func TestCachingDriverWriteDuringListing(t *testing.T) {
+	mem := driver.NewMemory()
+	mem.SetNamespace("ns")
+	require.NoError(t, mem.Create(releaseKey("a", 1), rel("a", 1, release.StatusDeployed)))
+	require.NoError(t, mem.Create(releaseKey("c", 1), rel("c", 1, release.StatusDeployed)))
+	slow := &slowListDriver{Driver: mem, listed: make(chan struct{}), release: make(chan struct{})}
+	cache := newReleaseCache("dittoserver")
+	st := storage.Init(&cachingDriver{inner: slow, namespace: "ns", cache: cache})
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, err := st.Deployed("a") // lists the namespace; the listing is taken, then held
+		assert.NoError(t, err)
+	}()
+	<-slow.listed
+	// c v1 is superseded by c v2 while the listing (which has only c v1) is held.
+	c1 := rel("c", 1, release.StatusSuperseded)
+	require.NoError(t, mem.Update(releaseKey("c", 1), c1))
+	require.NoError(t, (&cachingDriver{inner: mem, namespace: "ns", cache: cache}).Create(releaseKey("c", 2), rel("c", 2, release.StatusDeployed)))
+	close(slow.release)
+	wg.Wait()
+
+	d, err := st.Deployed("c")
+	require.NoError(t, err)
+	assert.Equal(t, 2, d.Version, "not the stale listing")
+	h, err := st.History("c")
+	require.NoError(t, err)
+	assert.Len(t, h, 2)
+}
+
+type failingDriver struct {
+	driver.Driver
+	fail bool
+}
+
+func (f *failingDriver) Update(key string, r *release.Release) error {
+	if f.fail {
+		return errors.New("conflict")
+	}
+	return f.Driver.Update(key, r)
+}
+
+// slowListDriver takes a namespace listing, then holds it until release is closed.
+type slowListDriver struct {
+	driver.Driver
+	listed, release chan struct{}
+}
+
+func (s *slowListDriver) Query(l map[string]string) ([]*release.Release, error) {
+	rels, err := s.Driver.Query(l)
+	if l["name"] == "" {
+		close(s.listed)
+		<-s.release
+	}
+	return rels, err
 }
