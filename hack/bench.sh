@@ -11,7 +11,9 @@
 #   BENCH_IDLE=5m             idle period after convergence (reconciles and writes must be 0)
 #   BENCH_QUIET=5s            "quiet" = no operator API request for this long
 #   BENCH_READY_TIMEOUT=      bound on waiting for Ready (default 2m + 2s per server)
-#   BENCH_OPERATOR_ARGS=""    extra flags for bin/manager, e.g. "--kube-api-qps=200 --kube-api-burst=300"
+#   BENCH_OPERATOR_ARGS="--manage-control-plane=false"
+#                             bin/manager flags (replace the default), e.g. "--kube-api-qps=200";
+#                             kwok runs no DittoFS, so the REST API step is off unless set here
 #   BENCH_TRACE=1             route the operator through a recording proxy (per-resource breakdown,
 #                             request log); 0 connects it straight to the API server (method/code only)
 #   BENCH_KCM_ARGS="--kube-api-qps=1000 --kube-api-burst=2000"
