@@ -33,6 +33,11 @@ const (
 
 	// AnnotationConfigHash on the pod template rolls the pod when config or Secrets change.
 	AnnotationConfigHash = "dittofs.dittofs.com/config-hash"
+	// AnnotationRemoteStoreUpdated (on the operator Secret and the pod template) is the time the
+	// operator last updated the S3 remote store through the API. DittoFS v0.29.0 keeps using the
+	// remote store it built for a running share, so a changed store (credential rotation) takes
+	// effect only after the pod restarts: changing this annotation restarts it.
+	AnnotationRemoteStoreUpdated = "dittofs.dittofs.com/remote-store-updated"
 
 	// Container layout (DittoFS v0.29.0 image contract, ARCHITECTURE §4.1).
 	ContainerName   = "dittofs"

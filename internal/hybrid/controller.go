@@ -216,9 +216,13 @@ func (r *Reconciler) reconcileServer(ctx context.Context, ds *v1alpha1.DittoServ
 	if image == "" {
 		image = DefaultImage()
 	}
+	storeUpdated, err := r.remoteStoreUpdated(ctx, ds)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	desired := DesiredStatefulSet(ds, StatefulSetInputs{
 		Image: image, ConfigHash: hash, JWTSecret: secrets.JWT, AdminPassword: secrets.Admin,
-		PostgresSecret: postgresSecret, PerconaSecret: db.secret,
+		PostgresSecret: postgresSecret, PerconaSecret: db.secret, RemoteStoreUpdated: storeUpdated,
 	})
 	sts, err := r.applyStatefulSet(ctx, ds, desired)
 	if err != nil {
@@ -265,6 +269,7 @@ func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoSer
 	newHash := desired.Spec.Template.Annotations[AnnotationConfigHash]
 	if found && existing.Annotations[AnnotationSpecHash] == specHash &&
 		existing.Spec.Template.Annotations[AnnotationConfigHash] == newHash &&
+		existing.Spec.Template.Annotations[AnnotationRemoteStoreUpdated] == desired.Spec.Template.Annotations[AnnotationRemoteStoreUpdated] &&
 		existing.Spec.Replicas != nil && *existing.Spec.Replicas == *desired.Spec.Replicas {
 		return existing, nil
 	}
@@ -303,8 +308,28 @@ func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoSer
 	case oldHash != newHash:
 		r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventConfigChanged, "Configuration or referenced Secrets changed (hash %s -> %s)", short(oldHash), short(newHash))
 		r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventRollingRestart, "Rolling the DittoFS pod to pick up the new configuration")
+	case existing.Spec.Template.Annotations[AnnotationRemoteStoreUpdated] != desired.Spec.Template.Annotations[AnnotationRemoteStoreUpdated]:
+		r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventRollingRestart, "Rolling the DittoFS pod to load remote block store %s as updated at %s (DittoFS uses a changed store only after a restart)",
+			S3StoreName, desired.Spec.Template.Annotations[AnnotationRemoteStoreUpdated])
 	}
 	return applied, nil
+}
+
+// remoteStoreUpdated reads AnnotationRemoteStoreUpdated from the operator Secret (cached;
+// "" when there is none).
+func (r *Reconciler) remoteStoreUpdated(ctx context.Context, ds *v1alpha1.DittoServer) (string, error) {
+	if r.cp == nil {
+		return "", nil
+	}
+	s := &corev1.Secret{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: OperatorSecretName(ds)}, s)
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return s.Annotations[AnnotationRemoteStoreUpdated], nil
 }
 
 // ensurePostgresEnvSecret writes the discrete PostgreSQL settings parsed from the user's URI

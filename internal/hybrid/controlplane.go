@@ -593,6 +593,7 @@ func (r *Reconciler) applyS3(ctx context.Context, ds *v1alpha1.DittoServer, c *d
 	}
 
 	store, err := c.GetBlockStore(ctx, dittoapi.BlockRemote, S3StoreName)
+	updated := false
 	switch {
 	case dittoapi.IsNotFound(err):
 		store, err = c.CreateBlockStore(ctx, dittoapi.BlockRemote, S3StoreName, "s3", want)
@@ -604,7 +605,8 @@ func (r *Reconciler) applyS3(ctx context.Context, ds *v1alpha1.DittoServer, c *d
 	case store.Type != "s3" || !s3Matches(store.ConfigMap(), want) || secret.Annotations[AnnotationS3ConfigHash] != hash:
 		store, err = c.UpdateBlockStore(ctx, dittoapi.BlockRemote, S3StoreName, "s3", want)
 		if err == nil {
-			r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventStoreUpdated, "Updated remote block store %s from spec.s3 and Secret %s", S3StoreName, ds.Spec.S3.CredentialsSecretRef.SecretName)
+			updated = true
+			r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventStoreUpdated, "Updated remote block store %s from spec.s3 and Secret %s; the pod restarts to use it", S3StoreName, ds.Spec.S3.CredentialsSecretRef.SecretName)
 		}
 	}
 	if err != nil {
@@ -615,8 +617,14 @@ func (r *Reconciler) applyS3(ctx context.Context, ds *v1alpha1.DittoServer, c *d
 		out.storageReason, out.storageMsg = ReasonStoreRejected, fmt.Sprintf("the server rejected remote block store %s: %s", S3StoreName, dittoapi.MessageOf(err))
 		return "", nil
 	}
-	if secret.Annotations[AnnotationS3ConfigHash] != hash {
-		if err := r.writeOperatorSecret(ctx, ds, secret, nil, map[string]string{AnnotationS3ConfigHash: hash}); err != nil {
+	if updated || secret.Annotations[AnnotationS3ConfigHash] != hash {
+		ann := map[string]string{AnnotationS3ConfigHash: hash}
+		if updated {
+			// The running shares keep the store DittoFS built at start (v0.29.0): the new time
+			// reaches the pod template on the reconcile this write triggers, and restarts the pod.
+			ann[AnnotationRemoteStoreUpdated] = time.Now().UTC().Format(time.RFC3339Nano)
+		}
+		if err := r.writeOperatorSecret(ctx, ds, secret, nil, ann); err != nil {
 			return "", err
 		}
 	}

@@ -92,6 +92,17 @@ type StatefulSetInputs struct {
 	PerconaSecret string
 	// PostgresClientImage runs the init container; empty means PostgresClientImage().
 	PostgresClientImage string
+	// RemoteStoreUpdated is the operator Secret's AnnotationRemoteStoreUpdated ("" when the S3
+	// store was never updated): a new value restarts the pod.
+	RemoteStoreUpdated string
+}
+
+func podAnnotations(inputs StatefulSetInputs) map[string]string {
+	a := map[string]string{AnnotationConfigHash: inputs.ConfigHash}
+	if inputs.RemoteStoreUpdated != "" {
+		a[AnnotationRemoteStoreUpdated] = inputs.RemoteStoreUpdated
+	}
+	return a
 }
 
 // TerminationGracePeriodSeconds covers the preStop sleep and dfs's own shutdown bound
@@ -180,7 +191,7 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
 					Labels:      labels,
-					Annotations: map[string]string{AnnotationConfigHash: inputs.ConfigHash},
+					Annotations: podAnnotations(inputs),
 				},
 				Spec: corev1.PodSpec{
 					AutomountServiceAccountToken: ptr.To(false),

@@ -190,3 +190,15 @@ func TestPostgresClientImageFromEnv(t *testing.T) {
 	t.Setenv(EnvRelatedImagePostgresClient, "mirror.local/postgres:17-alpine")
 	assert.Equal(t, "mirror.local/postgres:17-alpine", PostgresClientImage())
 }
+
+// TestRemoteStoreUpdateRestartsThePod: an update of the S3 store changes the pod template (a
+// restart); without one the template carries no such annotation.
+func TestRemoteStoreUpdateRestartsThePod(t *testing.T) {
+	in := inputs
+	plain := DesiredStatefulSet(server(nil), in).Spec.Template.Annotations
+	assert.NotContains(t, plain, AnnotationRemoteStoreUpdated)
+	in.RemoteStoreUpdated = "2026-11-27T02:50:00Z"
+	updated := DesiredStatefulSet(server(nil), in).Spec.Template.Annotations
+	assert.Equal(t, "2026-11-27T02:50:00Z", updated[AnnotationRemoteStoreUpdated])
+	assert.Equal(t, plain[AnnotationConfigHash], updated[AnnotationConfigHash], "the configuration itself is unchanged")
+}

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"crypto/rand"
 	"fmt"
 	"testing"
 	"time"
@@ -72,7 +73,7 @@ func TestProvisioning(t *testing.T) {
 	s3 := fakeS3(t, "ditto-bucket")
 	require.NoError(t, k8s.Create(ctx(), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "s3", Namespace: ns},
-		StringData: map[string]string{"accessKeyId": "AKIA1", "secretAccessKey": "secret-1", "endpoint": s3},
+		StringData: map[string]string{"accessKeyId": "AKIA1", "secretAccessKey": "secret-1", "endpoint": s3.Endpoint},
 	}))
 	start := time.Now()
 	server(t, ns, "files", func(s *v1alpha1.DittoServerSpec) {
@@ -95,7 +96,7 @@ func TestProvisioning(t *testing.T) {
 	store, err := admin.GetBlockStore(ctx(), dittoapi.BlockRemote, hybrid.S3StoreName)
 	require.NoError(t, err)
 	cfg := store.ConfigMap()
-	assert.Equal(t, "http://"+s3, cfg["endpoint"], "scheme added")
+	assert.Equal(t, "http://"+s3.Endpoint, cfg["endpoint"], "scheme added")
 	assert.Equal(t, true, cfg["allow_private_endpoint"])
 	assert.Equal(t, "AKIA1", cfg["access_key_id"])
 	assert.Equal(t, *sh.RemoteBlockStoreID, store.ID)
@@ -191,8 +192,54 @@ func TestProvisioning(t *testing.T) {
 		})
 		_, _, detail := calls.count(be.dfs.URL)
 		assert.Contains(t, detail, "PUT /api/v1/store/block/remote/s3")
-		assert.Equal(t, hashBefore, configHashOf(t, ns), "a credential rotation does not roll the pod")
+		assert.Equal(t, hashBefore, configHashOf(t, ns), "the configuration is unchanged")
 		waitCondition(t, ns, "files", hybrid.ConditionStorageReady, metav1.ConditionTrue, hybrid.ReasonStoreHealthy)
+
+		// DittoFS v0.29.0 keeps the S3 client it built for a running share: without a restart,
+		// uploads after the PUT are still signed with the old key (seen here before the
+		// operator restarted the pod). So the operator restarts the pod, through an annotation
+		// of the pod template; the test plays the restart with the dfs it runs.
+		op := &corev1.Secret{}
+		testenv.Eventually(t, "the pod template carries the store update", func() error {
+			require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "files-operator-credentials"}, op))
+			want := op.Annotations[hybrid.AnnotationRemoteStoreUpdated]
+			got := testenv.GetStatefulSet(t, k8s, ns, "files").Spec.Template.Annotations[hybrid.AnnotationRemoteStoreUpdated]
+			if want == "" || got != want {
+				return fmt.Errorf("pod template %q, operator Secret %q", got, want)
+			}
+			return nil
+		})
+		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", hybrid.EventRollingRestart), "the restart is announced")
+		be.dfs.Restart(t)
+		markReady(t, ns, "files")
+
+		// Data written over the share (SMB, as the operator's account) after the rotation lands
+		// in the bucket, signed with the new access key.
+		inBucket := s3.objects(t, "ditto-bucket")
+		s3.signedWrites()
+		data := make([]byte, 3<<20)
+		_, err := rand.Read(data)
+		require.NoError(t, err)
+		writeOverSMB(t, be.smbPt, string(op.Data["username"]), string(op.Data["password"]), hybrid.DefaultShareName, "after-rotation.bin", data)
+		var added int64
+		deadline := time.Now().Add(60 * time.Second) // DittoFS uploads blocks ~10 s after the last write
+		for time.Now().Before(deadline) {
+			added = 0
+			for k, size := range s3.objects(t, "ditto-bucket") {
+				if _, old := inBucket[k]; !old {
+					added += size
+				}
+			}
+			if added >= int64(len(data)) {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		require.GreaterOrEqual(t, added, int64(len(data)), "bytes of new objects in the bucket after writing %d bytes", len(data))
+		writes := s3.signedWrites()
+		t.Logf("bucket: %d new bytes; S3 writes by access key: %v", added, writes)
+		assert.Positive(t, writes["AKIA2"], "uploads signed with the rotated key")
+		assert.Zero(t, writes["AKIA1"], "no upload with the old key")
 	})
 
 	t.Run("spec.shares: created, updated, pruned only when opted in", func(t *testing.T) {

@@ -5,18 +5,26 @@
 package controlplane
 
 import (
+	"bytes"
 	"context"
+	"encoding/xml"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	smb2 "github.com/hirochachacha/go-smb2"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -171,9 +179,21 @@ func server(t *testing.T, ns, name string, mutate func(*v1alpha1.DittoServerSpec
 	return ds
 }
 
-// fakeS3 runs gofakes3 (bin/tools/gofakes3-v1.2.0, built by make test) on 127.0.0.1 with the
-// given buckets.
-func fakeS3(t *testing.T, bucket string) string {
+// s3Fake is gofakes3 (bin/tools/gofakes3-v1.2.0, built by make test) on 127.0.0.1 behind a
+// recording proxy: gofakes3 checks no signature, so the proxy records which access key signed
+// each request.
+type s3Fake struct {
+	// Endpoint is the proxy's host:port, without a scheme (the operator adds it).
+	Endpoint string
+	backend  string
+	mu       sync.Mutex
+	writes   map[string]int // access key ID -> PUT and POST requests signed with it
+}
+
+var credentialRE = regexp.MustCompile(`Credential=([^/]+)/`)
+
+// fakeS3 starts gofakes3 with bucket and its proxy; both stop with the test.
+func fakeS3(t *testing.T, bucket string) *s3Fake {
 	t.Helper()
 	bin := filepath.Join(testenv.RepoRoot(), "bin", "tools", "gofakes3-v1.2.0")
 	if _, err := os.Stat(bin); err != nil {
@@ -186,15 +206,92 @@ func fakeS3(t *testing.T, bucket string) string {
 	cmd.Stdout, cmd.Stderr = log, log
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	f := &s3Fake{backend: fmt.Sprintf("http://127.0.0.1:%d", port), writes: map[string]int{}}
 	testenv.Eventually(t, "gofakes3 listening", func() error {
-		resp, err := http.Get(url + "/")
+		resp, err := http.Get(f.backend + "/")
 		if err != nil {
 			return err
 		}
 		return resp.Body.Close()
 	})
-	return fmt.Sprintf("127.0.0.1:%d", port) // no scheme: the operator adds it
+	target, err := url.Parse(f.backend)
+	require.NoError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut || r.Method == http.MethodPost {
+			key := "unsigned"
+			if m := credentialRE.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
+				key = m[1]
+			}
+			f.mu.Lock()
+			f.writes[key]++
+			f.mu.Unlock()
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f.Endpoint = strings.TrimPrefix(srv.URL, "http://")
+	return f
+}
+
+// signedWrites returns the writes per access key ID since the last call.
+func (f *s3Fake) signedWrites() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.writes
+	f.writes = map[string]int{}
+	return out
+}
+
+// objects lists the bucket (straight from gofakes3): key -> size.
+func (f *s3Fake) objects(t *testing.T, bucket string) map[string]int64 {
+	t.Helper()
+	resp, err := http.Get(f.backend + "/" + bucket + "?list-type=2")
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var res struct {
+		Contents []struct {
+			Key  string
+			Size int64
+		}
+		IsTruncated bool
+	}
+	require.NoError(t, xml.NewDecoder(resp.Body).Decode(&res))
+	require.False(t, res.IsTruncated, "more than one page of objects")
+	out := map[string]int64{}
+	for _, c := range res.Contents {
+		out[c.Key] = c.Size
+	}
+	return out
+}
+
+// writeOverSMB writes data to a new file on the share over SMB (go-smb2, NTLM), flushes and
+// closes it, and reads it back.
+func writeOverSMB(t *testing.T, port int, user, password, share, name string, data []byte) {
+	t.Helper()
+	var conn net.Conn
+	testenv.Eventually(t, "SMB adapter listening", func() (err error) {
+		conn, err = net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 2*time.Second)
+		return err
+	})
+	defer func() { _ = conn.Close() }()
+	d := &smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: user, Password: password}}
+	session, err := d.Dial(conn)
+	require.NoError(t, err, "SMB session as %s", user)
+	defer func() { _ = session.Logoff() }()
+	fs, err := session.Mount(strings.TrimPrefix(share, "/"))
+	require.NoError(t, err, "SMB tree connect to %s", share)
+	defer func() { _ = fs.Umount() }()
+	file, err := fs.Create(name)
+	require.NoError(t, err)
+	_, err = file.Write(data)
+	require.NoError(t, err)
+	require.NoError(t, file.Sync())
+	require.NoError(t, file.Close())
+	got, err := fs.ReadFile(name)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(data, got), "read back %d bytes, wrote %d", len(got), len(data))
 }
 
 // poke makes the operator reconcile ds now (a label on a Secret it references).
