@@ -19,8 +19,8 @@
 #   BENCH_KCM_ARGS="--kube-api-qps=1000 --kube-api-burst=2000"
 #                             extra kube-controller-manager flags (its stock 20 QPS, not the operator,
 #                             would dominate the time to Ready); BENCH_KCM_ARGS="" keeps the stock one
-#   BENCH_MANAGER=bin/manager the operator binary to measure (e.g. one built like the image:
-#                             go build -trimpath -ldflags "-s -w")
+#   BENCH_MANAGER=bin/manager the operator binary to measure (make build: static, stripped, as in
+#                             the image)
 #   KWOK_CLUSTER=dittofs-bench
 # Output: a table on stdout, bin/bench/<timestamp>.json, operator logs in bin/bench/.
 set -euo pipefail
@@ -53,6 +53,6 @@ fi
 
 echo "== build (no-op when up to date)"
 K8S_VERSION="${K8S_VERSION}" bash hack/build-k8s.sh >/dev/null
-go build -o bin/manager .
+make --no-print-directory build >/dev/null
 mkdir -p "${benchdir}"
 exec go run ./hack/bench

@@ -72,7 +72,7 @@ t_start="$(now)"
 step "build (no-op when up to date)"
 t="$(now)"
 bash hack/build-k8s.sh >/dev/null
-go build -o bin/manager .
+make --no-print-directory build >/dev/null
 echo "binaries ready in $(since "${t}")"
 kubectl="${root}/bin/k8s/${K8S_VERSION}/kubectl"
 

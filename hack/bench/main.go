@@ -297,7 +297,7 @@ func run(ctx context.Context) error {
 	}
 	rep.Config.Manager = manager
 	if _, err := os.Stat(manager); err != nil {
-		return fmt.Errorf("%s missing: go build -o bin/manager . (hack/bench.sh does it)", manager)
+		return fmt.Errorf("%s missing: make build (hack/bench.sh does it)", manager)
 	}
 	kubectl := filepath.Join(root, "bin", "k8s", cfg.K8sVersion, "kubectl")
 	if _, err := os.Stat(kubectl); err != nil {
