@@ -1,12 +1,16 @@
 package hybrid
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
 )
@@ -24,6 +28,10 @@ type releaseCache struct {
 	// charts are the operator's charts: a listing keeps only their releases (another chart's
 	// release in the same namespace is read by name if ever asked for). Empty keeps all.
 	charts map[string]bool
+
+	// chartJSON holds each distinct chart of the kept releases once, by content digest.
+	chartMu   sync.Mutex
+	chartJSON map[string][]byte
 }
 
 // nsReleases is what the cache knows of one namespace.
@@ -41,7 +49,7 @@ type nsReleases struct {
 }
 
 func newReleaseCache(charts ...string) *releaseCache {
-	c := &releaseCache{byName: map[string]map[string][]byte{}, namespaces: map[string]*nsReleases{}, charts: map[string]bool{}}
+	c := &releaseCache{byName: map[string]map[string][]byte{}, namespaces: map[string]*nsReleases{}, charts: map[string]bool{}, chartJSON: map[string][]byte{}}
 	for _, name := range charts {
 		c.charts[name] = true
 	}
@@ -103,25 +111,61 @@ func releaseKey(name string, version int) string {
 
 func (d *cachingDriver) id(name string) string { return d.namespace + "/" + name }
 
-func encodeRelease(r *release.Release) ([]byte, error) {
-	type withLabels struct {
-		*release.Release
-		StoredLabels map[string]string `json:"storedLabels,omitempty"`
-	}
-	return json.Marshal(withLabels{Release: r, StoredLabels: r.Labels})
+// storedRelease is a release as the cache keeps it: the labels the Secrets driver stores next
+// to it, and its chart by content digest (releaseCache.charts), since every revision of every
+// server carries the same chart.
+type storedRelease struct {
+	*release.Release
+	StoredLabels map[string]string `json:"storedLabels,omitempty"`
+	ChartDigest  string            `json:"chartDigest,omitempty"`
 }
 
-func decodeRelease(b []byte) (*release.Release, error) {
-	var w struct {
-		release.Release
-		StoredLabels map[string]string `json:"storedLabels,omitempty"`
+// encode returns the JSON the cache keeps for r; its chart is kept once per content.
+func (c *releaseCache) encode(r *release.Release) ([]byte, error) {
+	s := storedRelease{Release: r, StoredLabels: r.Labels}
+	if r.Chart != nil {
+		chartJSON, err := json.Marshal(r.Chart)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(chartJSON)
+		s.ChartDigest = hex.EncodeToString(sum[:])
+		c.chartMu.Lock()
+		if _, ok := c.chartJSON[s.ChartDigest]; !ok {
+			c.chartJSON[s.ChartDigest] = chartJSON
+		}
+		c.chartMu.Unlock()
+		withoutChart := *r
+		withoutChart.Chart = nil
+		s.Release = &withoutChart
 	}
-	if err := json.Unmarshal(b, &w); err != nil {
+	return json.Marshal(s)
+}
+
+// decode returns a fresh copy of a kept release, chart included.
+func (c *releaseCache) decode(b []byte) (*release.Release, error) {
+	var s storedRelease
+	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, err
 	}
-	r := w.Release
-	r.Labels = w.StoredLabels
-	return &r, nil
+	r := s.Release
+	if r == nil {
+		r = &release.Release{}
+	}
+	r.Labels = s.StoredLabels
+	if s.ChartDigest != "" {
+		c.chartMu.Lock()
+		chartJSON, ok := c.chartJSON[s.ChartDigest]
+		c.chartMu.Unlock()
+		if !ok {
+			return nil, fmt.Errorf("release %s v%d: chart %s not in the release cache", r.Name, r.Version, s.ChartDigest)
+		}
+		r.Chart = &chart.Chart{}
+		if err := json.Unmarshal(chartJSON, r.Chart); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // load returns the cached releases of name: from memory, else (first use in the namespace)
@@ -142,7 +186,7 @@ func (d *cachingDriver) load(name string) (map[string][]byte, error) {
 	}
 	entry := map[string][]byte{}
 	for _, r := range rels {
-		b, err := encodeRelease(r)
+		b, err := d.cache.encode(r)
 		if err != nil {
 			return nil, err
 		}
@@ -201,7 +245,7 @@ func (d *cachingDriver) listNamespace() error {
 			foreign[r.Name] = true
 			continue
 		}
-		b, err := encodeRelease(r)
+		b, err := d.cache.encode(r)
 		if err != nil {
 			return err
 		}
@@ -239,7 +283,7 @@ func (d *cachingDriver) invalidate(name string) {
 
 func (d *cachingDriver) store(key string, r *release.Release) {
 	name := r.Name
-	b, err := encodeRelease(r)
+	b, err := d.cache.encode(r)
 	d.cache.mu.Lock()
 	defer d.cache.mu.Unlock()
 	st := d.cache.ns(d.namespace)
@@ -277,7 +321,7 @@ func (d *cachingDriver) Get(key string) (*release.Release, error) {
 	if !found {
 		return nil, driver.ErrReleaseNotFound
 	}
-	return decodeRelease(b)
+	return d.cache.decode(b)
 }
 
 func (d *cachingDriver) List(filter func(*release.Release) bool) ([]*release.Release, error) {
@@ -301,7 +345,7 @@ func (d *cachingDriver) Query(labels map[string]string) ([]*release.Release, err
 	d.cache.mu.Unlock()
 	var out []*release.Release
 	for _, b := range blobs {
-		r, err := decodeRelease(b)
+		r, err := d.cache.decode(b)
 		if err != nil {
 			return nil, err
 		}

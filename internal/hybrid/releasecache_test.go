@@ -216,3 +216,39 @@ func (s *slowListDriver) Query(l map[string]string) ([]*release.Release, error) 
 	}
 	return rels, err
 }
+
+// TestCachingDriverKeepsEachChartOnce: every revision carries the same chart; the cache keeps
+// it once and gives each release back with its chart.
+func TestCachingDriverKeepsEachChartOnce(t *testing.T) {
+	mem := driver.NewMemory()
+	mem.SetNamespace("ns")
+	cache := newReleaseCache("dittoserver")
+	st := storage.Init(&cachingDriver{inner: mem, namespace: "ns", cache: cache})
+	withChart := func(name string, version int, tmpl string) *release.Release {
+		r := rel(name, version, release.StatusDeployed)
+		r.Chart = &chart.Chart{Metadata: &chart.Metadata{Name: "dittoserver", Version: "0.1.0"},
+			Templates: []*chart.File{{Name: "templates/cm.yaml", Data: []byte(tmpl)}}}
+		return r
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		_, err := st.Last(name)
+		require.ErrorIs(t, err, driver.ErrReleaseNotFound)
+		require.NoError(t, st.Create(withChart(name, 1, "kind: ConfigMap")))
+	}
+	require.NoError(t, st.Create(withChart("a", 2, "kind: ConfigMap # v2")))
+	assert.Len(t, cache.chartJSON, 2, "one copy per distinct chart")
+	for name, want := range map[string]string{"b": "kind: ConfigMap", "a": "kind: ConfigMap # v2"} {
+		last, err := st.Last(name)
+		require.NoError(t, err)
+		require.NotNil(t, last.Chart)
+		assert.Equal(t, "dittoserver", last.Chart.Metadata.Name)
+		assert.Equal(t, want, string(last.Chart.Templates[0].Data), name)
+	}
+	first, err := st.Get("a", 1)
+	require.NoError(t, err)
+	assert.Equal(t, "kind: ConfigMap", string(first.Chart.Templates[0].Data))
+	first.Chart.Templates[0].Data = []byte("mutated")
+	again, err := st.Get("a", 1)
+	require.NoError(t, err)
+	assert.Equal(t, "kind: ConfigMap", string(again.Chart.Templates[0].Data), "each release gets its own copy")
+}
