@@ -15,6 +15,7 @@ import (
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	"github.com/dittofs/dittofs-operator/internal/dittoapi"
+	"github.com/dittofs/dittofs-operator/internal/dittoapi/dfstest"
 	"github.com/dittofs/dittofs-operator/internal/hybrid"
 	"github.com/dittofs/dittofs-operator/test/testenv"
 )
@@ -367,4 +368,25 @@ func TestAPIUnreachable(t *testing.T) {
 	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionTrue, hybrid.ReasonControlPlaneApplied)
 	c := testenv.Condition(waitCondition(t, ns, "files", hybrid.ConditionReady, metav1.ConditionTrue, ""), hybrid.ConditionReady)
 	assert.NotContains(t, c.Message, "did not answer")
+}
+
+// TestTokenRefresh: the operator refreshes its session before the access token expires
+// (within a minute of expiry) instead of logging in again.
+func TestTokenRefresh(t *testing.T) {
+	mgr := startManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	be := startBackend(t, ns, "files", dfstest.WithAccessTokenTTL(45*time.Second))
+	server(t, ns, "files", nil)
+	testenv.GetStatefulSet(t, k8s, ns, "files")
+	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
+	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionTrue, hybrid.ReasonControlPlaneApplied)
+
+	calls.reset(be.dfs.URL)
+	poke(t, ns, "admin")
+	total, _, detail := quiesce(t, be.dfs.URL)
+	t.Logf("reconcile with a token 45 s from expiry: %d calls (%s)", total, detail)
+	assert.Contains(t, detail, "POST /api/v1/auth/refresh ×1")
+	assert.NotContains(t, detail, "/api/v1/auth/login", "no new login")
+	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionTrue, hybrid.ReasonControlPlaneApplied)
 }

@@ -95,8 +95,8 @@ func startManager(t *testing.T) *testenv.Manager {
 }
 
 // startBackend starts a dfs for DittoServer ns/name.
-func startBackend(t *testing.T, ns, name string) *backend {
-	b := &backend{dfs: dfstest.Start(t), nfsPort: dfstest.FreePort(t), smbPt: dfstest.FreePort(t)}
+func startBackend(t *testing.T, ns, name string, opts ...dfstest.Option) *backend {
+	b := &backend{dfs: dfstest.Start(t, opts...), nfsPort: dfstest.FreePort(t), smbPt: dfstest.FreePort(t)}
 	servers.Store(ns+"/"+name, b)
 	t.Cleanup(func() { servers.Delete(ns + "/" + name) })
 	return b

@@ -63,9 +63,21 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// Option changes the configuration of a test server.
+type Option func(*options)
+
+type options struct{ accessTokenTTL time.Duration }
+
+// WithAccessTokenTTL sets controlplane.jwt.access_token_duration (DittoFS default 15m).
+func WithAccessTokenTTL(d time.Duration) Option { return func(o *options) { o.accessTokenTTL = d } }
+
 // Start runs a fresh server and stops it when the test ends.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	dir := t.TempDir()
 	s := &Server{Dir: dir, Port: FreePort(t), Binary: Binary(t), LogPath: filepath.Join(dir, "dfs.log")}
 	s.URL = fmt.Sprintf("http://127.0.0.1:%d", s.Port)
@@ -82,6 +94,9 @@ controlplane:
   port: %d
   require_initial_password_change: false
 `, dir, s.Port)
+	if o.accessTokenTTL > 0 {
+		cfg += fmt.Sprintf("  jwt:\n    access_token_duration: %s\n", o.accessTokenTTL)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
