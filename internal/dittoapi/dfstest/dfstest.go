@@ -111,6 +111,13 @@ controlplane:
 	}
 	s.Env = env
 	s.Launch(t)
+	// DittoFS starts its default adapters on all interfaces. The SMB adapter honours a bind
+	// address (kept in its database, so restarts keep it); v0.29.0's NFS adapter has none and
+	// keeps listening on all interfaces, on the port a test gives it.
+	smbOnLoopback := map[string]any{"bind_address": "127.0.0.1"}
+	if _, err := s.Admin(t).UpdateAdapter(context.Background(), "smb", dittoapi.UpdateAdapterRequest{Config: smbOnLoopback}); err != nil {
+		t.Fatalf("binding the SMB adapter to 127.0.0.1: %v", err)
+	}
 	t.Cleanup(func() {
 		s.Stop(t)
 		if t.Failed() {
