@@ -606,7 +606,7 @@ func (r *Reconciler) applyS3(ctx context.Context, ds *v1alpha1.DittoServer, c *d
 		store, err = c.UpdateBlockStore(ctx, dittoapi.BlockRemote, S3StoreName, "s3", want)
 		if err == nil {
 			updated = true
-			r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventStoreUpdated, "Updated remote block store %s from spec.s3 and Secret %s; the pod restarts to use it", S3StoreName, ds.Spec.S3.CredentialsSecretRef.SecretName)
+			r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventStoreUpdated, "Updated remote block store %s from spec.s3 and Secret %s", S3StoreName, ds.Spec.S3.CredentialsSecretRef.SecretName)
 		}
 	}
 	if err != nil {
@@ -617,11 +617,13 @@ func (r *Reconciler) applyS3(ctx context.Context, ds *v1alpha1.DittoServer, c *d
 		out.storageReason, out.storageMsg = ReasonStoreRejected, fmt.Sprintf("the server rejected remote block store %s: %s", S3StoreName, dittoapi.MessageOf(err))
 		return "", nil
 	}
-	if updated || secret.Annotations[AnnotationS3ConfigHash] != hash {
+	if secret.Annotations[AnnotationS3ConfigHash] != hash {
 		ann := map[string]string{AnnotationS3ConfigHash: hash}
 		if updated {
-			// The running shares keep the store DittoFS built at start (v0.29.0): the new time
-			// reaches the pod template on the reconcile this write triggers, and restarts the pod.
+			// A new configuration (rotation, spec change): the running shares keep the store
+			// DittoFS built at start (v0.29.0). The new time reaches the pod template on the
+			// reconcile this write triggers, and restarts the pod. A store only put back after
+			// drift needs no restart: the running shares never stopped using our configuration.
 			ann[AnnotationRemoteStoreUpdated] = time.Now().UTC().Format(time.RFC3339Nano)
 		}
 		if err := r.writeOperatorSecret(ctx, ds, secret, nil, ann); err != nil {

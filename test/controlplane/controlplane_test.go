@@ -243,6 +243,37 @@ func TestProvisioning(t *testing.T) {
 		assert.Zero(t, writes["AKIA1"], "no upload with the old key")
 	})
 
+	t.Run("S3 store changed on the server: put back, no restart", func(t *testing.T) {
+		stamp := func() string {
+			return testenv.GetStatefulSet(t, k8s, ns, "files").Spec.Template.Annotations[hybrid.AnnotationRemoteStoreUpdated]
+		}
+		before := stamp()
+		require.NotEmpty(t, before, "set by the rotation above")
+		st, err := admin.GetBlockStore(ctx(), dittoapi.BlockRemote, hybrid.S3StoreName)
+		require.NoError(t, err)
+		cfg := st.ConfigMap() // secret_access_key redacted; the server keeps the real one
+		cfg["region"] = "eu-west-3"
+		changed, err := admin.UpdateBlockStore(ctx(), dittoapi.BlockRemote, hybrid.S3StoreName, "s3", cfg)
+		require.NoError(t, err)
+		require.Equal(t, "eu-west-3", changed.ConfigMap()["region"])
+		calls.reset(be.dfs.URL)
+		poke(t, ns, "s3")
+		testenv.Eventually(t, "region put back", func() error {
+			st, err := admin.GetBlockStore(ctx(), dittoapi.BlockRemote, hybrid.S3StoreName)
+			if err != nil {
+				return err
+			}
+			if r := st.ConfigMap()["region"]; r != "us-east-1" {
+				return fmt.Errorf("region %v", r)
+			}
+			return nil
+		})
+		_, _, detail := calls.count(be.dfs.URL)
+		assert.Contains(t, detail, "PUT /api/v1/store/block/remote/s3", "put back by the operator")
+		waitCondition(t, ns, "files", hybrid.ConditionStorageReady, metav1.ConditionTrue, hybrid.ReasonStoreHealthy)
+		assert.Equal(t, before, stamp(), "no restart for a store put back")
+	})
+
 	t.Run("spec.shares: created, updated, pruned only when opted in", func(t *testing.T) {
 		_, err := admin.CreateShare(ctx(), dittoapi.CreateShareRequest{Name: "/manual", MetadataStoreID: "default", LocalBlockStore: "default"})
 		require.NoError(t, err)
