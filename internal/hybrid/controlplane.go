@@ -52,7 +52,14 @@ type ControlPlaneOptions struct {
 	// Resync is how often a converged server's control plane is checked for drift (the API
 	// has no watch); 0 means DefaultControlPlaneResync.
 	Resync time.Duration
+	// Budget bounds the whole control-plane step of one reconcile (every API call, however
+	// many), so a slow DittoFS never holds a worker of the Go controller for long; 0 means
+	// DefaultControlPlaneBudget. Running out counts as the API not answering.
+	Budget time.Duration
 }
+
+// DefaultControlPlaneBudget is the default time bound of one reconcile's control-plane step.
+const DefaultControlPlaneBudget = 30 * time.Second
 
 // DefaultControlPlaneResync is the default drift-check period of the control-plane step.
 const DefaultControlPlaneResync = 10 * time.Minute
@@ -147,6 +154,9 @@ func newControlPlane(opts ControlPlaneOptions) *controlPlane {
 	if opts.Resync <= 0 {
 		opts.Resync = DefaultControlPlaneResync
 	}
+	if opts.Budget <= 0 {
+		opts.Budget = DefaultControlPlaneBudget
+	}
 	return &controlPlane{opts: opts, sessions: map[types.UID]*cpSession{}, unreachable: map[types.UID]int{}}
 }
 
@@ -224,6 +234,8 @@ func (r *Reconciler) reconcileControlPlane(ctx context.Context, ds *v1alpha1.Dit
 	out := &st.cp
 	out.attempted = true
 	base := r.cp.opts.APIEndpoint(ds, r.cp.opts.ClusterDomain)
+	ctx, cancel := context.WithTimeout(ctx, r.cp.opts.Budget)
+	defer cancel()
 
 	c, err := r.cpSession(ctx, ds, base, admin)
 	if err == nil {

@@ -3,6 +3,8 @@ package controlplane
 import (
 	"crypto/rand"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -420,4 +422,35 @@ func TestTokenRefresh(t *testing.T) {
 	assert.Contains(t, detail, "POST /api/v1/auth/refresh ×1")
 	assert.NotContains(t, detail, "/api/v1/auth/login", "no new login")
 	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionTrue, hybrid.ReasonControlPlaneApplied)
+}
+
+// TestHangingAPI: an API that accepts connections and never answers holds the control-plane
+// step for its budget (here 1 s), not for the HTTP client's 10 s per call; the server is
+// reported like one whose API does not answer.
+func TestHangingAPI(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	mgr := startManager(t, func(o *hybrid.ControlPlaneOptions) { o.Budget = time.Second })
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	endpoints.Store(ns+"/files", hang.URL)
+	t.Cleanup(func() { endpoints.Delete(ns + "/files") })
+	server(t, ns, "files", nil)
+	testenv.GetStatefulSet(t, k8s, ns, "files")
+	start := time.Now()
+	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
+	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionUnknown, hybrid.ReasonAPIUnreachable)
+	took := time.Since(start)
+	t.Logf("ControlPlaneReady=Unknown %s after the pod became ready", took.Round(time.Millisecond))
+	assert.Less(t, took, 6*time.Second, "the step gave up after its 1 s budget, not after the 10 s call timeout")
+	events := testenv.Events(t, k8s, ns, "files", hybrid.EventControlPlaneUnreachable)
+	require.Len(t, events, 1)
+	assert.Contains(t, events[0], "deadline exceeded")
 }

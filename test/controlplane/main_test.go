@@ -42,6 +42,8 @@ var (
 	nsN atomic.Int32
 	// servers maps "<ns>/<name>" to the dfs backing that DittoServer.
 	servers sync.Map
+	// endpoints maps "<ns>/<name>" to an API URL that is not a dfs (e.g. one that never answers).
+	endpoints sync.Map
 	// calls counts the operator's REST calls per dfs base URL and method.
 	calls = &callCounter{m: map[string]int{}}
 )
@@ -66,8 +68,9 @@ func TestMain(m *testing.M) {
 
 func ctx() context.Context { return context.Background() }
 
-// startManager runs the operator with the control-plane step on, resolved to the test's dfs.
-func startManager(t *testing.T) *testenv.Manager {
+// startManager runs the operator with the control-plane step on, resolved to the test's dfs
+// (or to endpoints[ns/name]); mutate adjusts the options.
+func startManager(t *testing.T, mutate ...func(*hybrid.ControlPlaneOptions)) *testenv.Manager {
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: calls}
 	return env.StartManager(t, func(o *hybrid.Options) {
 		o.ControlPlane = hybrid.ControlPlaneOptions{
@@ -75,6 +78,9 @@ func startManager(t *testing.T) *testenv.Manager {
 			APIEndpoint: func(ds *v1alpha1.DittoServer, _ string) string {
 				if b, ok := servers.Load(ds.Namespace + "/" + ds.Name); ok {
 					return b.(*backend).dfs.URL
+				}
+				if u, ok := endpoints.Load(ds.Namespace + "/" + ds.Name); ok {
+					return u.(string)
 				}
 				return "http://127.0.0.1:1"
 			},
@@ -90,6 +96,9 @@ func startManager(t *testing.T) *testenv.Manager {
 				}
 				return nil
 			},
+		}
+		for _, m := range mutate {
+			m(&o.ControlPlane)
 		}
 	})
 }
