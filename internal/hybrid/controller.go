@@ -225,12 +225,33 @@ func (r *Reconciler) reconcileServer(ctx context.Context, ds *v1alpha1.DittoServ
 		PostgresSecret: postgresSecret, PerconaSecret: db.secret, RemoteStoreUpdated: storeUpdated,
 	})
 	sts, err := r.applyStatefulSet(ctx, ds, desired)
-	if err != nil {
+	var blocked *volumeExpansionBlocked
+	var replacing *statefulSetReplacing
+	result := ctrl.Result{}
+	switch {
+	case errors.As(err, &blocked):
+		// Everything else is applied; the server runs on its current volumes. A warning in
+		// Ready (the size cannot be set back: volumes never shrink) and a retry, in case the
+		// StorageClass is changed to allow expansion.
+		st.warnings = append(st.warnings, blocked.message)
+		if c := meta.FindStatusCondition(ds.Status.Conditions, ConditionReady); c == nil || !strings.Contains(c.Message, blocked.message) {
+			r.Recorder.Event(ds, corev1.EventTypeWarning, ReasonVolumeExpansionBlocked, blocked.message)
+		}
+		result.RequeueAfter = invalidSpecRecheck
+	case errors.As(err, &replacing):
+		st.observeStatefulSet(replacing.existing)
+		st.replacing = replacing.message
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	case err != nil:
 		return ctrl.Result{}, err
 	}
 	logger.V(1).Info("statefulset converged", "hash", hash)
 	st.observeStatefulSet(sts)
-	return r.reconcileControlPlane(ctx, ds, sts, secrets.Admin, st)
+	cpResult, err := r.reconcileControlPlane(ctx, ds, sts, secrets.Admin, st)
+	if result.RequeueAfter > 0 && (cpResult.RequeueAfter == 0 || result.RequeueAfter < cpResult.RequeueAfter) {
+		cpResult.RequeueAfter = result.RequeueAfter
+	}
+	return cpResult, err
 }
 
 // observeStatefulSet reads the current StatefulSet (if any) into the status.
@@ -251,6 +272,31 @@ func (r *Reconciler) observeStatefulSet(ctx context.Context, ds *v1alpha1.DittoS
 // applyStatefulSet server-side-applies the StatefulSet when the desired spec differs from what
 // was last applied (or the object drifted in the fields users commonly touch).
 func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoServer, desired *appsv1.StatefulSet) (*appsv1.StatefulSet, error) {
+	existing := &appsv1.StatefulSet{}
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(desired), existing)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	found := err == nil
+	if found && !existing.DeletionTimestamp.IsZero() {
+		// Deleted without its pods for new volume sizes; created again once it is gone.
+		return nil, &statefulSetReplacing{existing: existing, message: fmt.Sprintf("waiting for StatefulSet %s to be re-created for the new volume sizes", existing.Name)}
+	}
+	// Larger volumes: resize the PVCs and re-create the StatefulSet (volumes.go). When the
+	// StorageClass cannot grow them, everything else is still applied, on the current volumes.
+	var blocked error
+	if found {
+		if grown, onlyGrowth := grownClaims(existing, desired); onlyGrowth && len(grown) > 0 {
+			err := r.expandVolumes(ctx, ds, existing, grown)
+			var b *volumeExpansionBlocked
+			if !errors.As(err, &b) {
+				return nil, err
+			}
+			blocked = err
+			desired.Spec.VolumeClaimTemplates = existing.Spec.VolumeClaimTemplates
+		}
+	}
+
 	specHash, err := objectHash(desired.Spec)
 	if err != nil {
 		return nil, err
@@ -259,19 +305,12 @@ func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoSer
 	if err := controllerutil.SetControllerReference(ds, desired, r.Scheme); err != nil {
 		return nil, err
 	}
-
-	existing := &appsv1.StatefulSet{}
-	err = r.Client.Get(ctx, client.ObjectKeyFromObject(desired), existing)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return nil, err
-	}
-	found := err == nil
 	newHash := desired.Spec.Template.Annotations[AnnotationConfigHash]
 	if found && existing.Annotations[AnnotationSpecHash] == specHash &&
 		existing.Spec.Template.Annotations[AnnotationConfigHash] == newHash &&
 		existing.Spec.Template.Annotations[AnnotationRemoteStoreUpdated] == desired.Spec.Template.Annotations[AnnotationRemoteStoreUpdated] &&
 		existing.Spec.Replicas != nil && *existing.Spec.Replicas == *desired.Spec.Replicas {
-		return existing, nil
+		return existing, blocked
 	}
 
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(desired)
@@ -293,8 +332,9 @@ func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoSer
 	u := &unstructured.Unstructured{Object: obj}
 	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		if found && apierrors.IsInvalid(err) {
-			// StatefulSet fields such as volumeClaimTemplates are immutable.
-			return nil, fmt.Errorf("updating StatefulSet %s/%s: %w (volume sizes and storage class cannot change on an existing server)", ds.Namespace, ds.Name, err)
+			// StatefulSet fields such as volumeClaimTemplates are immutable (sizes grow through
+			// volumes.go; a storage class or a volume set cannot change).
+			return nil, fmt.Errorf("updating StatefulSet %s/%s: %w (the storage class and the set of volumes cannot change on an existing server)", ds.Namespace, ds.Name, err)
 		}
 		return nil, fmt.Errorf("applying StatefulSet %s/%s: %w", ds.Namespace, ds.Name, err)
 	}
@@ -312,7 +352,7 @@ func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoSer
 		r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventRollingRestart, "Rolling the DittoFS pod to load remote block store %s as updated at %s (DittoFS uses a changed store only after a restart)",
 			S3StoreName, desired.Spec.Template.Annotations[AnnotationRemoteStoreUpdated])
 	}
-	return applied, nil
+	return applied, blocked
 }
 
 // remoteStoreUpdated reads AnnotationRemoteStoreUpdated from the operator Secret (cached;

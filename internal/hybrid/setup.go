@@ -12,6 +12,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -254,7 +255,12 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 		Owns(&corev1.Secret{}).
 		WatchesRawSource(source.Kind(secretCache, secretMeta, secretToServers, secretDataChanged())).
 		Watches(&storagev1.StorageClass{}, storageClassToServers, builder.WithPredicates(predicate.Funcs{
-			UpdateFunc: func(event.UpdateEvent) bool { return false },
+			// Only a change of allowVolumeExpansion matters (a blocked expansion can proceed).
+			UpdateFunc: func(e event.UpdateEvent) bool {
+				o, okOld := e.ObjectOld.(*storagev1.StorageClass)
+				n, okNew := e.ObjectNew.(*storagev1.StorageClass)
+				return okOld && okNew && ptr.Deref(o.AllowVolumeExpansion, false) != ptr.Deref(n.AllowVolumeExpansion, false)
+			},
 		})).
 		WatchesRawSource(pw.crdSource(r.perconaServers)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).

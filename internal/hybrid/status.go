@@ -47,6 +47,9 @@ type statusBuilder struct {
 
 	// cp is what the control-plane step observed (attempted only once the pod is Ready).
 	cp cpOutcome
+
+	// replacing is set while the StatefulSet is re-created for new volume sizes.
+	replacing string
 }
 
 func newStatusBuilder(ds *v1alpha1.DittoServer) *statusBuilder {
@@ -153,6 +156,9 @@ func (b *statusBuilder) build() v1alpha1.DittoServerStatus {
 		if b.dbNeeded && !b.dbOK {
 			progMsg = "creating the server once its database is ready"
 		}
+	}
+	if b.replacing != "" {
+		progressing, progReason, progMsg = true, ReasonExpandingVolumes, b.replacing
 	}
 	set(ConditionAvailable, available, availReason, availMsg)
 	set(ConditionProgressing, progressing, progReason, progMsg)
@@ -407,7 +413,7 @@ func (r *Reconciler) emitControlPlaneEvents(ds *v1alpha1.DittoServer, desired v1
 
 func isFailureReason(reason string) bool {
 	switch reason {
-	case ReasonSecretMissing, ReasonSecretInvalid, ReasonRenderFailed, ReasonInvalidSpec, ReasonReconciling:
+	case ReasonSecretMissing, ReasonSecretInvalid, ReasonRenderFailed, ReasonInvalidSpec, ReasonReconciling, ReasonVolumeExpansionBlocked:
 		return true
 	}
 	return false
