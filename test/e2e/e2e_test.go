@@ -22,10 +22,12 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
@@ -327,6 +329,50 @@ func TestOperatorOnKwok(t *testing.T) {
 		}
 		return len(notBound) == 0, "not bound: " + strings.Join(notBound, ", ")
 	})
+
+	// A larger volume, with the real garbage collector and StatefulSet controller: the PVC is
+	// resized and the StatefulSet re-created without its pod, which keeps running (same UID).
+	phase = time.Now()
+	sc := &storagev1.StorageClass{}
+	require.NoError(t, k8s.Get(ctx, client.ObjectKey{Name: "standard"}, sc))
+	sc.AllowVolumeExpansion = ptr.To(true)
+	require.NoError(t, k8s.Update(ctx, sc))
+	pod := &corev1.Pod{}
+	require.NoError(t, k8s.Get(ctx, podKey, pod))
+	ds := &v1alpha1.DittoServer{}
+	require.NoError(t, k8s.Get(ctx, dsKey, ds))
+	ds.Spec.Storage.MetadataSize = "20Gi"
+	require.NoError(t, k8s.Update(ctx, ds))
+	eventually(t, 60*time.Second, "StatefulSet re-created with the 20Gi metadata template and Ready", func() (bool, string) {
+		cur := &appsv1.StatefulSet{}
+		if err := k8s.Get(ctx, dsKey, cur); err != nil {
+			return false, err.Error()
+		}
+		size := ""
+		for _, tpl := range cur.Spec.VolumeClaimTemplates {
+			if tpl.Name == "metadata" {
+				q := tpl.Spec.Resources.Requests[corev1.ResourceStorage]
+				size = q.String()
+			}
+		}
+		got := &v1alpha1.DittoServer{}
+		if err := k8s.Get(ctx, dsKey, got); err != nil {
+			return false, err.Error()
+		}
+		ready := meta.IsStatusConditionTrue(got.Status.Conditions, "Ready") && got.Status.ObservedGeneration == got.Generation
+		return cur.UID != sts.UID && size == "20Gi" && ready, fmt.Sprintf("uid changed %v, metadata template %s, Ready %v", cur.UID != sts.UID, size, ready)
+	})
+	pvc := &corev1.PersistentVolumeClaim{}
+	require.NoError(t, k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "metadata-" + serverName + "-0"}, pvc))
+	q := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
+	require.Equal(t, "20Gi", q.String(), "PVC resized")
+	after := &corev1.Pod{}
+	require.NoError(t, k8s.Get(ctx, podKey, after))
+	require.Equal(t, pod.UID, after.UID, "the pod kept running")
+	owner := metav1.GetControllerOf(after)
+	require.NotNil(t, owner, "adopted by the new StatefulSet")
+	require.NotEqual(t, sts.UID, owner.UID)
+	t.Logf("volume expansion: Ready again %s after the size change", time.Since(phase).Round(time.Millisecond))
 
 	// Delete the server: the owned objects are garbage-collected, the PVCs and the user's
 	// Secrets stay.
