@@ -276,7 +276,9 @@ func (r *Reconciler) reconcileControlPlane(ctx context.Context, ds *v1alpha1.Dit
 			base, cpUnreachableMax, EventControlPlaneUnreachable)
 		wait := unreachableBackoff(n)
 		log.FromContext(ctx).Info("DittoFS API unreachable", "url", base, "error", err.Error(), "failures", n, "retryIn", wait)
-		if c := meta.FindStatusCondition(ds.Status.Conditions, ConditionControlPlaneReady); c == nil || c.Reason != ReasonAPIUnreachable {
+		// Once per series of failures (a reconcile may start from a cached status that does not
+		// show the first failure yet), and not again after an operator restart.
+		if c := meta.FindStatusCondition(ds.Status.Conditions, ConditionControlPlaneReady); n == 1 && (c == nil || c.Reason != ReasonAPIUnreachable) {
 			r.Recorder.Eventf(ds, corev1.EventTypeWarning, EventControlPlaneUnreachable, "the DittoFS API at %s did not answer: %v", base, errors.Unwrap(err))
 		}
 		return ctrl.Result{RequeueAfter: wait}, nil
