@@ -48,6 +48,19 @@ func playGarbageCollector(t *testing.T, ns, name string) {
 	require.NoError(t, k8s.Patch(ctx(), sts, patch))
 }
 
+// readyServerOn creates a Ready server whose volumes use StorageClass class, with its PVCs.
+func readyServerOn(t *testing.T, ns, name, class string) *appsv1.StatefulSet {
+	t.Helper()
+	ds := basicServer(ns, name)
+	ds.Spec.Storage.StorageClassName = ptr.To(class)
+	require.NoError(t, k8s.Create(ctx(), ds))
+	sts := getStatefulSet(t, ns, name)
+	playStatefulSetController(t, sts)
+	markStatefulSetReady(t, ns, name)
+	waitCondition(t, ns, name, hybrid.ConditionReady, metav1.ConditionTrue, "")
+	return sts
+}
+
 func claimSize(t *testing.T, ns, name string) string {
 	t.Helper()
 	pvc := &corev1.PersistentVolumeClaim{}
@@ -83,13 +96,7 @@ func TestVolumeExpansion(t *testing.T) {
 	}
 
 	t.Run("expandable StorageClass", func(t *testing.T) {
-		ds := basicServer(ns, "grow")
-		ds.Spec.Storage.StorageClassName = ptr.To(expandable)
-		require.NoError(t, k8s.Create(ctx(), ds))
-		sts := getStatefulSet(t, ns, "grow")
-		playStatefulSetController(t, sts)
-		markStatefulSetReady(t, ns, "grow")
-		waitCondition(t, ns, "grow", hybrid.ConditionReady, metav1.ConditionTrue, "")
+		sts := readyServerOn(t, ns, "grow", expandable)
 		hash := configHash(t, ns, "grow")
 
 		updateServer(t, ns, "grow", func(ds *v1alpha1.DittoServer) { ds.Spec.Storage.MetadataSize = "20Gi" })
@@ -132,13 +139,7 @@ func TestVolumeExpansion(t *testing.T) {
 	})
 
 	t.Run("StorageClass without expansion", func(t *testing.T) {
-		ds := basicServer(ns, "stuck")
-		ds.Spec.Storage.StorageClassName = ptr.To(fixed)
-		require.NoError(t, k8s.Create(ctx(), ds))
-		sts := getStatefulSet(t, ns, "stuck")
-		playStatefulSetController(t, sts)
-		markStatefulSetReady(t, ns, "stuck")
-		waitCondition(t, ns, "stuck", hybrid.ConditionReady, metav1.ConditionTrue, "")
+		sts := readyServerOn(t, ns, "stuck", fixed)
 
 		updateServer(t, ns, "stuck", func(ds *v1alpha1.DittoServer) {
 			ds.Spec.Storage.MetadataSize = "20Gi"
