@@ -112,7 +112,7 @@ func releaseKey(name string, version int) string {
 func (d *cachingDriver) id(name string) string { return d.namespace + "/" + name }
 
 // storedRelease is a release as the cache keeps it: the labels the Secrets driver stores next
-// to it, and its chart by content digest (releaseCache.charts), since every revision of every
+// to it, and its chart by content digest (releaseCache.chartJSON), since every revision of every
 // server carries the same chart.
 type storedRelease struct {
 	*release.Release
