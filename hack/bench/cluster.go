@@ -14,6 +14,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // cluster drives hack/kwok-cluster.sh for the benchmark's own cluster.
@@ -175,11 +182,7 @@ func (c *cluster) componentCPU() map[string]float64 {
 	out := map[string]float64{}
 	files, _ := filepath.Glob(filepath.Join(c.root, "bin", "kwok", "clusters", c.name, "pids", "*.pid"))
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		pid, err := readPIDFile(f)
 		if err != nil {
 			continue
 		}
@@ -207,6 +210,74 @@ func (c *cluster) componentPort(component string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s has no --secure-port", component)
+}
+
+// clusterUp starts the run's kwok cluster with the CRD installed, kube-controller-manager
+// restarted and one kwok node per 100 servers, connects the benchmark's client and adds a
+// Service range. Teardown deletes the cluster.
+func (br *benchRun) clusterUp(ctx context.Context) error {
+	res := br.res
+	c := &cluster{root: br.root, name: br.cfg.Cluster, kubectl: br.kubectl}
+	_ = c.down() // a leftover of an interrupted run
+	t := time.Now()
+	if err := c.up(ctx); err != nil {
+		return fmt.Errorf("cluster up: %w", err)
+	}
+	br.c = c
+	br.onTeardown(func() {
+		br.cancel() // the benchmark's watches stop before the API server goes
+		t := time.Now()
+		if err := c.down(); err != nil {
+			logf("cluster down: %v", err)
+		} else {
+			logf("cluster %s deleted in %s", c.name, time.Since(t).Round(time.Millisecond))
+		}
+	})
+	if err := c.installCRD(ctx, br.cfg.KCMArgs); err != nil {
+		return fmt.Errorf("CRD: %w", err)
+	}
+	// a kwok node takes 110 pods: one node per 100 servers
+	res.Nodes = (res.N + 99) / 100
+	if res.Nodes > 1 {
+		if err := c.scaleNodes(ctx, res.Nodes, filepath.Join(br.root, "bin", "k8s", br.cfg.K8sVersion, "kwokctl")); err != nil {
+			return fmt.Errorf("nodes: %w", err)
+		}
+	}
+	logf("cluster %s up (%d kwok nodes), CRD installed, kube-controller-manager restarted in %s", c.name, res.Nodes, time.Since(t).Round(time.Millisecond))
+
+	restCfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	restCfg.QPS, restCfg.Burst = 1000, 2000
+	sch := scheme()
+	k8s, err := client.New(restCfg, client.Options{Scheme: sch})
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	br.restCfg, br.sch, br.k8s = restCfg, sch, k8s
+	return addServiceCIDR(ctx, k8s)
+}
+
+// addServiceCIDR widens the Service range: the API server's default one (10.0.0.0/24) holds 2
+// ClusterIPs per server for ~126 servers only, so it adds a /16 (ServiceCIDR, GA since
+// Kubernetes 1.33) and waits until it is Ready.
+func addServiceCIDR(ctx context.Context, k8s client.Client) error {
+	if err := k8s.Create(ctx, &networkingv1.ServiceCIDR{ObjectMeta: metav1.ObjectMeta{Name: "bench-extra"},
+		Spec: networkingv1.ServiceCIDRSpec{CIDRs: []string{"10.1.0.0/16"}}}); err != nil {
+		return fmt.Errorf("ServiceCIDR: %w", err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		sc := &networkingv1.ServiceCIDR{}
+		if err := k8s.Get(ctx, types.NamespacedName{Name: "bench-extra"}, sc); err == nil &&
+			apimeta.IsStatusConditionTrue(sc.Status.Conditions, networkingv1.ServiceCIDRConditionReady) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("ServiceCIDR bench-extra not Ready after 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // operator is bin/manager running as a subprocess in its own process group (a Ctrl-C in the
@@ -349,11 +420,7 @@ func tail(path string, n int) string {
 // killStale stops an operator left by an interrupted run (PID file), only if that PID is still
 // bin/manager.
 func killStale(pidFile, manager string) {
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		return
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	pid, err := readPIDFile(pidFile)
 	if err != nil {
 		return
 	}
@@ -362,7 +429,7 @@ func killStale(pidFile, manager string) {
 		p, _ := os.FindProcess(pid)
 		_ = p.Signal(syscall.SIGTERM)
 		for i := 0; i < 100; i++ {
-			if err := p.Signal(syscall.Signal(0)); errors.Is(err, os.ErrProcessDone) || err != nil {
+			if err := p.Signal(syscall.Signal(0)); err != nil {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -371,4 +438,13 @@ func killStale(pidFile, manager string) {
 		fmt.Printf("stopped a stale operator (pid %d)\n", pid)
 	}
 	_ = os.Remove(pidFile)
+}
+
+// readPIDFile reads the process ID a PID file holds.
+func readPIDFile(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
 }

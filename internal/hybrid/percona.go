@@ -1,219 +1,297 @@
 package hybrid
 
 import (
+	"context"
 	"fmt"
-	"os"
-	"path"
-	"strconv"
+	"sort"
+	"strings"
+	"time"
 
 	pgv2 "github.com/percona/percona-postgresql-operator/v2/pkg/apis/pgv2.percona.com/v2"
-	crunchyv1beta1 "github.com/percona/percona-postgresql-operator/v2/pkg/apis/postgres-operator.crunchydata.com/v1beta1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/utils/ptr"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 )
 
-// The Percona PostgreSQL operator contract (ARCHITECTURE §4.2).
-const (
-	// PerconaCRVersion is the crVersion of the clusters we create. It must match the installed
-	// Percona operator (v2.9.0); it is set at creation only, so a user who upgrades the Percona
-	// operator and bumps crVersion is never reverted.
-	PerconaCRVersion = "2.9.0"
-	// PerconaPostgresVersion is the PostgreSQL major of new clusters: 17, the newest major that
-	// Percona v2.9.0 ships and DittoFS v0.29.0 is tested with. Set at creation only (a major
-	// upgrade goes through Percona's PerconaPGUpgrade, never through us).
-	PerconaPostgresVersion = 17
-	// PerconaUser is the PostgreSQL user DittoFS connects as; Percona stores its credentials in
-	// the Secret <cluster>-pguser-<user>.
-	PerconaUser = "dittofs"
-	// PerconaInstanceSet is the name of the single instance set.
-	PerconaInstanceSet = "instance1"
-	// PerconaBackupRepo is the pgBackRest repository we configure.
-	PerconaBackupRepo = "repo1"
-	// PerconaCRDName is the CustomResourceDefinition whose presence the operator watches.
-	PerconaCRDName = "perconapgclusters.pgv2.percona.com"
-	// PerconaStateReady is status.state of a cluster that accepts connections.
-	PerconaStateReady = string(pgv2.AppStateReady)
+// RBAC of the Percona integration: the clusters we own, and the metadata of the one CRD whose
+// appearance starts the cluster watch (list/watch are restricted to it by a name selector).
+// +kubebuilder:rbac:groups=pgv2.percona.com,resources=perconapgclusters,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch,resourceNames=perconapgclusters.pgv2.percona.com
 
-	// Default images of new clusters (Percona v2.9.0 release set, e2e-tests/release_versions).
-	// Percona's operator deployment sets no RELATED_IMAGE_POSTGRES_*, so a cluster without an
-	// image never starts (MissingRequiredImage). Like crVersion they are set at creation only.
-	DefaultPerconaPostgresImage   = "docker.io/percona/percona-distribution-postgresql:17.9-1"
-	DefaultPerconaPGBackRestImage = "docker.io/percona/percona-pgbackrest:2.58.0-1"
-	// EnvRelatedImagePerconaPostgres and EnvRelatedImagePerconaPGBackRest override them (OLM's
-	// related-images convention).
-	EnvRelatedImagePerconaPostgres   = "RELATED_IMAGE_PERCONA_POSTGRESQL"
-	EnvRelatedImagePerconaPGBackRest = "RELATED_IMAGE_PERCONA_PGBACKREST"
-)
+// perconaCRDRetry re-checks a Percona CRD that exists but is not served yet: discovery lags
+// the CRD object by a second or two, and no further CRD event may come. (A missing CRD is not
+// polled: the CRD watch brings the server back.)
+const perconaCRDRetry = time.Second
 
-// PerconaClusterName is the PerconaPGCluster of a DittoServer.
-func PerconaClusterName(ds *v1alpha1.DittoServer) string { return ds.Name + "-postgres" }
+// dbProblem is a reason the database cannot be used that only the user can fix.
+type dbProblem struct{ Reason, Message string }
 
-// PerconaUserSecretName is the Secret Percona creates with the connection details of PerconaUser
-// (keys host, port, dbname, user, password, uri).
-func PerconaUserSecretName(ds *v1alpha1.DittoServer) string {
-	return PerconaClusterName(ds) + "-pguser-" + PerconaUser
+// perconaOutcome is what the Percona step decided for the rest of the reconcile.
+type perconaOutcome struct {
+	// gate holds the StatefulSet back while the database is not ready.
+	gate bool
+	// secret is the Percona user Secret the pod reads (set when not gated).
+	secret string
+	// hashInput are the Secret's keys, so a password rotation rolls the pod.
+	hashInput []hashPart
+	// requeue is set only where no watch brings the server back.
+	requeue time.Duration
 }
 
-// PerconaImages are the container images of a new cluster.
-type PerconaImages struct {
-	Postgres, PGBackRest string
-}
-
-// PerconaImagesFromEnv returns the default images, overridden by the RELATED_IMAGE_* env.
-func PerconaImagesFromEnv() PerconaImages {
-	return PerconaImages{
-		Postgres:   envOr(EnvRelatedImagePerconaPostgres, DefaultPerconaPostgresImage),
-		PGBackRest: envOr(EnvRelatedImagePerconaPGBackRest, DefaultPerconaPGBackRestImage),
+// reconcilePercona provisions the PerconaPGCluster of a server with spec.percona.enabled and
+// decides whether the server may run on it: only once the cluster reports state "ready" and
+// its user Secret exists. Until then the StatefulSet is not created; an existing one is left
+// as it is (never scaled down: Percona reports "initializing" during its own restarts, which
+// must not turn into a DittoFS outage).
+func (r *Reconciler) reconcilePercona(ctx context.Context, ds *v1alpha1.DittoServer, findings Findings, st *statusBuilder) (perconaOutcome, error) {
+	name := PerconaClusterName(ds)
+	st.perconaCluster = name
+	note := ""
+	if findings.PostgresSecretIgnored {
+		note = "; " + PostgresSecretIgnoredMessage
 	}
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+	if findings.PerconaCRDMissing {
+		st.databaseNotReady(ReasonPerconaCRDMissing, PerconaCRDMissingMessage+note)
+		out := perconaOutcome{gate: true}
+		// The CRD watch brings the server back when the CRD appears. Only a CRD that exists
+		// but is not served yet needs a timed retry.
+		if r.perconaWatch != nil && r.perconaWatch.crdPresent(ctx) {
+			out.requeue = perconaCRDRetry
+		}
+		return out, nil
 	}
-	return def
-}
-
-// PerconaBackupRepoPath is repo1's path in the bucket: one directory per cluster, so that
-// several servers can share a bucket without mixing their backups.
-func PerconaBackupRepoPath(ds *v1alpha1.DittoServer) string {
-	return path.Join("/pgbackrest", ds.Namespace, PerconaClusterName(ds), PerconaBackupRepo)
-}
-
-// DesiredPerconaCluster builds the PerconaPGCluster of a DittoServer. It is a pure function of
-// its inputs and holds only the fields the operator owns (server-side apply: every other field
-// belongs to whoever set it). The owner reference is added by the caller.
-func DesiredPerconaCluster(in *v1alpha1.DittoServer, images PerconaImages) *pgv2.PerconaPGCluster {
-	ds := in.DeepCopy()
-	if ds.Spec.Percona == nil {
-		ds.Spec.Percona = &v1alpha1.PerconaSpec{}
+	if r.perconaWatch != nil {
+		if err := r.perconaWatch.ensure(); err != nil {
+			return perconaOutcome{}, err
+		}
 	}
-	ds.Default()
-	p := ds.Spec.Percona
 
-	cluster := &pgv2.PerconaPGCluster{
-		TypeMeta: metav1.TypeMeta{APIVersion: pgv2.GroupVersion.String(), Kind: PerconaGVK.Kind},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      PerconaClusterName(ds),
-			Namespace: ds.Namespace,
-			Labels:    CommonLabels(ds, "database"),
-		},
-		Spec: pgv2.PerconaPGClusterSpec{
-			CRVersion:       PerconaCRVersion,
-			Image:           images.Postgres,
-			PostgresVersion: PerconaPostgresVersion,
-			InstanceSets: pgv2.PGInstanceSets{{
-				Name:     PerconaInstanceSet,
-				Replicas: ptr.To(*p.Replicas),
-				DataVolumeClaimSpec: corev1.PersistentVolumeClaimSpec{
-					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
-					StorageClassName: p.StorageClassName,
-					Resources: corev1.VolumeResourceRequirements{
-						Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(p.StorageSize)},
-					},
-				},
-			}},
-			Users: []crunchyv1beta1.PostgresUserSpec{{
-				Name:      crunchyv1beta1.PostgresIdentifier(PerconaUser),
-				Databases: []crunchyv1beta1.PostgresIdentifier{crunchyv1beta1.PostgresIdentifier(p.DatabaseName)},
-			}},
-			// A schema named after the user, owned by it, in each of its databases: since
-			// PostgreSQL 15 a non-owner cannot create tables in "public", and DittoFS creates
-			// its tables at first boot. ("$user" comes first in the default search_path.)
-			AutoCreateUserSchema: ptr.To(true),
-			Backups:              desiredBackups(ds, images),
-		},
-	}
-	return cluster
-}
-
-// desiredBackups is backups.enabled=false when backups are off (a nil enabled means true to
-// Percona, and a cluster without a repository then fails), else pgBackRest repo1 on S3.
-func desiredBackups(ds *v1alpha1.DittoServer, images PerconaImages) pgv2.Backups {
-	b := ds.Spec.Percona.Backup
-	if b == nil || !b.Enabled {
-		return pgv2.Backups{Enabled: ptr.To(false)}
-	}
-	retention := ptr.Deref(b.RetentionDays, v1alpha1.DefaultRetentionDays)
-	out := pgv2.Backups{
-		Enabled: ptr.To(true),
-		PGBackRest: pgv2.PGBackRestArchive{
-			Image: images.PGBackRest,
-			Global: map[string]string{
-				PerconaBackupRepo + "-path": PerconaBackupRepoPath(ds),
-				// Full backups (and the incrementals that depend on them) older than
-				// retentionDays are expired.
-				PerconaBackupRepo + "-retention-full":      strconv.Itoa(int(retention)),
-				PerconaBackupRepo + "-retention-full-type": "time",
-				// Path-style URLs work with every S3 implementation (MinIO, Ceph, ...).
-				PerconaBackupRepo + "-s3-uri-style": "path",
-			},
-			Repos: []crunchyv1beta1.PGBackRestRepo{{
-				Name: PerconaBackupRepo,
-				S3:   &crunchyv1beta1.RepoS3{Bucket: b.Bucket, Endpoint: b.Endpoint, Region: b.Region},
-				BackupSchedules: &crunchyv1beta1.PGBackRestBackupSchedules{
-					Full:        ptr.To(b.FullSchedule),
-					Incremental: ptr.To(b.IncrSchedule),
-				},
-			}},
-		},
-	}
-	if ref := b.CredentialsSecretRef; ref != nil && ref.Name != "" {
-		// Percona mounts each projected Secret under /etc/pgbackrest/conf.d: the Secret holds a
-		// pgBackRest ini file (e.g. key s3.conf with repo1-s3-key and repo1-s3-key-secret in
-		// its [global] section), see docs/PERCONA.md.
-		out.PGBackRest.Configuration = []corev1.VolumeProjection{{
-			Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: ref.Name}},
-		}}
-	}
-	return out
-}
-
-// perconaApplyObject turns the typed cluster into the object to server-side-apply: the Go
-// types marshal empty structs and nil slices (e.g. "secrets": {}, "repos": null), which would
-// make the operator own fields it never meant to set, so empty maps and nulls are pruned.
-func perconaApplyObject(cluster *pgv2.PerconaPGCluster) (*unstructured.Unstructured, error) {
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cluster)
+	cluster, problem, err := r.ensurePerconaCluster(ctx, ds)
 	if err != nil {
-		return nil, fmt.Errorf("converting PerconaPGCluster %s: %w", cluster.Name, err)
+		return perconaOutcome{}, err
 	}
-	delete(obj, "status")
-	pruned, _ := pruneEmpty(obj).(map[string]any)
-	u := &unstructured.Unstructured{Object: pruned}
-	u.SetGroupVersionKind(PerconaGVK)
-	return u, nil
+	if problem != nil {
+		st.databaseNotReady(problem.Reason, problem.Message+note)
+		return perconaOutcome{gate: true}, nil
+	}
+
+	held := "the DittoFS StatefulSet is created once it is"
+	if r.statefulSetExists(ctx, ds) {
+		held = "the existing StatefulSet is left as it is until it is"
+	}
+	if state := string(cluster.Status.State); state != PerconaStateReady {
+		if state == "" {
+			state = "not reporting a state yet"
+		} else {
+			state = fmt.Sprintf("in state %q", state)
+		}
+		st.databaseNotReady(ReasonPerconaNotReady, fmt.Sprintf("PerconaPGCluster %s is %s; %s ready (kubectl get perconapgcluster %s -n %s)%s",
+			name, state, held, name, ds.Namespace, note))
+		return perconaOutcome{gate: true}, nil
+	}
+
+	secretName := PerconaUserSecretName(ds)
+	secret, err := r.readSecret(ctx, ds, secretName)
+	if apierrors.IsNotFound(err) {
+		st.databaseNotReady(ReasonPerconaSecretMissing, fmt.Sprintf("PerconaPGCluster %s is ready but its user Secret %s does not exist yet (the Percona operator creates it); %s there%s",
+			name, secretName, held, note))
+		return perconaOutcome{gate: true}, nil
+	}
+	if err != nil {
+		return perconaOutcome{}, fmt.Errorf("reading Secret %s/%s: %w", ds.Namespace, secretName, err)
+	}
+	out := perconaOutcome{secret: secretName}
+	var missing []string
+	for _, e := range PerconaEnvKeys {
+		value, ok := secret.Data[e.Key]
+		if !ok || len(value) == 0 {
+			missing = append(missing, e.Key)
+		}
+		out.hashInput = append(out.hashInput, hashPart{secretName, e.Key, value})
+	}
+	if len(missing) > 0 {
+		st.databaseNotReady(ReasonPerconaSecretMissing, fmt.Sprintf("Secret %s of PerconaPGCluster %s has no %s yet; %s complete%s",
+			secretName, name, strings.Join(missing, ", "), held, note))
+		return perconaOutcome{gate: true}, nil
+	}
+	st.databaseReady(ReasonPerconaReady, fmt.Sprintf("PerconaPGCluster %s is ready; DittoFS connects as %s to database %s with sslmode=%s (Secret %s)%s",
+		name, secret.Data["user"], secret.Data["dbname"], PerconaSSLMode, secretName, note))
+	return out, nil
 }
 
-// pruneEmpty removes nil values and maps that are empty once pruned. Scalars (false, 0, "")
-// and lists are kept as they are: they were set on purpose.
-func pruneEmpty(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		out := map[string]any{}
-		for k, val := range t {
-			p := pruneEmpty(val)
-			if p == nil {
-				continue
-			}
-			if m, ok := p.(map[string]any); ok && len(m) == 0 {
-				continue
-			}
-			out[k] = p
-		}
-		return out
-	case []any:
-		out := make([]any, 0, len(t))
-		for _, val := range t {
-			out = append(out, pruneEmpty(val))
-		}
-		return out
-	default:
-		return v
+// ensurePerconaCluster server-side-applies the desired cluster when our desired content
+// changed (recorded in AnnotationSpecHash) or the cluster lacks our owner reference (e.g. an
+// orphaned cluster adopted by a re-created server). Only the fields we set are owned; other
+// fields a user edits are left alone. crVersion, postgresVersion and the images are set at
+// creation and then kept as they are in the cluster (a Percona upgrade changes them).
+func (r *Reconciler) ensurePerconaCluster(ctx context.Context, ds *v1alpha1.DittoServer) (*pgv2.PerconaPGCluster, *dbProblem, error) {
+	key := types.NamespacedName{Namespace: ds.Namespace, Name: PerconaClusterName(ds)}
+	live := &pgv2.PerconaPGCluster{}
+	// The API reader, not the (label-scoped) cluster cache: a cluster of that name that is not
+	// ours must be seen, and a stale copy would re-apply after every write.
+	err := r.APIReader.Get(ctx, key, live)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("reading PerconaPGCluster %s: %w", key, err)
 	}
+	found := err == nil
+	if found {
+		if owner := metav1.GetControllerOf(live); owner != nil && owner.UID != ds.UID {
+			return nil, &dbProblem{Reason: ReasonPerconaOwnedElsewhere, Message: fmt.Sprintf(
+				"PerconaPGCluster %s already exists and is controlled by %s %s; the operator does not take it over. Rename the DittoServer or remove that owner reference",
+				key.Name, owner.Kind, owner.Name)}, nil
+		}
+	}
+
+	desired := DesiredPerconaCluster(ds, PerconaImagesFromEnv())
+	specHash, err := objectHash(struct {
+		Labels map[string]string
+		Spec   pgv2.PerconaPGClusterSpec
+	}{desired.Labels, desired.Spec})
+	if err != nil {
+		return nil, nil, err
+	}
+	if found && live.Annotations[AnnotationSpecHash] == specHash && metav1.IsControlledBy(live, ds) {
+		return live, nil, nil
+	}
+	if found {
+		keepCreationFields(desired, live)
+	}
+	desired.Annotations = map[string]string{AnnotationSpecHash: specHash}
+	if err := controllerutil.SetControllerReference(ds, desired, r.Scheme); err != nil {
+		return nil, nil, err
+	}
+	u, err := perconaApplyObject(desired)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
+			return nil, &dbProblem{Reason: ReasonPerconaApplyFailed, Message: fmt.Sprintf(
+				"the Percona operator's CRD rejected PerconaPGCluster %s: %v; check that Percona v%s is installed and fix spec.percona", key.Name, err, PerconaCRVersion)}, nil
+		}
+		return nil, nil, fmt.Errorf("applying PerconaPGCluster %s: %w", key, err)
+	}
+	applied := &pgv2.PerconaPGCluster{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, applied); err != nil {
+		return nil, nil, err
+	}
+	if !found {
+		r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventPerconaCreated, "Created PerconaPGCluster %s (PostgreSQL %d, %d instance(s)); the server starts once it is ready",
+			key.Name, desired.Spec.PostgresVersion, *desired.Spec.InstanceSets[0].Replicas)
+	}
+	return applied, nil, nil
+}
+
+// keepCreationFields copies the fields that are set at creation only from the live cluster.
+func keepCreationFields(desired, live *pgv2.PerconaPGCluster) {
+	if live.Spec.CRVersion != "" {
+		desired.Spec.CRVersion = live.Spec.CRVersion
+	}
+	if live.Spec.PostgresVersion != 0 {
+		desired.Spec.PostgresVersion = live.Spec.PostgresVersion
+	}
+	if live.Spec.Image != "" {
+		desired.Spec.Image = live.Spec.Image
+	}
+	if desired.Spec.Backups.PGBackRest.Image != "" && live.Spec.Backups.PGBackRest.Image != "" {
+		desired.Spec.Backups.PGBackRest.Image = live.Spec.Backups.PGBackRest.Image
+	}
+}
+
+// releasePercona runs for a server without spec.percona.enabled that had a cluster: the cluster
+// is orphaned (never deleted: deleteWithServer only applies while Percona is enabled), so a
+// later deletion of the server cannot garbage-collect a database it no longer uses.
+func (r *Reconciler) releasePercona(ctx context.Context, ds *v1alpha1.DittoServer, st *statusBuilder) error {
+	if ds.Status.PerconaClusterName == "" {
+		return nil
+	}
+	if _, err := r.orphanPerconaCluster(ctx, ds, "spec.percona.enabled is false"); err != nil {
+		return err
+	}
+	st.perconaCluster = ""
+	return nil
+}
+
+// perconaClusterMeta reads the metadata of the server's cluster; nil when there is none (or the
+// Percona CRD is not installed).
+func (r *Reconciler) perconaClusterMeta(ctx context.Context, ds *v1alpha1.DittoServer) (*metav1.PartialObjectMetadata, error) {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(PerconaGVK)
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: PerconaClusterName(ds)}, m)
+	switch {
+	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading PerconaPGCluster %s/%s: %w", ds.Namespace, PerconaClusterName(ds), err)
+	}
+	return m, nil
+}
+
+// ownedBy reports whether any owner reference of m points at ds.
+func ownedBy(m metav1.Object, ds *v1alpha1.DittoServer) bool {
+	for _, ref := range m.GetOwnerReferences() {
+		if ref.UID == ds.UID {
+			return true
+		}
+	}
+	return false
+}
+
+// orphanPerconaCluster removes the server's owner reference from its cluster (optimistic
+// lock, conflicts retried at once on a fresh read, no sleep in the worker). It reports whether
+// a reference was removed; a cluster that is gone or not ours is left alone.
+func (r *Reconciler) orphanPerconaCluster(ctx context.Context, ds *v1alpha1.DittoServer, why string) (bool, error) {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var m *metav1.PartialObjectMetadata
+		m, err = r.perconaClusterMeta(ctx, ds)
+		if err != nil || m == nil || !ownedBy(m, ds) {
+			return false, err
+		}
+		orig := m.DeepCopy()
+		var refs []metav1.OwnerReference
+		for _, ref := range m.OwnerReferences {
+			if ref.UID != ds.UID {
+				refs = append(refs, ref)
+			}
+		}
+		m.OwnerReferences = refs
+		err = r.Client.Patch(ctx, m, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+		if err == nil {
+			r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventPerconaOrphaned,
+				"Removed the owner reference from PerconaPGCluster %s (%s): the database and its volumes are kept; delete it with kubectl delete perconapgcluster %s -n %s",
+				m.Name, why, m.Name, m.Namespace)
+			return true, nil
+		}
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if !apierrors.IsConflict(err) {
+			break
+		}
+	}
+	return false, fmt.Errorf("removing the owner reference from PerconaPGCluster %s/%s: %w", ds.Namespace, PerconaClusterName(ds), err)
+}
+
+// finalizersOf lists an object's finalizers for messages.
+func finalizersOf(m metav1.Object) string {
+	f := append([]string(nil), m.GetFinalizers()...)
+	sort.Strings(f)
+	if len(f) == 0 {
+		return "none"
+	}
+	return strings.Join(f, ", ")
+}
+
+// statefulSetExists reads the server's StatefulSet from the cache.
+func (r *Reconciler) statefulSetExists(ctx context.Context, ds *v1alpha1.DittoServer) bool {
+	return r.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name}, &appsv1.StatefulSet{}) == nil
 }

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+// prepare creates the namespaces with the sample Secrets, starts the benchmark's watches (with
+// the timeline of the first server) and, with BENCH_TRACE, the tracer the operator will talk
+// through. Teardown closes the tracker and the tracer.
+func (br *benchRun) prepare(ctx context.Context) error {
+	res := br.res
+	servers, err := br.prepareNamespaces(ctx, br.k8s, res.N, res.Namespaces)
+	if err != nil {
+		return fmt.Errorf("namespaces: %w", err)
+	}
+	br.servers = servers
+	trk := newTracker()
+	br.trk = trk
+	br.onTeardown(trk.close)
+	runStart := time.Now()
+	timeline := filepath.Join(br.outDir, fmt.Sprintf("%s-n%d-timeline.log", br.stamp, res.N))
+	if err := trk.followTo(servers[0].String(), timeline, runStart); err != nil {
+		return fmt.Errorf("timeline: %w", err)
+	}
+	res.Logs = append(res.Logs, timeline)
+	if err := startWatches(ctx, br.restCfg, br.sch, trk); err != nil {
+		return fmt.Errorf("watches: %w", err)
+	}
+
+	br.opKubeconfig = br.c.kubeconfig
+	if br.cfg.Trace {
+		if err := br.startTracing(runStart); err != nil {
+			return err
+		}
+	}
+	br.kcmPort, _ = br.c.componentPort("kube-controller-manager")
+	br.schedPort, _ = br.c.componentPort("kube-scheduler")
+	return nil
+}
+
+// startTracing starts the tracer with its request log and points the operator's kubeconfig at
+// it.
+func (br *benchRun) startTracing(runStart time.Time) error {
+	res, n := br.res, br.res.N
+	tr, err := startTracer(br.restCfg)
+	if err != nil {
+		return fmt.Errorf("tracer: %w", err)
+	}
+	br.tr = tr
+	br.onTeardown(tr.close)
+	reqLog := filepath.Join(br.outDir, fmt.Sprintf("%s-n%d-requests.log", br.stamp, n))
+	if err := tr.logTo(reqLog, runStart); err != nil {
+		return fmt.Errorf("request log: %w", err)
+	}
+	res.Logs = append(res.Logs, reqLog)
+	opKubeconfig := filepath.Join(br.outDir, fmt.Sprintf("%s-n%d-tracer.kubeconfig", br.stamp, n))
+	br.opKubeconfig = opKubeconfig
+	if err := tr.writeKubeconfig(opKubeconfig); err != nil {
+		return fmt.Errorf("tracer kubeconfig: %w", err)
+	}
+	br.onTeardown(func() { _ = os.Remove(opKubeconfig) })
+	return nil
+}
+
+// prepareNamespaces creates the namespaces with the sample Secrets and returns the keys of the
+// servers to create (round-robin over the namespaces).
+func (b *bench) prepareNamespaces(ctx context.Context, k8s client.Client, n, nns int) ([]types.NamespacedName, error) {
+	secrets, err := sampleSecrets(b.root)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < nns; i++ {
+		ns := nsName(n, i)
+		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return nil, err
+		}
+		for _, s := range secrets {
+			s := s.DeepCopy()
+			s.Namespace = ns
+			if err := k8s.Create(ctx, s); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// Pods need the namespace's default ServiceAccount (kube-controller-manager creates it).
+	deadline := time.Now().Add(60 * time.Second)
+	for i := 0; i < nns; i++ {
+		for {
+			err := k8s.Get(ctx, types.NamespacedName{Namespace: nsName(n, i), Name: "default"}, &corev1.ServiceAccount{})
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("no default ServiceAccount in %s after 60 s: %w", nsName(n, i), err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	keys := make([]types.NamespacedName, n)
+	for j := 0; j < n; j++ {
+		keys[j] = types.NamespacedName{Namespace: nsName(n, j%nns), Name: fmt.Sprintf("ds-%03d", j)}
+	}
+	return keys, nil
+}
+
+func nsName(n, i int) string { return fmt.Sprintf("bench-n%d-%02d", n, i) }
+
+func sampleSecrets(root string) ([]*corev1.Secret, error) {
+	data, err := os.ReadFile(filepath.Join(root, "config", "samples", "dittofs_secrets.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*corev1.Secret
+	for _, doc := range strings.Split(string(data), "\n---") {
+		s := &corev1.Secret{}
+		if err := yaml.Unmarshal([]byte(doc), s); err != nil {
+			return nil, err
+		}
+		if s.Name != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
