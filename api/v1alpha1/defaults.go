@@ -1,7 +1,5 @@
 package v1alpha1
 
-import "k8s.io/utils/ptr"
-
 // Defaults. The CRD carries the same values as +kubebuilder:default markers; a test compares
 // what the API server defaults with what Default produces, so the two cannot drift.
 const (
@@ -36,96 +34,74 @@ const (
 // overwrites a value the user set.
 func (d *DittoServer) Default() {
 	s := &d.Spec
-	if s.ImagePullPolicy == "" {
-		s.ImagePullPolicy = "IfNotPresent"
-	}
-	if s.Replicas == nil {
-		s.Replicas = ptr.To(DefaultReplicas)
-	}
-	setStr(&s.Storage.CacheSize, DefaultCacheSize)
-	setStr(&s.Storage.ControlPlaneSize, DefaultControlPlaneSize)
+	orZero(&s.ImagePullPolicy, "IfNotPresent")
+	orPtr(&s.Replicas, DefaultReplicas)
+	orZero(&s.Storage.CacheSize, DefaultCacheSize)
+	orZero(&s.Storage.ControlPlaneSize, DefaultControlPlaneSize)
 
-	if s.Database == nil {
-		s.Database = &DatabaseSpec{}
-	}
-	setStr(&s.Database.Type, DefaultDatabaseType)
-	if s.Database.SQLite == nil {
-		s.Database.SQLite = &SQLiteSpec{}
-	}
-	setStr(&s.Database.SQLite.Path, DefaultSQLitePath)
+	db := orNew(&s.Database)
+	orZero(&db.Type, DefaultDatabaseType)
+	orZero(&orNew(&db.SQLite).Path, DefaultSQLitePath)
 
 	if s.Cache != nil {
-		setStr(&s.Cache.Path, DefaultCachePath)
-		setStr(&s.Cache.Size, DefaultCacheSizeCompat)
+		orZero(&s.Cache.Path, DefaultCachePath)
+		orZero(&s.Cache.Size, DefaultCacheSizeCompat)
 	}
-	if s.Metrics == nil {
-		s.Metrics = &MetricsSpec{}
-	}
-	setInt(&s.Metrics.Port, DefaultMetricsPort)
-	if s.ControlPlane == nil {
-		s.ControlPlane = &ControlPlaneSpec{}
-	}
-	setInt(&s.ControlPlane.Port, DefaultAPIPort)
+	orZero(&orNew(&s.Metrics).Port, DefaultMetricsPort)
+	orZero(&orNew(&s.ControlPlane).Port, DefaultAPIPort)
 
-	if s.Identity == nil {
-		s.Identity = &IdentitySpec{}
-	}
-	setStr(&s.Identity.Type, DefaultIdentityType)
-	if s.Identity.JWT == nil {
-		s.Identity.JWT = &JWTSpec{}
-	}
-	setStr(&s.Identity.JWT.AccessTokenDuration, DefaultAccessTokenTTL)
-	setStr(&s.Identity.JWT.RefreshTokenDuration, DefaultRefreshTokenTTL)
-	if s.Identity.Admin == nil {
-		s.Identity.Admin = &AdminSpec{}
-	}
-	setStr(&s.Identity.Admin.Username, DefaultAdminUsername)
+	id := orNew(&s.Identity)
+	orZero(&id.Type, DefaultIdentityType)
+	jwt := orNew(&id.JWT)
+	orZero(&jwt.AccessTokenDuration, DefaultAccessTokenTTL)
+	orZero(&jwt.RefreshTokenDuration, DefaultRefreshTokenTTL)
+	orZero(&orNew(&id.Admin).Username, DefaultAdminUsername)
 
-	if s.Service == nil {
-		s.Service = &ServiceSpec{}
-	}
-	if s.Service.Type == "" {
-		s.Service.Type = "ClusterIP"
-	}
-	if s.NFSPort == nil {
-		s.NFSPort = ptr.To(DefaultNFSPort)
-	}
-	if s.SMB != nil && s.SMB.Port == nil {
-		s.SMB.Port = ptr.To(DefaultSMBPort)
+	orZero(&orNew(&s.Service).Type, "ClusterIP")
+	orPtr(&s.NFSPort, DefaultNFSPort)
+	if s.SMB != nil {
+		orPtr(&s.SMB.Port, DefaultSMBPort)
 	}
 	if s.S3 != nil {
-		setStr(&s.S3.Region, DefaultS3Region)
+		orZero(&s.S3.Region, DefaultS3Region)
 		if r := s.S3.CredentialsSecretRef; r != nil {
-			setStr(&r.AccessKeyIDKey, "accessKeyId")
-			setStr(&r.SecretAccessKeyKey, "secretAccessKey")
-			setStr(&r.EndpointKey, "endpoint")
+			orZero(&r.AccessKeyIDKey, "accessKeyId")
+			orZero(&r.SecretAccessKeyKey, "secretAccessKey")
+			orZero(&r.EndpointKey, "endpoint")
 		}
 	}
 	if p := s.Percona; p != nil {
-		if p.Replicas == nil {
-			p.Replicas = ptr.To(DefaultPerconaReplicas)
-		}
-		setStr(&p.StorageSize, DefaultPerconaStorage)
-		setStr(&p.DatabaseName, DefaultPerconaDatabase)
+		orPtr(&p.Replicas, DefaultPerconaReplicas)
+		orZero(&p.StorageSize, DefaultPerconaStorage)
+		orZero(&p.DatabaseName, DefaultPerconaDatabase)
 		if b := p.Backup; b != nil {
-			setStr(&b.Region, DefaultS3Region)
-			setStr(&b.FullSchedule, DefaultBackupFull)
-			setStr(&b.IncrSchedule, DefaultBackupIncr)
-			if b.RetentionDays == nil {
-				b.RetentionDays = ptr.To(DefaultRetentionDays)
-			}
+			orZero(&b.Region, DefaultS3Region)
+			orZero(&b.FullSchedule, DefaultBackupFull)
+			orZero(&b.IncrSchedule, DefaultBackupIncr)
+			orPtr(&b.RetentionDays, DefaultRetentionDays)
 		}
 	}
 }
 
-func setStr(p *string, v string) {
-	if *p == "" {
+// orZero sets *p to v when it holds the zero value.
+func orZero[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
 		*p = v
 	}
 }
 
-func setInt(p *int32, v int32) {
-	if *p == 0 {
-		*p = v
+// orPtr sets *p to a pointer to v when it is nil.
+func orPtr[T any](p **T, v T) {
+	if *p == nil {
+		*p = &v
 	}
+}
+
+// orNew returns *p, allocating it first when it is nil.
+func orNew[T any](p **T) *T {
+	if *p == nil {
+		*p = new(T)
+	}
+	return *p
 }
