@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	_ "embed"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	charts "github.com/dittofs/dittofs-operator/helm-charts"
+	"github.com/dittofs/dittofs-operator/internal/controlplane"
 	"github.com/dittofs/dittofs-operator/internal/hybrid"
 	"github.com/dittofs/dittofs-operator/internal/metricsauth"
 )
@@ -35,55 +37,39 @@ var watchesYAML []byte
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 func main() {
-	var (
-		metricsAddr, probeAddr, watchesFile string
-		secureMetrics, leaderElect          bool
-		qps                                 float64
-		burst, helmWorkers, goWorkers       int
-		maxHistory                          int
-		waitForDeletion                     time.Duration
-		webhookCertDir, enableWebhooks      string
-		clusterDomain                       string
-		manageControlPlane                  bool
-		controlPlaneResync                  time.Duration
-	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "address of the metrics endpoint (\"0\" disables it)")
-	flag.BoolVar(&secureMetrics, "metrics-secure", true, "serve metrics over HTTPS with Kubernetes authn/authz")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
-	flag.BoolVar(&leaderElect, "leader-elect", false, "enable leader election (required with more than one replica)")
-	flag.StringVar(&watchesFile, "watches-file", "", "watches.yaml to use instead of the embedded one (charts still come from the binary)")
-	flag.Float64Var(&qps, "kube-api-qps", 50, "client QPS towards the API server")
-	flag.IntVar(&burst, "kube-api-burst", 100, "client burst towards the API server")
-	flag.IntVar(&helmWorkers, "helm-max-concurrent-reconciles", 0, "workers of the Helm reconciler (0: watches.yaml value)")
-	flag.IntVar(&goWorkers, "max-concurrent-reconciles", 2, "workers of the Go controller")
-	flag.IntVar(&maxHistory, "max-release-history", 2, "Helm release revisions kept per DittoServer")
-	flag.DurationVar(&waitForDeletion, "wait-for-deletion-timeout", 2*time.Second, "how long a Helm worker waits for a deleted DittoServer to disappear")
-	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with tls.crt and tls.key for the validating webhook (OLM mounts them here)")
-	flag.StringVar(&enableWebhooks, "enable-webhooks", envOr("ENABLE_WEBHOOKS", "auto"), "serve the validating webhook: auto (when certificates are present), true, false (env ENABLE_WEBHOOKS)")
-	flag.StringVar(&clusterDomain, "cluster-domain", envOr("CLUSTER_DOMAIN", hybrid.DefaultClusterDomain), "DNS domain of the cluster, for the DittoFS API Service URL <name>-api.<ns>.svc.<domain> (env CLUSTER_DOMAIN)")
-	flag.BoolVar(&manageControlPlane, "manage-control-plane", true, "apply adapters, the S3 store and the default share through the DittoFS REST API (docs/CONTROLPLANE.md)")
-	flag.DurationVar(&controlPlaneResync, "control-plane-resync", hybrid.DefaultControlPlaneResync, "how often a converged server's adapters, stores and shares are checked for changes made outside the operator (the DittoFS API has no watch)")
+	var o runOptions
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "address of the metrics endpoint (\"0\" disables it)")
+	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "serve metrics over HTTPS with Kubernetes authn/authz")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
+	flag.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election (required with more than one replica)")
+	flag.StringVar(&o.watchesFile, "watches-file", "", "watches.yaml to use instead of the embedded one (charts still come from the binary)")
+	flag.Float64Var(&o.qps, "kube-api-qps", 50, "client QPS towards the API server")
+	flag.IntVar(&o.burst, "kube-api-burst", 100, "client burst towards the API server")
+	flag.IntVar(&o.helmWorkers, "helm-max-concurrent-reconciles", 0, "workers of the Helm reconciler (0: watches.yaml value)")
+	flag.IntVar(&o.goWorkers, "max-concurrent-reconciles", 2, "workers of the Go controller")
+	flag.IntVar(&o.maxHistory, "max-release-history", 2, "Helm release revisions kept per DittoServer")
+	flag.DurationVar(&o.waitForDeletion, "wait-for-deletion-timeout", 2*time.Second, "how long a Helm worker waits for a deleted DittoServer to disappear")
+	flag.StringVar(&o.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with tls.crt and tls.key for the validating webhook (OLM mounts them here)")
+	flag.StringVar(&o.enableWebhooks, "enable-webhooks", cmp.Or(os.Getenv("ENABLE_WEBHOOKS"), "auto"), "serve the validating webhook: auto (when certificates are present), true, false (env ENABLE_WEBHOOKS)")
+	flag.StringVar(&o.clusterDomain, "cluster-domain", cmp.Or(os.Getenv("CLUSTER_DOMAIN"), controlplane.DefaultClusterDomain), "DNS domain of the cluster, for the DittoFS API Service URL <name>-api.<ns>.svc.<domain> (env CLUSTER_DOMAIN)")
+	flag.BoolVar(&o.manageControlPlane, "manage-control-plane", true, "apply adapters, the S3 store and the default share through the DittoFS REST API (docs/CONTROLPLANE.md)")
+	flag.DurationVar(&o.controlPlaneResync, "control-plane-resync", controlplane.DefaultResync, "how often a converged server's adapters, stores and shares are checked for changes made outside the operator (the DittoFS API has no watch)")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
-	if err := run(runOptions{
-		metricsAddr: metricsAddr, probeAddr: probeAddr, watchesFile: watchesFile,
-		secureMetrics: secureMetrics, leaderElect: leaderElect, qps: float32(qps), burst: burst,
-		helmWorkers: helmWorkers, goWorkers: goWorkers, maxHistory: maxHistory, waitForDeletion: waitForDeletion,
-		webhookCertDir: webhookCertDir, enableWebhooks: enableWebhooks,
-		clusterDomain: clusterDomain, manageControlPlane: manageControlPlane, controlPlaneResync: controlPlaneResync,
-	}); err != nil {
+	if err := run(o); err != nil {
 		ctrl.Log.WithName("setup").Error(err, "operator stopped")
 		os.Exit(1)
 	}
 }
 
+// runOptions are the flags.
 type runOptions struct {
 	metricsAddr, probeAddr, watchesFile string
 	secureMetrics, leaderElect          bool
-	qps                                 float32
+	qps                                 float64
 	burst, helmWorkers, goWorkers       int
 	maxHistory                          int
 	waitForDeletion                     time.Duration
@@ -117,7 +103,7 @@ func run(o runOptions) error {
 	namespaces := watchNamespaces()
 
 	cfg := ctrl.GetConfigOrDie()
-	cfg.QPS, cfg.Burst = o.qps, o.burst
+	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
 
 	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics}
 	if o.secureMetrics {
@@ -151,7 +137,7 @@ func run(o runOptions) error {
 		WaitForDeletionTimeout: o.waitForDeletion,
 		MaxReleaseHistory:      o.maxHistory,
 		EnableWebhook:          webhooks,
-		ControlPlane:           hybrid.ControlPlaneOptions{Disabled: !o.manageControlPlane, ClusterDomain: o.clusterDomain, Resync: o.controlPlaneResync},
+		ControlPlane:           controlplane.Options{Disabled: !o.manageControlPlane, ClusterDomain: o.clusterDomain, Resync: o.controlPlaneResync},
 	}); err != nil {
 		return err
 	}
@@ -182,13 +168,6 @@ func webhooksEnabled(mode, certDir string) (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("--enable-webhooks / ENABLE_WEBHOOKS must be auto, true or false, not %q", mode)
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
 
 // watchNamespaces reads WATCH_NAMESPACE: empty means all namespaces, otherwise a

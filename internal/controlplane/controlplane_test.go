@@ -1,16 +1,14 @@
-package hybrid
+package controlplane
 
 import (
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	appsv1 "k8s.io/api/apps/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 func TestNormalizeEndpoint(t *testing.T) {
@@ -43,55 +41,6 @@ func TestS3Matches(t *testing.T) {
 	assert.False(t, s3Matches(map[string]any{"bucket": "x", "region": "r", "access_key_id": "a"}, want))
 	assert.False(t, s3Matches(map[string]any{"bucket": "b", "region": "r", "access_key_id": "a", "endpoint": "http://e"}, want), "endpoint removed")
 	assert.False(t, s3Matches(map[string]any{"bucket": "b", "region": "r", "access_key_id": "a", "allow_private_endpoint": true}, want))
-	assert.NotEqual(t, configHash(want), configHash(map[string]any{"bucket": "b", "region": "r", "access_key_id": "a", "secret_access_key": "s2"}))
-}
-
-func readyServer() (*v1alpha1.DittoServer, *appsv1.StatefulSet) {
-	ds := &v1alpha1.DittoServer{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "ns", Generation: 1}}
-	ds.Status.Conditions = []metav1.Condition{{Type: ConditionDeployed, Status: metav1.ConditionTrue, Reason: "x"}}
-	sts := &appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Replicas: ptr.To(int32(1))}}
-	sts.Status = appsv1.StatefulSetStatus{Replicas: 1, ReadyReplicas: 1, UpdatedReplicas: 1, AvailableReplicas: 1}
-	return ds, sts
-}
-
-func TestControlPlaneJoinsReady(t *testing.T) {
-	build := func(cp cpOutcome, s3 bool) v1alpha1.DittoServerStatus {
-		ds, sts := readyServer()
-		if s3 {
-			ds.Spec.S3 = &v1alpha1.S3Spec{Bucket: "b"}
-		}
-		b := newStatusBuilder(ds)
-		b.configReady("h")
-		b.observeStatefulSet(sts)
-		b.cp = cp
-		return b.build()
-	}
-	ready := func(st v1alpha1.DittoServerStatus) *metav1.Condition {
-		return meta.FindStatusCondition(st.Conditions, ConditionReady)
-	}
-
-	st := build(cpOutcome{}, false)
-	assert.Equal(t, metav1.ConditionTrue, ready(st).Status, "control plane off: as before")
-	assert.Nil(t, meta.FindStatusCondition(st.Conditions, ConditionControlPlaneReady))
-
-	st = build(cpOutcome{attempted: true, ready: true, reason: ReasonControlPlaneApplied, message: "ok"}, false)
-	assert.Equal(t, metav1.ConditionTrue, ready(st).Status)
-	assert.True(t, meta.IsStatusConditionTrue(st.Conditions, ConditionControlPlaneReady))
-
-	st = build(cpOutcome{attempted: true, reason: ReasonAdminCredentialUnauthorized, message: "refused"}, false)
-	assert.Equal(t, metav1.ConditionFalse, ready(st).Status)
-	assert.Equal(t, ReasonAdminCredentialUnauthorized, ready(st).Reason)
-
-	st = build(cpOutcome{attempted: true, unknown: true, reason: ReasonAPIUnreachable, message: "no answer"}, false)
-	assert.Equal(t, metav1.ConditionTrue, ready(st).Status, "an unreachable API does not hold Ready back")
-	assert.Contains(t, ready(st).Message, "no answer")
-	assert.Equal(t, metav1.ConditionUnknown, meta.FindStatusCondition(st.Conditions, ConditionControlPlaneReady).Status)
-
-	st = build(cpOutcome{attempted: true, ready: true, reason: ReasonControlPlaneApplied, storageNeeded: true,
-		storageReason: ReasonStoreUnhealthy, storageMsg: "S3 connectivity check failed"}, true)
-	assert.Equal(t, metav1.ConditionFalse, ready(st).Status)
-	assert.Equal(t, ReasonStoreUnhealthy, ready(st).Reason)
-	assert.Equal(t, "S3 connectivity check failed", ready(st).Message)
 }
 
 func TestUnreachableBackoff(t *testing.T) {
@@ -100,4 +49,30 @@ func TestUnreachableBackoff(t *testing.T) {
 	} {
 		assert.Equal(t, want, unreachableBackoff(n), "failure %d in a row", n)
 	}
+}
+
+func TestDesiredShares(t *testing.T) {
+	ds := &v1alpha1.DittoServer{}
+	assert.Equal(t, []v1alpha1.ShareSpec{{Name: specs.DefaultShareName, DefaultPermission: specs.DefaultSharePermission}}, desiredShares(ds),
+		"spec.shares unset: the default share")
+	ds.Spec.Shares = []v1alpha1.ShareSpec{}
+	assert.Empty(t, desiredShares(ds), "an empty list declares no share")
+	ds.Spec.Shares = []v1alpha1.ShareSpec{{Name: "/a"}, {Name: "/b", ReadOnly: true, DefaultPermission: "read"}}
+	assert.Equal(t, []v1alpha1.ShareSpec{
+		{Name: "/a", DefaultPermission: specs.DefaultSharePermission},
+		{Name: "/b", ReadOnly: true, DefaultPermission: "read"},
+	}, desiredShares(ds))
+}
+
+func TestSplitJoinNames(t *testing.T) {
+	m := splitNames(" /b, /a,,")
+	assert.Equal(t, map[string]bool{"/a": true, "/b": true}, m)
+	assert.Equal(t, "/a,/b", joinNames(m), "sorted, so the annotation is stable")
+	assert.Empty(t, joinNames(splitNames("")))
+}
+
+func TestStorageCondition(t *testing.T) {
+	c := storageCondition(true, specs.ReasonStoreHealthy, "ok")
+	assert.Equal(t, metav1.Condition{Type: specs.ConditionStorageReady, Status: metav1.ConditionTrue, Reason: specs.ReasonStoreHealthy, Message: "ok"}, *c)
+	assert.Equal(t, metav1.ConditionFalse, storageCondition(false, specs.ReasonStoreUnhealthy, "x").Status)
 }

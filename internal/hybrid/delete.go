@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // DefaultCleanupTimeout bounds how long a deleted server waits for its PerconaPGCluster to be
@@ -41,21 +42,21 @@ func (r *Reconciler) cleanupTimeout() time.Duration {
 // our owner reference is removed from it before the finalizer goes: the garbage collector
 // would otherwise delete the database with the server.
 func (r *Reconciler) reconcileDelete(ctx context.Context, ds *v1alpha1.DittoServer) (ctrl.Result, error) {
-	if r.cp != nil {
-		r.cp.forgetServer(ds.UID)
+	if r.ControlPlane != nil {
+		r.ControlPlane.Forget(ds.UID)
 	}
-	if !controllerutil.ContainsFinalizer(ds, Finalizer) {
+	if !controllerutil.ContainsFinalizer(ds, specs.Finalizer) {
 		return ctrl.Result{}, nil
 	}
 	elapsed := time.Since(ds.DeletionTimestamp.Time)
 	timedOut := elapsed >= r.cleanupTimeout()
 
 	done, waitMsg, err := r.cleanupPercona(ctx, ds, timedOut)
-	reason, msg := ReasonDeleting, waitMsg
+	reason, msg := specs.ReasonDeleting, waitMsg
 	switch {
 	case err != nil && timedOut:
 		// Never drop the finalizer while the cluster may still carry our owner reference.
-		reason = ReasonCleanupTimeout
+		reason = specs.ReasonCleanupTimeout
 		msg = fmt.Sprintf("cleanup has not finished after %s; the finalizer stays until the PerconaPGCluster is orphaned or gone: %v", r.cleanupTimeout(), err)
 	case err != nil:
 		msg = fmt.Sprintf("cleanup failed, retrying: %v", err)
@@ -72,8 +73,12 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, ds *v1alpha1.DittoServ
 		// Back when the timeout passes at the latest (the cluster's delete event comes first).
 		return ctrl.Result{RequeueAfter: max(min(cleanupPoll, r.cleanupTimeout()-elapsed+10*time.Millisecond), 100*time.Millisecond)}, nil
 	}
-	r.Recorder.Event(ds, corev1.EventTypeNormal, EventDeleting, "Deleting: owned objects are garbage-collected, PersistentVolumeClaims are kept")
-	return ctrl.Result{}, r.removeFinalizer(ctx, ds)
+	r.Recorder.Event(ds, corev1.EventTypeNormal, specs.EventDeleting, "Deleting: owned objects are garbage-collected, PersistentVolumeClaims are kept")
+	if err := r.removeFinalizer(ctx, ds); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.forgetSecrets(ctx, ds)
+	return ctrl.Result{}, nil
 }
 
 // cleanupPercona handles the server's PerconaPGCluster. done means no cluster carries our
@@ -106,7 +111,7 @@ func (r *Reconciler) cleanupPercona(ctx context.Context, ds *v1alpha1.DittoServe
 		if err != nil && !apierrors.IsNotFound(err) {
 			return false, "", fmt.Errorf("deleting PerconaPGCluster %s/%s: %w", m.Namespace, m.Name, err)
 		}
-		r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventPerconaDeleted,
+		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventPerconaDeleted,
 			"Deleting PerconaPGCluster %s and its data (spec.percona.deleteWithServer is true)", m.Name)
 		if apierrors.IsNotFound(err) {
 			return true, "", nil
@@ -120,7 +125,7 @@ func (r *Reconciler) cleanupPercona(ctx context.Context, ds *v1alpha1.DittoServe
 	if _, err := r.orphanPerconaCluster(ctx, ds, "its deletion continues after the cleanup timeout"); err != nil {
 		return false, "", err
 	}
-	r.Recorder.Eventf(ds, corev1.EventTypeWarning, EventCleanupTimeout,
+	r.Recorder.Eventf(ds, corev1.EventTypeWarning, specs.EventCleanupTimeout,
 		"PerconaPGCluster %s is still being deleted after %s (finalizers: %s); the DittoServer goes now and the cluster's deletion continues",
 		m.Name, r.cleanupTimeout(), finalizersOf(m))
 	return true, "", nil
@@ -134,18 +139,34 @@ func (r *Reconciler) markDeleting(ctx context.Context, ds *v1alpha1.DittoServer,
 	desired.DeployedRelease = nil
 	current := desired.DeepCopy()
 	desired.Phase = v1alpha1.PhaseDeleting
-	old := meta.FindStatusCondition(ds.Status.Conditions, ConditionReady)
+	old := meta.FindStatusCondition(ds.Status.Conditions, specs.ConditionReady)
 	meta.SetStatusCondition(&desired.Conditions, metav1.Condition{
-		Type: ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
+		Type: specs.ConditionReady, Status: metav1.ConditionFalse, Reason: reason,
 		Message: "the server is being deleted: " + msg, ObservedGeneration: ds.Generation,
 	})
 	if equality.Semantic.DeepEqual(current, desired) {
 		return nil
 	}
-	if reason == ReasonCleanupTimeout && (old == nil || old.Reason != reason) {
-		r.Recorder.Event(ds, corev1.EventTypeWarning, EventCleanupTimeout, msg)
+	if reason == specs.ReasonCleanupTimeout && (old == nil || old.Reason != reason) {
+		r.Recorder.Event(ds, corev1.EventTypeWarning, specs.EventCleanupTimeout, msg)
 	}
 	return r.applyStatus(ctx, ds, *desired)
+}
+
+// forgetSecrets drops the kept copies of the Secrets a deleted server referenced that no other
+// server references, so SecretReader holds only what is in use.
+func (r *Reconciler) forgetSecrets(ctx context.Context, ds *v1alpha1.DittoServer) {
+	for _, name := range specs.ReferencedSecretNames(ds) {
+		others := 0
+		for _, req := range r.serversReferencing(ctx, indexSecretNames, name, client.InNamespace(ds.Namespace)) {
+			if req.Name != ds.Name {
+				others++
+			}
+		}
+		if others == 0 {
+			r.Secrets.Forget(client.ObjectKey{Namespace: ds.Namespace, Name: name})
+		}
+	}
 }
 
 // removeFinalizer removes our finalizer from a freshly read object, retrying conflicts (the Helm
@@ -158,7 +179,7 @@ func (r *Reconciler) removeFinalizer(ctx context.Context, ds *v1alpha1.DittoServ
 		if err = r.APIReader.Get(ctx, key, fresh); err != nil {
 			break
 		}
-		if !controllerutil.RemoveFinalizer(fresh, Finalizer) {
+		if !controllerutil.RemoveFinalizer(fresh, specs.Finalizer) {
 			return nil
 		}
 		if err = r.Client.Update(ctx, fresh); !apierrors.IsConflict(err) {

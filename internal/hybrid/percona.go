@@ -13,12 +13,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/specs"
+	"github.com/dittofs/dittofs-operator/internal/validation"
 )
 
 // RBAC of the Percona integration: the clusters we own, and the metadata of the one CRD whose
@@ -31,36 +33,49 @@ import (
 // polled: the CRD watch brings the server back.)
 const perconaCRDRetry = time.Second
 
-// dbProblem is a reason the database cannot be used that only the user can fix.
-type dbProblem struct{ Reason, Message string }
-
-// perconaOutcome is what the Percona step decided for the rest of the reconcile.
+// perconaOutcome is what the database step decided for the rest of the reconcile.
 type perconaOutcome struct {
 	// gate holds the StatefulSet back while the database is not ready.
 	gate bool
 	// secret is the Percona user Secret the pod reads (set when not gated).
 	secret string
 	// hashInput are the Secret's keys, so a password rotation rolls the pod.
-	hashInput []hashPart
+	hashInput []specs.HashPart
+	// condition is DatabaseReady.
+	condition finding
 	// requeue is set only where no watch brings the server back.
 	requeue time.Duration
 }
 
-// reconcilePercona provisions the PerconaPGCluster of a server with spec.percona.enabled and
-// decides whether the server may run on it: only once the cluster reports state "ready" and
-// its user Secret exists. Until then the StatefulSet is not created; an existing one is left
-// as it is (never scaled down: Percona reports "initializing" during its own restarts, which
-// must not turn into a DittoFS outage).
-func (r *Reconciler) reconcilePercona(ctx context.Context, ds *v1alpha1.DittoServer, findings Findings, st *statusBuilder) (perconaOutcome, error) {
-	name := PerconaClusterName(ds)
-	st.perconaCluster = name
+// reconcileDatabase provisions the PerconaPGCluster of a server with spec.percona.enabled and
+// decides whether the server may run on it; a server without Percona that had a cluster
+// releases it. The later steps still run while the database is not ready (the status shows the
+// config and endpoints); the config step holds the StatefulSet back.
+func (r *Reconciler) reconcileDatabase(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+	if !s.ds.Spec.PerconaEnabled() {
+		return ctrl.Result{}, proceed, r.releasePercona(ctx, s)
+	}
+	db, err := r.reconcilePercona(ctx, s.ds, s.findings)
+	if err != nil {
+		return ctrl.Result{}, halt, err
+	}
+	s.db = db
+	s.status.database = &db.condition
+	s.status.perconaCluster = specs.PerconaClusterName(s.ds)
+	return ctrl.Result{RequeueAfter: db.requeue}, proceed, nil
+}
+
+// reconcilePercona provisions the cluster and decides whether the server may run on it: only
+// once the cluster reports state "ready" and its user Secret exists. Until then the StatefulSet
+// is not created; an existing one is left as it is (never scaled down: Percona reports
+// "initializing" during its own restarts, which must not turn into a DittoFS outage).
+func (r *Reconciler) reconcilePercona(ctx context.Context, ds *v1alpha1.DittoServer, findings validation.Findings) (perconaOutcome, error) {
 	note := ""
 	if findings.PostgresSecretIgnored {
-		note = "; " + PostgresSecretIgnoredMessage
+		note = "; " + validation.PostgresSecretIgnoredMessage
 	}
 	if findings.PerconaCRDMissing {
-		st.databaseNotReady(ReasonPerconaCRDMissing, PerconaCRDMissingMessage+note)
-		out := perconaOutcome{gate: true}
+		out := perconaOutcome{gate: true, condition: finding{reason: specs.ReasonPerconaCRDMissing, message: validation.PerconaCRDMissingMessage + note}}
 		// The CRD watch brings the server back when the CRD appears. Only a CRD that exists
 		// but is not served yet needs a timed retry.
 		if r.perconaWatch != nil && r.perconaWatch.crdPresent(ctx) {
@@ -73,150 +88,138 @@ func (r *Reconciler) reconcilePercona(ctx context.Context, ds *v1alpha1.DittoSer
 			return perconaOutcome{}, err
 		}
 	}
-
-	cluster, problem, err := r.ensurePerconaCluster(ctx, ds)
+	cluster, err := r.ensurePerconaCluster(ctx, ds)
+	if problem, ok := specs.AsProblem(err); ok {
+		return perconaOutcome{gate: true, condition: finding{reason: problem.Reason, message: problem.Message + note}}, nil
+	}
 	if err != nil {
 		return perconaOutcome{}, err
 	}
-	if problem != nil {
-		st.databaseNotReady(problem.Reason, problem.Message+note)
-		return perconaOutcome{gate: true}, nil
+	var secret *corev1.Secret
+	if cluster.Status.State == pgv2.AppStateReady {
+		secret = &corev1.Secret{}
+		err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: specs.PerconaUserSecretName(ds)}, secret)
+		if apierrors.IsNotFound(err) {
+			secret = nil
+		} else if err != nil {
+			return perconaOutcome{}, fmt.Errorf("reading Secret %s/%s: %w", ds.Namespace, specs.PerconaUserSecretName(ds), err)
+		}
 	}
+	return perconaReadiness(ds, string(cluster.Status.State), secret, r.statefulSetExists(ctx, ds), note), nil
+}
 
+// perconaReadiness decides from the cluster's state and its user Secret (nil: not there)
+// whether the server may run on the database; stsExists words the wait.
+func perconaReadiness(ds *v1alpha1.DittoServer, state string, secret *corev1.Secret, stsExists bool, note string) perconaOutcome {
+	name, secretName := specs.PerconaClusterName(ds), specs.PerconaUserSecretName(ds)
 	held := "the DittoFS StatefulSet is created once it is"
-	if r.statefulSetExists(ctx, ds) {
+	if stsExists {
 		held = "the existing StatefulSet is left as it is until it is"
 	}
-	if state := string(cluster.Status.State); state != PerconaStateReady {
+	gated := func(reason, format string, args ...any) perconaOutcome {
+		return perconaOutcome{gate: true, condition: finding{reason: reason, message: fmt.Sprintf(format, args...) + note}}
+	}
+	if state != specs.PerconaStateReady {
 		if state == "" {
 			state = "not reporting a state yet"
 		} else {
 			state = fmt.Sprintf("in state %q", state)
 		}
-		st.databaseNotReady(ReasonPerconaNotReady, fmt.Sprintf("PerconaPGCluster %s is %s; %s ready (kubectl get perconapgcluster %s -n %s)%s",
-			name, state, held, name, ds.Namespace, note))
-		return perconaOutcome{gate: true}, nil
+		return gated(specs.ReasonPerconaNotReady, "PerconaPGCluster %s is %s; %s ready (kubectl get perconapgcluster %s -n %s)", name, state, held, name, ds.Namespace)
 	}
-
-	secretName := PerconaUserSecretName(ds)
-	secret, err := r.readSecret(ctx, ds, secretName)
-	if apierrors.IsNotFound(err) {
-		st.databaseNotReady(ReasonPerconaSecretMissing, fmt.Sprintf("PerconaPGCluster %s is ready but its user Secret %s does not exist yet (the Percona operator creates it); %s there%s",
-			name, secretName, held, note))
-		return perconaOutcome{gate: true}, nil
-	}
-	if err != nil {
-		return perconaOutcome{}, fmt.Errorf("reading Secret %s/%s: %w", ds.Namespace, secretName, err)
+	if secret == nil {
+		return gated(specs.ReasonPerconaSecretMissing, "PerconaPGCluster %s is ready but its user Secret %s does not exist yet (the Percona operator creates it); %s there",
+			name, secretName, held)
 	}
 	out := perconaOutcome{secret: secretName}
 	var missing []string
-	for _, e := range PerconaEnvKeys {
+	for _, e := range specs.PerconaEnvKeys {
 		value, ok := secret.Data[e.Key]
 		if !ok || len(value) == 0 {
 			missing = append(missing, e.Key)
 		}
-		out.hashInput = append(out.hashInput, hashPart{secretName, e.Key, value})
+		out.hashInput = append(out.hashInput, specs.HashPart{Name: secretName, Key: e.Key, Value: value})
 	}
 	if len(missing) > 0 {
-		st.databaseNotReady(ReasonPerconaSecretMissing, fmt.Sprintf("Secret %s of PerconaPGCluster %s has no %s yet; %s complete%s",
-			secretName, name, strings.Join(missing, ", "), held, note))
-		return perconaOutcome{gate: true}, nil
+		return gated(specs.ReasonPerconaSecretMissing, "Secret %s of PerconaPGCluster %s has no %s yet; %s complete", secretName, name, strings.Join(missing, ", "), held)
 	}
-	st.databaseReady(ReasonPerconaReady, fmt.Sprintf("PerconaPGCluster %s is ready; DittoFS connects as %s to database %s with sslmode=%s (Secret %s)%s",
-		name, secret.Data["user"], secret.Data["dbname"], PerconaSSLMode, secretName, note))
-	return out, nil
+	out.condition = finding{ok: true, reason: specs.ReasonPerconaReady, message: fmt.Sprintf(
+		"PerconaPGCluster %s is ready; DittoFS connects as %s to database %s with sslmode=%s (Secret %s)%s",
+		name, secret.Data["user"], secret.Data["dbname"], specs.PerconaSSLMode, secretName, note)}
+	return out
 }
 
 // ensurePerconaCluster server-side-applies the desired cluster when our desired content
-// changed (recorded in AnnotationSpecHash) or the cluster lacks our owner reference (e.g. an
+// changed (recorded in specs.AnnotationSpecHash) or the cluster lacks our owner reference (e.g. an
 // orphaned cluster adopted by a re-created server). Only the fields we set are owned; other
 // fields a user edits are left alone. crVersion, postgresVersion and the images are set at
 // creation and then kept as they are in the cluster (a Percona upgrade changes them).
-func (r *Reconciler) ensurePerconaCluster(ctx context.Context, ds *v1alpha1.DittoServer) (*pgv2.PerconaPGCluster, *dbProblem, error) {
-	key := types.NamespacedName{Namespace: ds.Namespace, Name: PerconaClusterName(ds)}
+func (r *Reconciler) ensurePerconaCluster(ctx context.Context, ds *v1alpha1.DittoServer) (*pgv2.PerconaPGCluster, error) {
+	key := types.NamespacedName{Namespace: ds.Namespace, Name: specs.PerconaClusterName(ds)}
 	live := &pgv2.PerconaPGCluster{}
 	// The API reader, not the (label-scoped) cluster cache: a cluster of that name that is not
 	// ours must be seen, and a stale copy would re-apply after every write.
 	err := r.APIReader.Get(ctx, key, live)
 	if err != nil && !apierrors.IsNotFound(err) {
-		return nil, nil, fmt.Errorf("reading PerconaPGCluster %s: %w", key, err)
+		return nil, fmt.Errorf("reading PerconaPGCluster %s: %w", key, err)
 	}
 	found := err == nil
 	if found {
 		if owner := metav1.GetControllerOf(live); owner != nil && owner.UID != ds.UID {
-			return nil, &dbProblem{Reason: ReasonPerconaOwnedElsewhere, Message: fmt.Sprintf(
+			return nil, specs.Problemf(specs.ReasonPerconaOwnedElsewhere,
 				"PerconaPGCluster %s already exists and is controlled by %s %s; the operator does not take it over. Rename the DittoServer or remove that owner reference",
-				key.Name, owner.Kind, owner.Name)}, nil
+				key.Name, owner.Kind, owner.Name)
 		}
 	}
 
-	desired := DesiredPerconaCluster(ds, PerconaImagesFromEnv())
-	specHash, err := objectHash(struct {
+	desired := specs.DesiredPerconaCluster(ds, specs.PerconaImagesFromEnv())
+	specHash, err := specs.ObjectHash(struct {
 		Labels map[string]string
 		Spec   pgv2.PerconaPGClusterSpec
 	}{desired.Labels, desired.Spec})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if found && live.Annotations[AnnotationSpecHash] == specHash && metav1.IsControlledBy(live, ds) {
-		return live, nil, nil
+	if found && live.Annotations[specs.AnnotationSpecHash] == specHash && metav1.IsControlledBy(live, ds) {
+		return live, nil
 	}
 	if found {
-		keepCreationFields(desired, live)
+		specs.KeepCreationFields(desired, live)
 	}
-	desired.Annotations = map[string]string{AnnotationSpecHash: specHash}
+	desired.Annotations = map[string]string{specs.AnnotationSpecHash: specHash}
 	if err := controllerutil.SetControllerReference(ds, desired, r.Scheme); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	u, err := perconaApplyObject(desired)
+	u, err := specs.PerconaApplyObject(desired)
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
-			return nil, &dbProblem{Reason: ReasonPerconaApplyFailed, Message: fmt.Sprintf(
-				"the Percona operator's CRD rejected PerconaPGCluster %s: %v; check that Percona v%s is installed and fix spec.percona", key.Name, err, PerconaCRVersion)}, nil
-		}
-		return nil, nil, fmt.Errorf("applying PerconaPGCluster %s: %w", key, err)
+		return nil, err
 	}
 	applied := &pgv2.PerconaPGCluster{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, applied); err != nil {
-		return nil, nil, err
+	if err := r.applyUnstructured(ctx, u, applied); err != nil {
+		if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
+			return nil, specs.Problemf(specs.ReasonPerconaApplyFailed,
+				"the Percona operator's CRD rejected PerconaPGCluster %s: %v; check that Percona v%s is installed and fix spec.percona", key.Name, err, specs.PerconaCRVersion)
+		}
+		return nil, err
 	}
 	if !found {
-		r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventPerconaCreated, "Created PerconaPGCluster %s (PostgreSQL %d, %d instance(s)); the server starts once it is ready",
+		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventPerconaCreated, "Created PerconaPGCluster %s (PostgreSQL %d, %d instance(s)); the server starts once it is ready",
 			key.Name, desired.Spec.PostgresVersion, *desired.Spec.InstanceSets[0].Replicas)
 	}
-	return applied, nil, nil
-}
-
-// keepCreationFields copies the fields that are set at creation only from the live cluster.
-func keepCreationFields(desired, live *pgv2.PerconaPGCluster) {
-	if live.Spec.CRVersion != "" {
-		desired.Spec.CRVersion = live.Spec.CRVersion
-	}
-	if live.Spec.PostgresVersion != 0 {
-		desired.Spec.PostgresVersion = live.Spec.PostgresVersion
-	}
-	if live.Spec.Image != "" {
-		desired.Spec.Image = live.Spec.Image
-	}
-	if desired.Spec.Backups.PGBackRest.Image != "" && live.Spec.Backups.PGBackRest.Image != "" {
-		desired.Spec.Backups.PGBackRest.Image = live.Spec.Backups.PGBackRest.Image
-	}
+	return applied, nil
 }
 
 // releasePercona runs for a server without spec.percona.enabled that had a cluster: the cluster
 // is orphaned (never deleted: deleteWithServer only applies while Percona is enabled), so a
 // later deletion of the server cannot garbage-collect a database it no longer uses.
-func (r *Reconciler) releasePercona(ctx context.Context, ds *v1alpha1.DittoServer, st *statusBuilder) error {
-	if ds.Status.PerconaClusterName == "" {
+func (r *Reconciler) releasePercona(ctx context.Context, s *scope) error {
+	if s.ds.Status.PerconaClusterName == "" {
 		return nil
 	}
-	if _, err := r.orphanPerconaCluster(ctx, ds, "spec.percona.enabled is false"); err != nil {
+	if _, err := r.orphanPerconaCluster(ctx, s.ds, "spec.percona.enabled is false"); err != nil {
 		return err
 	}
-	st.perconaCluster = ""
+	s.status.perconaCluster = ""
 	return nil
 }
 
@@ -224,13 +227,13 @@ func (r *Reconciler) releasePercona(ctx context.Context, ds *v1alpha1.DittoServe
 // Percona CRD is not installed).
 func (r *Reconciler) perconaClusterMeta(ctx context.Context, ds *v1alpha1.DittoServer) (*metav1.PartialObjectMetadata, error) {
 	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(PerconaGVK)
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: PerconaClusterName(ds)}, m)
+	m.SetGroupVersionKind(specs.PerconaGVK)
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: specs.PerconaClusterName(ds)}, m)
 	switch {
 	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
 		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("reading PerconaPGCluster %s/%s: %w", ds.Namespace, PerconaClusterName(ds), err)
+		return nil, fmt.Errorf("reading PerconaPGCluster %s/%s: %w", ds.Namespace, specs.PerconaClusterName(ds), err)
 	}
 	return m, nil
 }
@@ -266,7 +269,7 @@ func (r *Reconciler) orphanPerconaCluster(ctx context.Context, ds *v1alpha1.Ditt
 		m.OwnerReferences = refs
 		err = r.Client.Patch(ctx, m, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 		if err == nil {
-			r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventPerconaOrphaned,
+			r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventPerconaOrphaned,
 				"Removed the owner reference from PerconaPGCluster %s (%s): the database and its volumes are kept; delete it with kubectl delete perconapgcluster %s -n %s",
 				m.Name, why, m.Name, m.Namespace)
 			return true, nil
@@ -278,7 +281,7 @@ func (r *Reconciler) orphanPerconaCluster(ctx context.Context, ds *v1alpha1.Ditt
 			break
 		}
 	}
-	return false, fmt.Errorf("removing the owner reference from PerconaPGCluster %s/%s: %w", ds.Namespace, PerconaClusterName(ds), err)
+	return false, fmt.Errorf("removing the owner reference from PerconaPGCluster %s/%s: %w", ds.Namespace, specs.PerconaClusterName(ds), err)
 }
 
 // finalizersOf lists an object's finalizers for messages.

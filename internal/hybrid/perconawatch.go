@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // crdGVK is the kind of CustomResourceDefinitions (watched as metadata only).
@@ -46,7 +47,7 @@ func newPerconaWatch(mgr ctrl.Manager, namespaces []string) (*perconaWatch, erro
 	crdCache, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme:               mgr.GetScheme(),
 		Mapper:               mgr.GetRESTMapper(),
-		DefaultFieldSelector: fields.OneTermEqualSelector("metadata.name", PerconaCRDName),
+		DefaultFieldSelector: fields.OneTermEqualSelector("metadata.name", specs.PerconaCRDName),
 		DefaultTransform:     cache.TransformStripManagedFields(),
 	})
 	if err != nil {
@@ -70,7 +71,7 @@ func (w *perconaWatch) crdSource(servers func(context.Context) []reconcile.Reque
 func (w *perconaWatch) crdPresent(ctx context.Context) bool {
 	crd := &metav1.PartialObjectMetadata{}
 	crd.SetGroupVersionKind(crdGVK)
-	return w.crdCache.Get(ctx, types.NamespacedName{Name: PerconaCRDName}, crd) == nil
+	return w.crdCache.Get(ctx, types.NamespacedName{Name: specs.PerconaCRDName}, crd) == nil
 }
 
 func (w *perconaWatch) setController(c controller.Controller) {
@@ -89,14 +90,9 @@ func (w *perconaWatch) ensure() error {
 	opts := cache.Options{
 		Scheme:               w.mgr.GetScheme(),
 		Mapper:               w.mgr.GetRESTMapper(),
-		DefaultLabelSelector: operatorObjects(),
+		DefaultLabelSelector: specs.OperatorObjects(),
 		DefaultTransform:     cache.TransformStripManagedFields(),
-	}
-	if len(w.namespaces) > 0 {
-		opts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range w.namespaces {
-			opts.DefaultNamespaces[ns] = cache.Config{}
-		}
+		DefaultNamespaces:    namespaceConfigs(w.namespaces),
 	}
 	clusters, err := cache.New(w.mgr.GetConfig(), opts)
 	if err != nil {
@@ -126,7 +122,7 @@ func perconaClusterChanged() predicate.TypedPredicate[*pgv2.PerconaPGCluster] {
 			return o.Generation != n.Generation || o.Status.State != n.Status.State ||
 				!o.DeletionTimestamp.Equal(n.DeletionTimestamp) ||
 				len(o.OwnerReferences) != len(n.OwnerReferences) ||
-				o.Annotations[AnnotationSpecHash] != n.Annotations[AnnotationSpecHash]
+				o.Annotations[specs.AnnotationSpecHash] != n.Annotations[specs.AnnotationSpecHash]
 		},
 	}
 }

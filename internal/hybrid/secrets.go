@@ -2,82 +2,85 @@ package hybrid
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
-	"math/big"
-	"net/url"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
-// Names of the Secrets the operator creates.
-func JWTSecretName(ds *v1alpha1.DittoServer) string         { return ds.Name + "-jwt-secret" }
-func AdminSecretName(ds *v1alpha1.DittoServer) string       { return ds.Name + "-admin-credentials" }
-func PostgresEnvSecretName(ds *v1alpha1.DittoServer) string { return ds.Name + "-db-credentials" }
-
-// SecretProblem is a referenced Secret the server cannot start with. It becomes a condition
-// reason and message; the message names the Secret and key, never the value.
-type SecretProblem struct {
-	Reason  string
-	Message string
-}
-
-func (p *SecretProblem) Error() string { return p.Message }
-
-// resolvedSecrets is what the controller learned from the referenced Secrets.
+// resolvedSecrets is what the controller learned from the Secrets the server depends on.
 type resolvedSecrets struct {
-	JWT, Admin SecretKey
-	// hashInput is name/key/value of every referenced key, in a fixed order.
-	hashInput []hashPart
+	jwt, admin specs.SecretKey
+	// hashInput is name/key/value of every referenced key.
+	hashInput []specs.HashPart
 	// postgres holds the discrete PostgreSQL settings parsed from a URI, when one is given.
 	postgres map[string]string
 	// warnings are non-fatal findings (e.g. an S3 Secret that does not exist yet).
 	warnings []string
 }
 
-type hashPart struct {
-	Name, Key string
-	Value     []byte
+// reconcileSecrets creates the generated Secrets, checks every Secret key the server needs
+// (a Problem names the Secret and key, never the value) and, for a postgresSecretRef, writes
+// the discrete PostgreSQL settings into <name>-db-credentials.
+func (r *Reconciler) reconcileSecrets(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+	ds := s.ds
+	if err := r.ensureGeneratedSecrets(ctx, ds); err != nil {
+		return ctrl.Result{}, halt, err
+	}
+	secrets, err := resolveSecrets(ctx, r.Secrets, ds)
+	if problem, ok := specs.AsProblem(err); ok {
+		// Watch-driven: the Secret watch brings the server back once the Secret is fixed.
+		s.status.configFailed(problem)
+		return ctrl.Result{}, halt, nil
+	}
+	if err != nil {
+		return ctrl.Result{}, halt, err
+	}
+	s.secrets = secrets
+	s.status.warnings = append(s.status.warnings, secrets.warnings...)
+	if secrets.postgres != nil {
+		if err := r.ensurePostgresEnvSecret(ctx, ds, secrets.postgres); err != nil {
+			return ctrl.Result{}, halt, err
+		}
+		ref := ds.Spec.Database.PostgresSecretRef
+		s.status.database = &finding{ok: true, reason: specs.ReasonPostgresSecret, message: fmt.Sprintf(
+			"PostgreSQL settings from Secret %s key %q are in Secret %s", ref.Name, ref.Key, specs.PostgresEnvSecretName(ds))}
+	}
+	return ctrl.Result{}, proceed, nil
 }
 
 // ensureGeneratedSecrets creates the JWT and admin Secrets the user did not provide. They are
 // created once and never updated, so a password is never rotated behind the user's back.
-func (r *Reconciler) ensureGeneratedSecrets(ctx context.Context, ds *v1alpha1.DittoServer) (jwt, admin SecretKey, err error) {
-	id := ds.Spec.Identity
-	if id != nil && id.JWT != nil && id.JWT.SecretRef != nil {
-		jwt = SecretKey{Name: id.JWT.SecretRef.Name, Key: id.JWT.SecretRef.Key}
-	} else {
-		jwt = SecretKey{Name: JWTSecretName(ds), Key: JWTSecretKey}
-		value, err := randomString(48)
+func (r *Reconciler) ensureGeneratedSecrets(ctx context.Context, ds *v1alpha1.DittoServer) error {
+	if jwt := specs.JWTSecretRef(ds); jwt.Name == specs.JWTSecretName(ds) {
+		value, err := specs.RandomString(48)
 		if err != nil {
-			return jwt, admin, err
+			return err
 		}
-		if err := r.createSecretOnce(ctx, ds, jwt.Name, "jwt", map[string]string{JWTSecretKey: value}); err != nil {
-			return jwt, admin, err
+		if err := r.createSecretOnce(ctx, ds, jwt.Name, "jwt", map[string]string{specs.JWTSecretKey: value}); err != nil {
+			return err
 		}
 	}
-	if id != nil && id.Admin != nil && id.Admin.PasswordSecretRef != nil {
-		admin = SecretKey{Name: id.Admin.PasswordSecretRef.Name, Key: id.Admin.PasswordSecretRef.Key}
-	} else {
-		admin = SecretKey{Name: AdminSecretName(ds), Key: AdminPasswordKey}
-		value, err := randomString(24)
+	if admin := specs.AdminSecretRef(ds); admin.Name == specs.AdminSecretName(ds) {
+		value, err := specs.RandomString(24)
 		if err != nil {
-			return jwt, admin, err
+			return err
 		}
-		data := map[string]string{AdminUsernameKey: DefaultAdminUser, AdminPasswordKey: value}
+		data := map[string]string{specs.AdminUsernameKey: specs.DefaultAdminUser, specs.AdminPasswordKey: value}
 		if err := r.createSecretOnce(ctx, ds, admin.Name, "admin-credentials", data); err != nil {
-			return jwt, admin, err
+			return err
 		}
 	}
-	return jwt, admin, nil
+	return nil
 }
 
 func (r *Reconciler) createSecretOnce(ctx context.Context, ds *v1alpha1.DittoServer, name, component string, data map[string]string) error {
@@ -90,7 +93,7 @@ func (r *Reconciler) createSecretOnce(ctx context.Context, ds *v1alpha1.DittoSer
 		return fmt.Errorf("reading Secret %s/%s: %w", ds.Namespace, name, err)
 	}
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ds.Namespace, Labels: CommonLabels(ds, component)},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ds.Namespace, Labels: specs.CommonLabels(ds, component)},
 		Type:       corev1.SecretTypeOpaque,
 		StringData: data,
 	}
@@ -103,74 +106,65 @@ func (r *Reconciler) createSecretOnce(ctx context.Context, ds *v1alpha1.DittoSer
 		}
 		return fmt.Errorf("creating Secret %s/%s: %w", ds.Namespace, name, err)
 	}
-	r.Recorder.Eventf(ds, corev1.EventTypeNormal, EventSecretCreated, "Created Secret %s (generated once, never rotated by the operator)", name)
+	r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventSecretCreated, "Created Secret %s (generated once, never rotated by the operator)", name)
 	return nil
 }
 
-// readSecret reads a Secret: generated ones come from the cache, user Secrets through the API
-// reader (the cache only holds Secrets the operator labelled).
-func (r *Reconciler) readSecret(ctx context.Context, ds *v1alpha1.DittoServer, name string) (*corev1.Secret, error) {
-	s := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: ds.Namespace, Name: name}
-	var reader client.Reader = r.Secrets
-	if name == JWTSecretName(ds) || name == AdminSecretName(ds) {
-		reader = r.Client
-	}
-	if err := reader.Get(ctx, key, s); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
 // resolveSecrets reads every Secret key the server depends on, validates the values, and
-// collects them for the config hash.
-func (r *Reconciler) resolveSecrets(ctx context.Context, ds *v1alpha1.DittoServer, jwt, admin SecretKey) (*resolvedSecrets, error) {
-	out := &resolvedSecrets{JWT: jwt, Admin: admin}
+// collects them for the config hash. A value the server cannot start with is a Problem.
+func resolveSecrets(ctx context.Context, secrets client.Reader, ds *v1alpha1.DittoServer) (*resolvedSecrets, error) {
+	out := &resolvedSecrets{jwt: specs.JWTSecretRef(ds), admin: specs.AdminSecretRef(ds)}
+	read := func(field string, ref specs.SecretKey) ([]byte, error) {
+		value, err := requiredKey(ctx, secrets, ds.Namespace, field, ref)
+		if err == nil {
+			out.hashInput = append(out.hashInput, specs.HashPart{Name: ref.Name, Key: ref.Key, Value: value})
+		}
+		return value, err
+	}
 
-	value, err := r.requiredKey(ctx, ds, "spec.identity.jwt.secretRef", jwt)
+	value, err := read("spec.identity.jwt.secretRef", out.jwt)
 	if err != nil {
 		return nil, err
 	}
-	if len(strings.TrimSpace(string(value))) < JWTSecretMinLength {
-		return nil, &SecretProblem{Reason: ReasonSecretInvalid, Message: fmt.Sprintf(
+	if len(strings.TrimSpace(string(value))) < specs.JWTSecretMinLength {
+		return nil, specs.Problemf(specs.ReasonSecretInvalid,
 			"Secret %s key %q (spec.identity.jwt.secretRef) holds fewer than %d characters; DittoFS refuses to start with it. Store a longer random value, e.g. openssl rand -base64 48",
-			jwt.Name, jwt.Key, JWTSecretMinLength)}
+			out.jwt.Name, out.jwt.Key, specs.JWTSecretMinLength)
 	}
-	out.hashInput = append(out.hashInput, hashPart{jwt.Name, jwt.Key, value})
 
-	value, err = r.requiredKey(ctx, ds, "spec.identity.admin.passwordSecretRef", admin)
+	value, err = read("spec.identity.admin.passwordSecretRef", out.admin)
 	if err != nil {
 		return nil, err
 	}
 	if len(strings.TrimSpace(string(value))) == 0 {
-		return nil, &SecretProblem{Reason: ReasonSecretInvalid, Message: fmt.Sprintf(
+		return nil, specs.Problemf(specs.ReasonSecretInvalid,
 			"Secret %s key %q (spec.identity.admin.passwordSecretRef) is empty; DittoFS needs the admin password in cleartext there",
-			admin.Name, admin.Key)}
+			out.admin.Name, out.admin.Key)
 	}
-	out.hashInput = append(out.hashInput, hashPart{admin.Name, admin.Key, value})
 
 	if db := ds.Spec.Database; db != nil && db.PostgresSecretRef != nil && !ds.Spec.PerconaEnabled() {
-		ref := SecretKey{Name: db.PostgresSecretRef.Name, Key: db.PostgresSecretRef.Key}
-		value, err := r.requiredKey(ctx, ds, "spec.database.postgresSecretRef", ref)
+		ref := specs.SecretKey{Name: db.PostgresSecretRef.Name, Key: db.PostgresSecretRef.Key}
+		value, err := read("spec.database.postgresSecretRef", ref)
 		if err != nil {
 			return nil, err
 		}
-		settings, perr := ParsePostgresURI(string(value))
+		settings, perr := specs.ParsePostgresURI(string(value))
 		if perr != nil {
-			return nil, &SecretProblem{Reason: ReasonSecretInvalid, Message: fmt.Sprintf(
+			return nil, specs.Problemf(specs.ReasonSecretInvalid,
 				"Secret %s key %q (spec.database.postgresSecretRef) is not a PostgreSQL URI: %v; expected postgres://user:password@host:5432/database?sslmode=require with special characters percent-encoded",
-				ref.Name, ref.Key, perr)}
+				ref.Name, ref.Key, perr)
 		}
 		out.postgres = settings
-		out.hashInput = append(out.hashInput, hashPart{ref.Name, ref.Key, value})
 	}
 
 	// The S3 credentials are not part of the config hash: DittoFS v0.29.0 reads them from the
-	// remote block store's configuration, which the operator updates through the REST API
-	// (controlplane.go), so a rotation needs no pod restart.
+	// remote block store's configuration, which the control-plane step updates through the
+	// REST API, so a rotation needs no restart of the config (the store update restarts the pod
+	// once: docs/CONTROLPLANE.md).
 	if s3 := ds.Spec.S3; s3 != nil && s3.CredentialsSecretRef != nil {
 		ref := s3.CredentialsSecretRef
-		if _, err := r.readSecret(ctx, ds, ref.SecretName); apierrors.IsNotFound(err) {
+		err := secrets.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: ref.SecretName}, &corev1.Secret{})
+		if apierrors.IsNotFound(err) {
 			out.warnings = append(out.warnings, fmt.Sprintf("Secret %s (spec.s3.credentialsSecretRef) does not exist yet", ref.SecretName))
 		} else if err != nil {
 			return nil, fmt.Errorf("reading Secret %s/%s: %w", ds.Namespace, ref.SecretName, err)
@@ -180,71 +174,54 @@ func (r *Reconciler) resolveSecrets(ctx context.Context, ds *v1alpha1.DittoServe
 }
 
 // requiredKey returns the value of a Secret key the server cannot start without.
-func (r *Reconciler) requiredKey(ctx context.Context, ds *v1alpha1.DittoServer, field string, ref SecretKey) ([]byte, error) {
-	secret, err := r.readSecret(ctx, ds, ref.Name)
+func requiredKey(ctx context.Context, secrets client.Reader, namespace, field string, ref specs.SecretKey) ([]byte, error) {
+	secret := &corev1.Secret{}
+	err := secrets.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, secret)
 	if apierrors.IsNotFound(err) {
-		return nil, &SecretProblem{Reason: ReasonSecretMissing, Message: fmt.Sprintf(
+		return nil, specs.Problemf(specs.ReasonSecretMissing,
 			"Secret %s (%s) does not exist in namespace %s; create it, or remove the reference to let the operator generate one",
-			ref.Name, field, ds.Namespace)}
+			ref.Name, field, namespace)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading Secret %s/%s: %w", ds.Namespace, ref.Name, err)
+		return nil, fmt.Errorf("reading Secret %s/%s: %w", namespace, ref.Name, err)
 	}
 	value, ok := secret.Data[ref.Key]
 	if !ok {
-		return nil, &SecretProblem{Reason: ReasonSecretMissing, Message: fmt.Sprintf(
-			"Secret %s has no key %q (%s); add the key or point %s.key at an existing one", ref.Name, ref.Key, field, field)}
+		return nil, specs.Problemf(specs.ReasonSecretMissing,
+			"Secret %s has no key %q (%s); add the key or point %s.key at an existing one", ref.Name, ref.Key, field, field)
 	}
 	return value, nil
 }
 
-// ParsePostgresURI splits a postgres:// URI into the discrete settings DittoFS reads.
-func ParsePostgresURI(raw string) (map[string]string, error) {
-	raw = strings.TrimSpace(raw)
-	u, err := url.Parse(raw)
-	if err != nil {
-		// url.Parse echoes the input, which holds the password: report only the kind of error.
-		return nil, fmt.Errorf("the URI does not parse")
+// ensurePostgresEnvSecret writes the discrete PostgreSQL settings parsed from the user's URI
+// into an operator-owned Secret, which the pod env reads (never plaintext in the pod spec).
+func (r *Reconciler) ensurePostgresEnvSecret(ctx context.Context, ds *v1alpha1.DittoServer, settings map[string]string) error {
+	name := specs.PostgresEnvSecretName(ds)
+	existing := &corev1.Secret{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, existing)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
 	}
-	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
-		return nil, fmt.Errorf("scheme must be postgres:// or postgresql://")
+	if err == nil && secretDataEquals(existing.Data, settings) {
+		return nil
 	}
-	if u.Hostname() == "" {
-		return nil, fmt.Errorf("the host is missing")
+	secret := &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ds.Namespace, Labels: specs.CommonLabels(ds, "db-credentials")},
+		Type:       corev1.SecretTypeOpaque,
+		StringData: settings,
 	}
-	if u.User == nil || u.User.Username() == "" {
-		return nil, fmt.Errorf("the user is missing")
-	}
-	db := strings.TrimPrefix(u.Path, "/")
-	if db == "" || strings.Contains(db, "/") {
-		return nil, fmt.Errorf("the database name is missing")
-	}
-	port := u.Port()
-	if port == "" {
-		port = "5432"
-	}
-	password, _ := u.User.Password()
-	sslmode := u.Query().Get("sslmode")
-	if sslmode == "" {
-		sslmode = "prefer"
-	}
-	return map[string]string{
-		"host": u.Hostname(), "port": port, "database": db,
-		"user": u.User.Username(), "password": password, "sslmode": sslmode,
-	}, nil
+	return r.apply(ctx, ds, secret)
 }
 
-const passwordAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
-
-func randomString(n int) (string, error) {
-	b := make([]byte, n)
-	max := big.NewInt(int64(len(passwordAlphabet)))
-	for i := range b {
-		v, err := rand.Int(rand.Reader, max)
-		if err != nil {
-			return "", fmt.Errorf("generating a random secret: %w", err)
-		}
-		b[i] = passwordAlphabet[v.Int64()]
+func secretDataEquals(have map[string][]byte, want map[string]string) bool {
+	if len(have) != len(want) {
+		return false
 	}
-	return string(b), nil
+	for k, v := range want {
+		if string(have[k]) != v {
+			return false
+		}
+	}
+	return true
 }

@@ -25,6 +25,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/controlplane"
+	"github.com/dittofs/dittofs-operator/internal/hybrid/helmext"
+	"github.com/dittofs/dittofs-operator/internal/specs"
+	"github.com/dittofs/dittofs-operator/internal/validation"
 )
 
 // Options configure both reconcilers.
@@ -50,25 +54,66 @@ type Options struct {
 	CleanupTimeout time.Duration
 	// ControlPlane configures what the operator does through the DittoFS REST API
 	// (docs/CONTROLPLANE.md); the zero value is on, with the <name>-api Service as endpoint.
-	ControlPlane ControlPlaneOptions
+	ControlPlane controlplane.Options
 }
 
 // Setup registers the Helm reconciler(s) from watches.yaml and the Go controller.
 func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
-	ws, err := LoadWatches(opts.Watches, opts.Charts)
+	renderer, err := setupHelm(mgr, opts)
 	if err != nil {
 		return err
+	}
+	if !mgr.GetScheme().Recognizes(specs.PerconaGVK) {
+		return fmt.Errorf("the manager's scheme lacks %s: add pgv2.percona.com/v2 (percona-postgresql-operator/v2/pkg/apis/pgv2.percona.com/v2.AddToScheme)", specs.PerconaGVK)
+	}
+	secrets := NewSecretReader(mgr.GetClient(), mgr.GetAPIReader())
+	validator := &validation.Validator{
+		Reader:       mgr.GetClient(),
+		SecretReader: secrets,
+		Mapper:       mgr.GetRESTMapper(),
+	}
+	if opts.EnableWebhook {
+		if err := validation.SetupWebhook(mgr, validator); err != nil {
+			return fmt.Errorf("setting up the validating webhook: %w", err)
+		}
+	}
+	// The core/v1 event recorder, as the Helm reconciler uses: one kind of event per object.
+	recorder := mgr.GetEventRecorderFor("dittoserver-go") //nolint:staticcheck // see above
+	r := &Reconciler{
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Secrets:        secrets,
+		Scheme:         mgr.GetScheme(),
+		Recorder:       recorder,
+		Renderer:       renderer,
+		Validator:      validator,
+		CleanupTimeout: opts.CleanupTimeout,
+	}
+	if !opts.ControlPlane.Disabled {
+		r.ControlPlane = controlplane.New(opts.ControlPlane, controlplane.Deps{
+			Client: mgr.GetClient(), Secrets: secrets, Scheme: mgr.GetScheme(), Recorder: recorder,
+		})
+	}
+	return r.SetupWithManager(ctx, mgr, opts)
+}
+
+// setupHelm registers a helm-operator-plugins reconciler per watches.yaml entry, and returns
+// the renderer of the DittoServer chart (the Go controller renders the same config in-process).
+func setupHelm(mgr ctrl.Manager, opts Options) (*specs.Renderer, error) {
+	ws, err := helmext.LoadWatches(opts.Watches, opts.Charts)
+	if err != nil {
+		return nil, err
 	}
 	started := time.Now()
 	chartNames := make([]string, 0, len(ws))
 	for _, w := range ws {
 		chartNames = append(chartNames, w.Chart.Name())
 	}
-	getter, err := newActionClientGetter(mgr, newReleaseCache(chartNames...))
+	getter, err := helmext.NewActionClientGetter(mgr, chartNames)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var renderer *Renderer
+	var renderer *specs.Renderer
 	for _, w := range ws {
 		workers := 2
 		if w.MaxConcurrentReconciles != nil {
@@ -91,63 +136,36 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 			reconciler.WithMaxReleaseHistory(opts.MaxReleaseHistory),
 			reconciler.WithWaitForDeletionTimeout(opts.WaitForDeletionTimeout),
 			reconciler.WithSelector(*w.Selector),
-			reconciler.WithActionClientGetter(wrapActionClients(getter, started, mgr.GetClient())),
-			reconciler.WithClient(NewHelmStatusClient(mgr.GetClient())),
+			reconciler.WithActionClientGetter(helmext.WrapActionClients(getter, started, mgr.GetClient())),
+			reconciler.WithClient(helmext.NewStatusClient(mgr.GetClient())),
 			reconciler.WithLog(ctrl.Log.WithName("helm").WithName(w.Kind)),
 		}
-		if w.GroupVersionKind == v1alpha1.GroupVersionKind() {
+		isDittoServer := w.GroupVersionKind == v1alpha1.GroupVersionKind()
+		if isDittoServer {
 			ropts = append(ropts,
-				reconciler.WithValueTranslator(Translator{Chart: w.Chart}),
+				reconciler.WithValueTranslator(specs.Translator{Chart: w.Chart}),
 				// The typed DittoServer is already in the scheme (double registration panics).
 				reconciler.SkipPrimaryGVKSchemeRegistration(true),
 			)
-			renderer = &Renderer{Chart: w.Chart, Overrides: w.OverrideValues}
+			renderer = &specs.Renderer{Chart: w.Chart, Overrides: w.OverrideValues}
 		}
 		r, err := reconciler.New(ropts...)
 		if err != nil {
-			return fmt.Errorf("helm reconciler for %s: %w", w.GroupVersionKind, err)
+			return nil, fmt.Errorf("helm reconciler for %s: %w", w.GroupVersionKind, err)
 		}
-		setup := func() error { return r.SetupWithManager(mgr) }
-		if w.GroupVersionKind == v1alpha1.GroupVersionKind() {
-			setup = func() error { return setupHelmController(mgr, r, workers) }
+		if isDittoServer {
+			err = helmext.SetupController(mgr, r, workers)
+		} else {
+			err = r.SetupWithManager(mgr)
 		}
-		if err := setup(); err != nil {
-			return fmt.Errorf("setting up the helm reconciler for %s: %w", w.GroupVersionKind, err)
+		if err != nil {
+			return nil, fmt.Errorf("setting up the helm reconciler for %s: %w", w.GroupVersionKind, err)
 		}
 	}
 	if renderer == nil {
-		return fmt.Errorf("watches.yaml has no entry for %s", v1alpha1.GroupVersionKind())
+		return nil, fmt.Errorf("watches.yaml has no entry for %s", v1alpha1.GroupVersionKind())
 	}
-	if !mgr.GetScheme().Recognizes(PerconaGVK) {
-		return fmt.Errorf("the manager's scheme lacks %s: add pgv2.percona.com/v2 (percona-postgresql-operator/v2/pkg/apis/pgv2.percona.com/v2.AddToScheme)", PerconaGVK)
-	}
-	secrets := NewSecretReader(mgr.GetAPIReader())
-	validator := &Validator{
-		Reader:       mgr.GetClient(),
-		SecretReader: secrets,
-		Mapper:       mgr.GetRESTMapper(),
-	}
-	if opts.EnableWebhook {
-		if err := SetupWebhook(mgr, validator); err != nil {
-			return fmt.Errorf("setting up the validating webhook: %w", err)
-		}
-	}
-	var cp *controlPlane
-	if !opts.ControlPlane.Disabled {
-		cp = newControlPlane(opts.ControlPlane)
-	}
-	return (&Reconciler{
-		cp:        cp,
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Secrets:   secrets,
-		Scheme:    mgr.GetScheme(),
-		// The core/v1 event recorder, as the Helm reconciler uses: one kind of event per object.
-		Recorder:       mgr.GetEventRecorderFor("dittoserver-go"), //nolint:staticcheck // see above
-		Renderer:       renderer,
-		Validator:      validator,
-		CleanupTimeout: opts.CleanupTimeout,
-	}).SetupWithManager(ctx, mgr, opts)
+	return renderer, nil
 }
 
 // Field indexes of DittoServers: the Secrets and StorageClasses they reference.
@@ -156,52 +174,15 @@ const (
 	indexStorageClass = "dittofs.storageClasses"
 )
 
-// ReferencedStorageClasses lists the StorageClasses a DittoServer names.
-func ReferencedStorageClasses(ds *v1alpha1.DittoServer) []string {
-	var out []string
-	if sc := ds.Spec.Storage.StorageClassName; sc != nil && *sc != "" {
-		out = append(out, *sc)
-	}
-	if p := ds.Spec.Percona; p != nil && p.StorageClassName != nil && *p.StorageClassName != "" {
-		out = append(out, *p.StorageClassName)
-	}
-	return out
-}
-
-// ReferencedSecretNames lists the user Secrets a DittoServer reads.
-func ReferencedSecretNames(ds *v1alpha1.DittoServer) []string {
-	var names []string
-	s := &ds.Spec
-	if id := s.Identity; id != nil {
-		if id.JWT != nil && id.JWT.SecretRef != nil {
-			names = append(names, id.JWT.SecretRef.Name)
-		}
-		if id.Admin != nil && id.Admin.PasswordSecretRef != nil {
-			names = append(names, id.Admin.PasswordSecretRef.Name)
-		}
-	}
-	if s.Database != nil && s.Database.PostgresSecretRef != nil {
-		names = append(names, s.Database.PostgresSecretRef.Name)
-	}
-	if s.S3 != nil && s.S3.CredentialsSecretRef != nil {
-		names = append(names, s.S3.CredentialsSecretRef.SecretName)
-	}
-	if s.PerconaEnabled() {
-		// Created by the Percona operator: its appearance and password rotations reconcile.
-		names = append(names, PerconaUserSecretName(ds))
-	}
-	return names
-}
-
 // SetupWithManager wires the Go controller's watches.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.DittoServer{}, indexSecretNames, func(o client.Object) []string {
-		return ReferencedSecretNames(o.(*v1alpha1.DittoServer))
+		return specs.ReferencedSecretNames(o.(*v1alpha1.DittoServer))
 	}); err != nil {
 		return err
 	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.DittoServer{}, indexStorageClass, func(o client.Object) []string {
-		return ReferencedStorageClasses(o.(*v1alpha1.DittoServer))
+		return specs.ReferencedStorageClasses(o.(*v1alpha1.DittoServer))
 	}); err != nil {
 		return err
 	}
@@ -211,18 +192,12 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 	// referenced one changes; the data is then read through the API reader.
 	secretMeta := &metav1.PartialObjectMetadata{}
 	secretMeta.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "Secret"})
-	copts := cache.Options{
-		Scheme:           mgr.GetScheme(),
-		Mapper:           mgr.GetRESTMapper(),
-		DefaultTransform: cache.TransformStripManagedFields(),
-	}
-	if len(opts.Namespaces) > 0 {
-		copts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range opts.Namespaces {
-			copts.DefaultNamespaces[ns] = cache.Config{}
-		}
-	}
-	secretCache, err := cache.New(mgr.GetConfig(), copts)
+	secretCache, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme:            mgr.GetScheme(),
+		Mapper:            mgr.GetRESTMapper(),
+		DefaultTransform:  cache.TransformStripManagedFields(),
+		DefaultNamespaces: namespaceConfigs(opts.Namespaces),
+	})
 	if err != nil {
 		return fmt.Errorf("creating the Secret metadata cache: %w", err)
 	}
@@ -231,7 +206,12 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 	}
 	r.Secrets.Meta = secretCache
 	secretToServers := handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
-		return r.serversReferencing(ctx, indexSecretNames, s.Name, client.InNamespace(s.Namespace))
+		reqs := r.serversReferencing(ctx, indexSecretNames, s.Name, client.InNamespace(s.Namespace))
+		if len(reqs) == 0 {
+			// Deleted, or no longer referenced: no copy to keep.
+			r.Secrets.Forget(client.ObjectKeyFromObject(s))
+		}
+		return reqs
 	})
 	storageClassToServers := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		return r.serversReferencing(ctx, indexStorageClass, o.GetName())
@@ -299,7 +279,7 @@ func specOrHelmStatusChanged() predicate.Predicate {
 				len(o.Finalizers) != len(n.Finalizers) {
 				return true
 			}
-			for _, t := range HelmConditionTypes {
+			for _, t := range specs.HelmConditionTypes {
 				if conditionStatus(o, t) != conditionStatus(n, t) {
 					return true
 				}
@@ -334,7 +314,7 @@ func (r *Reconciler) configMapCreateAfterDeploy() predicate.Predicate {
 			if err := r.Client.Get(context.Background(), client.ObjectKey{Namespace: e.Object.GetNamespace(), Name: owner.Name}, ds); err != nil {
 				return true
 			}
-			return conditionStatus(ds, ConditionDeployed) == metav1.ConditionTrue
+			return conditionStatus(ds, specs.ConditionDeployed) == metav1.ConditionTrue
 		},
 	}
 }
@@ -349,13 +329,12 @@ func secretDataChanged() predicate.TypedPredicate[*metav1.PartialObjectMetadata]
 	}
 }
 
-// CacheOptions scopes the manager's cache (ARCHITECTURE §3): only Secrets, ConfigMaps, Services
-// and StatefulSets labelled by the operator are cached (never Helm release Secrets, which are
-// large and carry owner=helm), managedFields are stripped, and namespaces come from
-// WATCH_NAMESPACE.
+// CacheOptions scopes the manager's cache: only Secrets, ConfigMaps, Services and StatefulSets
+// labelled by the operator are cached (never Helm release Secrets, which are large and carry
+// owner=helm), managedFields are stripped, and namespaces come from WATCH_NAMESPACE.
 func CacheOptions(namespaces []string) cache.Options {
-	selector := cache.ByObject{Label: operatorObjects()}
-	opts := cache.Options{
+	selector := cache.ByObject{Label: specs.OperatorObjects()}
+	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:      selector,
@@ -363,12 +342,18 @@ func CacheOptions(namespaces []string) cache.Options {
 			&corev1.Service{}:     selector,
 			&appsv1.StatefulSet{}: selector,
 		},
+		DefaultNamespaces: namespaceConfigs(namespaces),
 	}
-	if len(namespaces) > 0 {
-		opts.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range namespaces {
-			opts.DefaultNamespaces[ns] = cache.Config{}
-		}
+}
+
+// namespaceConfigs is the cache configuration of the watched namespaces (nil: all).
+func namespaceConfigs(namespaces []string) map[string]cache.Config {
+	if len(namespaces) == 0 {
+		return nil
 	}
-	return opts
+	out := make(map[string]cache.Config, len(namespaces))
+	for _, ns := range namespaces {
+		out[ns] = cache.Config{}
+	}
+	return out
 }

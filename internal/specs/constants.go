@@ -1,9 +1,11 @@
-// Package hybrid is the Go side of the hybrid operator: value translation for the Helm
-// reconciler, the stateful reconciler (Secrets, StatefulSet, status) and the status client
-// wrapper that lets both reconcilers share DittoServer status.
-package hybrid
+// Package specs holds what the operator builds, as pure functions of a DittoServer and the
+// values the controller resolved: names, labels, every annotation, finalizer, env var and
+// image, the chart value translation and render, the StatefulSet, the PerconaPGCluster and the
+// config hash. Nothing here talks to the API server; each builder has a table or golden test
+// beside it.
+package specs
 
-// Names, labels and annotations. Every string the operator stamps on an object lives here.
+// Finalizers, field managers, labels and annotations the operator stamps on objects.
 const (
 	// Finalizer guards cleanup (Percona orphaning/deletion) before the DittoServer goes away.
 	Finalizer = "dittofs.dittofs.com/finalizer"
@@ -20,7 +22,6 @@ const (
 	LabelPartOf    = "app.kubernetes.io/part-of"
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	LabelComponent = "app.kubernetes.io/component"
-	LabelVersion   = "app.kubernetes.io/version"
 
 	// AppName is the app.kubernetes.io/name of the server's pods and Services.
 	AppName = "dittofs-server"
@@ -33,33 +34,33 @@ const (
 
 	// AnnotationConfigHash on the pod template rolls the pod when config or Secrets change.
 	AnnotationConfigHash = "dittofs.dittofs.com/config-hash"
+	// AnnotationSpecHash on the StatefulSet and the PerconaPGCluster records the desired
+	// content the operator last applied, so an unchanged object costs no write.
+	AnnotationSpecHash = "dittofs.dittofs.com/spec-hash"
 	// AnnotationRemoteStoreUpdated (on the operator Secret and the pod template) is the time the
 	// operator last updated the S3 remote store through the API. DittoFS v0.29.0 keeps using the
 	// remote store it built for a running share, so a changed store (credential rotation) takes
 	// effect only after the pod restarts: changing this annotation restarts it.
 	AnnotationRemoteStoreUpdated = "dittofs.dittofs.com/remote-store-updated"
+	// AnnotationS3ConfigHash on the operator Secret is the hash of the S3 store configuration
+	// last sent (the server redacts the secret key on reads, so a rotation is seen here).
+	AnnotationS3ConfigHash = "dittofs.dittofs.com/s3-config-hash"
+	// AnnotationManagedShares on the operator Secret lists the shares the operator created
+	// (comma-separated); only those are ever pruned.
+	AnnotationManagedShares = "dittofs.dittofs.com/managed-shares"
+)
 
-	// Container layout (DittoFS v0.29.0 image contract, ARCHITECTURE §4.1).
+// The DittoFS v0.29.0 container (docs/ARCHITECTURE.md, "The DittoFS contract").
+const (
 	ContainerName   = "dittofs"
+	DittoFSBinary   = "/app/dfs"
 	ConfigMountPath = "/config"
 	ConfigFileName  = "config.yaml"
-	NFSAdapterPort  = 12049
-	SMBAdapterPort  = 1445
-	DittoFSUID      = 65532
-
-	// Volumes (claim templates) and where they are mounted.
-	VolumeControlPlane = "controlplane"
-	VolumeMetadata     = "metadata"
-	VolumeCache        = "cache"
-	VolumeContent      = "content"
-	VolumeConfig       = "config"
-
-	// Generated Secret keys.
-	JWTSecretKey       = "secret"
-	AdminUsernameKey   = "username"
-	AdminPasswordKey   = "password"
-	DefaultAdminUser   = "admin"
-	JWTSecretMinLength = 32
+	// NFSAdapterPort and SMBAdapterPort are where the server's default adapters listen; the
+	// Services map spec.nfsPort and spec.smb.port to them.
+	NFSAdapterPort = 12049
+	SMBAdapterPort = 1445
+	DittoFSUID     = 65532
 
 	// Shutdown budget: dfs exits by itself after 3*shutdown_timeout+5s; the preStop sleep
 	// comes first. The grace period covers both with a margin.
@@ -67,109 +68,81 @@ const (
 	PreStopSleepSeconds    = 5
 )
 
-// Condition types owned by the Go controller.
+// Volumes (claim templates) and where they are mounted.
 const (
-	ConditionReady         = "Ready"
-	ConditionConfigReady   = "ConfigReady"
-	ConditionDatabaseReady = "DatabaseReady"
-	ConditionAvailable     = "Available"
-	ConditionProgressing   = "Progressing"
-	// ConditionControlPlaneReady: the spec is applied through the DittoFS REST API
-	// (operator account, adapters, stores, share). Set once the pod is Ready.
-	ConditionControlPlaneReady = "ControlPlaneReady"
-	// ConditionStorageReady: the S3 remote block store's status as the server reports it
-	// (only with spec.s3).
-	ConditionStorageReady = "StorageReady"
+	VolumeControlPlane = "controlplane"
+	VolumeMetadata     = "metadata"
+	VolumeCache        = "cache"
+	VolumeContent      = "content"
+	VolumeConfig       = "config"
+	VolumeTmp          = "tmp"
+
+	ControlPlaneMountPath = "/data/controlplane"
+	MetadataMountPath     = "/data/metadata"
+	CacheMountPath        = "/data/cache"
+	ContentMountPath      = "/data/content"
+	TmpMountPath          = "/tmp"
 )
 
-// Condition types owned by the Helm reconciler (helm-operator-plugins).
+// Keys of the Secrets the operator generates, and the user DittoFS bootstraps.
 const (
-	ConditionInitialized    = "Initialized"
-	ConditionDeployed       = "Deployed"
-	ConditionReleaseFailed  = "ReleaseFailed"
-	ConditionIrreconcilable = "Irreconcilable"
-	ConditionPaused         = "Paused"
+	JWTSecretKey       = "secret"
+	AdminUsernameKey   = "username"
+	AdminPasswordKey   = "password"
+	DefaultAdminUser   = "admin"
+	JWTSecretMinLength = 32
 )
 
-// HelmConditionTypes are the condition types the Helm reconciler may write.
-var HelmConditionTypes = []string{
-	ConditionInitialized, ConditionDeployed, ConditionReleaseFailed, ConditionIrreconcilable, ConditionPaused,
-}
-
-// Condition reasons and event reasons.
+// Env names DittoFS v0.29.0 reads (viper: DITTOFS_<PATH>).
 const (
-	ReasonAsExpected     = "AsExpected"
-	ReasonReconciling    = "Reconciling"
-	ReasonConfigRendered = "ConfigRendered"
-	ReasonConfigPending  = "ConfigPending"
-	ReasonRenderFailed   = "RenderFailed"
-	ReasonInvalidSpec    = "InvalidSpec"
-	// ReasonVolumeExpansionBlocked: a larger spec.storage size the StorageClass cannot give.
-	ReasonVolumeExpansionBlocked = "VolumeExpansionBlocked"
-	// ReasonExpandingVolumes: PVCs resized, the StatefulSet being re-created for them.
-	ReasonExpandingVolumes = "ExpandingVolumes"
-	ReasonSecretMissing    = "SecretMissing"
-	ReasonSecretInvalid    = "SecretInvalid"
-	ReasonPodsReady        = "PodsReady"
-	ReasonPodsNotReady     = "PodsNotReady"
-	ReasonStopped          = "Stopped"
-	ReasonRollingOut       = "RollingOut"
-	ReasonRolledOut        = "RolledOut"
-	ReasonNotDeployed      = "ReleaseNotDeployed"
-	ReasonAllReady         = "AllComponentsReady"
-	ReasonDeleting         = "Deleting"
-	ReasonPostgresSecret   = "PostgresSecretReady"
-	ReasonNotNeeded        = "NotNeeded"
+	EnvJWTSecret        = "DITTOFS_CONTROLPLANE_SECRET"
+	EnvAdminPassword    = "DITTOFS_ADMIN_INITIAL_PASSWORD"
+	EnvPostgresHost     = "DITTOFS_DATABASE_POSTGRES_HOST"
+	EnvPostgresPort     = "DITTOFS_DATABASE_POSTGRES_PORT"
+	EnvPostgresDatabase = "DITTOFS_DATABASE_POSTGRES_DATABASE"
+	EnvPostgresUser     = "DITTOFS_DATABASE_POSTGRES_USER"
+	EnvPostgresPassword = "DITTOFS_DATABASE_POSTGRES_PASSWORD"
+	EnvPostgresSSLMode  = "DITTOFS_DATABASE_POSTGRES_SSLMODE"
+)
 
-	// DatabaseReady reasons of a server on Percona (docs/PERCONA.md explains each).
-	ReasonPerconaCRDMissing     = "PerconaCRDMissing"
-	ReasonPerconaNotReady       = "PerconaNotReady"
-	ReasonPerconaSecretMissing  = "PerconaUserSecretMissing"
-	ReasonPerconaApplyFailed    = "PerconaApplyFailed"
-	ReasonPerconaOwnedElsewhere = "PerconaOwnedElsewhere"
-	ReasonPerconaReady          = "PerconaReady"
-	// Control-plane reasons (docs/CONTROLPLANE.md).
-	ReasonControlPlaneApplied         = "Applied"
-	ReasonControlPlaneFailed          = "APICallFailed"
-	ReasonAPIUnreachable              = "APIUnreachable"
-	ReasonAdminCredentialUnauthorized = "AdminCredentialUnauthorized"
-	ReasonS3CredentialsMissing        = "S3CredentialsMissing"
-	ReasonStoreRejected               = "StoreRejected"
-	ReasonStoreUnhealthy              = "StoreUnhealthy"
-	ReasonStoreHealthy                = "StoreHealthy"
+// Images and the OLM related-image env vars that override them.
+const (
+	// EnvRelatedImage overrides the default DittoFS image.
+	EnvRelatedImage = "RELATED_IMAGE_DITTOFS"
+	// DefaultPostgresClientImage runs the wait-for-postgres init container: it has sh, date
+	// and pg_isready on the PATH and runs as any uid.
+	DefaultPostgresClientImage    = "docker.io/library/postgres:17-alpine"
+	EnvRelatedImagePostgresClient = "RELATED_IMAGE_POSTGRES_CLIENT"
+	// Default images of new Percona clusters (Percona v2.9.0 release set,
+	// e2e-tests/release_versions). Percona's operator deployment sets no
+	// RELATED_IMAGE_POSTGRES_*, so a cluster without an image never starts
+	// (MissingRequiredImage). Like crVersion they are set at creation only.
+	DefaultPerconaPostgresImage      = "docker.io/percona/percona-distribution-postgresql:17.9-1"
+	DefaultPerconaPGBackRestImage    = "docker.io/percona/percona-pgbackrest:2.58.0-1"
+	EnvRelatedImagePerconaPostgres   = "RELATED_IMAGE_PERCONA_POSTGRESQL"
+	EnvRelatedImagePerconaPGBackRest = "RELATED_IMAGE_PERCONA_PGBACKREST"
+)
 
-	// ReasonCleanupTimeout: a deleted server's cleanup ran past its timeout and cannot finish.
-	ReasonCleanupTimeout = "CleanupTimeout"
-
-	EventCreated         = "Created"
-	EventConfigChanged   = "ConfigChanged"
-	EventRollingRestart  = "RollingRestart"
-	EventReady           = "Ready"
-	EventNotReady        = "NotReady"
-	EventReconcileFailed = "ReconcileFailed"
-	EventSecretCreated   = "SecretCreated"
-	EventDeleting        = "Deleting"
-
-	EventPerconaCreated        = "PerconaCreated"
-	EventPerconaNotReady       = "PerconaNotReady"
-	EventPerconaCRDMissing     = "PerconaCRDMissing"
-	EventDatabaseReady         = "DatabaseReady"
-	EventPerconaOrphaned       = "PerconaOrphaned"
-	EventPerconaDeleted        = "PerconaDeleted"
-	EventCleanupTimeout        = "CleanupTimeout"
-	EventPostgresSecretIgnored = "PostgresSecretIgnored"
-
-	EventAdminCredentialUnauthorized = "AdminCredentialUnauthorized"
-	EventOperatorAccountProvisioned  = "OperatorAccountProvisioned"
-	EventAdapterUpdated              = "AdapterUpdated"
-	EventStoreCreated                = "StoreCreated"
-	EventStoreUpdated                = "StoreUpdated"
-	EventShareCreated                = "ShareCreated"
-	EventShareUpdated                = "ShareUpdated"
-	EventShareDeleted                = "ShareDeleted"
-	EventStorageNotReady             = "StorageNotReady"
-	EventStorageReady                = "StorageReady"
-	EventControlPlaneFailed          = "ControlPlaneFailed"
-	EventControlPlaneUnreachable     = "ControlPlaneUnreachable"
-	EventVolumesExpanding            = "VolumesExpanding"
+// What the operator creates in the server's control plane through the REST API
+// (docs/CONTROLPLANE.md).
+const (
+	// OperatorUsername is the DittoFS user the operator works as.
+	OperatorUsername = "dittofs-operator"
+	// OperatorRole: every call the operator makes (users, stores, shares, adapter updates and
+	// settings) requires the admin role in v0.29.0; "operator" may only list adapters.
+	OperatorRole = "admin"
+	// OperatorSecretKeyUsername and OperatorSecretKeyPassword are the keys of
+	// <name>-operator-credentials.
+	OperatorSecretKeyUsername = "username"
+	OperatorSecretKeyPassword = "password"
+	// S3StoreName is the remote block store made from spec.s3.
+	S3StoreName = "s3"
+	// DefaultMetadataStoreName and DefaultLocalStoreName back the shares the operator creates.
+	DefaultMetadataStoreName = "default"
+	DefaultLocalStoreName    = "default"
+	// DefaultShareName is the share created when spec.shares is unset.
+	DefaultShareName = "/export"
+	// DefaultSharePermission is the share's permission for users without a grant, set when
+	// the operator creates the share (so the share is mountable with no dfsctl step).
+	DefaultSharePermission = "read-write"
 )

@@ -1,8 +1,7 @@
-package hybrid
+package specs
 
 import (
 	"fmt"
-	"os"
 	"path"
 	"strconv"
 
@@ -13,12 +12,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 )
 
-// The Percona PostgreSQL operator contract (ARCHITECTURE §4.2).
+// PerconaGVK is the PostgreSQL cluster kind of the Percona operator.
+var PerconaGVK = schema.GroupVersionKind{Group: "pgv2.percona.com", Version: "v2", Kind: "PerconaPGCluster"}
+
+// The Percona PostgreSQL operator contract (docs/PERCONA.md).
 const (
 	// PerconaCRVersion is the crVersion of the clusters we create. It must match the installed
 	// Percona operator (v2.9.0); it is set at creation only, so a user who upgrades the Percona
@@ -39,46 +42,22 @@ const (
 	PerconaCRDName = "perconapgclusters.pgv2.percona.com"
 	// PerconaStateReady is status.state of a cluster that accepts connections.
 	PerconaStateReady = string(pgv2.AppStateReady)
-
-	// Default images of new clusters (Percona v2.9.0 release set, e2e-tests/release_versions).
-	// Percona's operator deployment sets no RELATED_IMAGE_POSTGRES_*, so a cluster without an
-	// image never starts (MissingRequiredImage). Like crVersion they are set at creation only.
-	DefaultPerconaPostgresImage   = "docker.io/percona/percona-distribution-postgresql:17.9-1"
-	DefaultPerconaPGBackRestImage = "docker.io/percona/percona-pgbackrest:2.58.0-1"
-	// EnvRelatedImagePerconaPostgres and EnvRelatedImagePerconaPGBackRest override them (OLM's
-	// related-images convention).
-	EnvRelatedImagePerconaPostgres   = "RELATED_IMAGE_PERCONA_POSTGRESQL"
-	EnvRelatedImagePerconaPGBackRest = "RELATED_IMAGE_PERCONA_PGBACKREST"
 )
 
-// PerconaClusterName is the PerconaPGCluster of a DittoServer.
-func PerconaClusterName(ds *v1alpha1.DittoServer) string { return ds.Name + "-postgres" }
-
-// PerconaUserSecretName is the Secret Percona creates with the connection details of PerconaUser
-// (keys host, port, dbname, user, password, uri).
-func PerconaUserSecretName(ds *v1alpha1.DittoServer) string {
-	return PerconaClusterName(ds) + "-pguser-" + PerconaUser
+// PerconaEnvKeys maps each PostgreSQL env var to the key of the Percona user Secret (its uri key
+// is not read: DittoFS reads no URI).
+var PerconaEnvKeys = []struct{ Env, Key string }{
+	{EnvPostgresHost, "host"},
+	{EnvPostgresPort, "port"},
+	{EnvPostgresDatabase, "dbname"},
+	{EnvPostgresUser, "user"},
+	{EnvPostgresPassword, "password"},
 }
 
-// PerconaImages are the container images of a new cluster.
-type PerconaImages struct {
-	Postgres, PGBackRest string
-}
-
-// PerconaImagesFromEnv returns the default images, overridden by the RELATED_IMAGE_* env.
-func PerconaImagesFromEnv() PerconaImages {
-	return PerconaImages{
-		Postgres:   envOr(EnvRelatedImagePerconaPostgres, DefaultPerconaPostgresImage),
-		PGBackRest: envOr(EnvRelatedImagePerconaPGBackRest, DefaultPerconaPGBackRestImage),
-	}
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
+// PerconaSSLMode is the sslmode of a server on Percona: Percona clusters accept only TLS
+// connections (pg_hba "hostssl ... scram-sha-256") and DittoFS defaults sslmode to "disable".
+// "require" encrypts without verifying the cluster's self-signed CA.
+const PerconaSSLMode = "require"
 
 // PerconaBackupRepoPath is repo1's path in the bucket: one directory per cluster, so that
 // several servers can share a bucket without mixing their backups.
@@ -175,10 +154,10 @@ func desiredBackups(ds *v1alpha1.DittoServer, images PerconaImages) pgv2.Backups
 	return out
 }
 
-// perconaApplyObject turns the typed cluster into the object to server-side-apply: the Go
+// PerconaApplyObject turns the typed cluster into the object to server-side-apply: the Go
 // types marshal empty structs and nil slices (e.g. "secrets": {}, "repos": null), which would
 // make the operator own fields it never meant to set, so empty maps and nulls are pruned.
-func perconaApplyObject(cluster *pgv2.PerconaPGCluster) (*unstructured.Unstructured, error) {
+func PerconaApplyObject(cluster *pgv2.PerconaPGCluster) (*unstructured.Unstructured, error) {
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cluster)
 	if err != nil {
 		return nil, fmt.Errorf("converting PerconaPGCluster %s: %w", cluster.Name, err)
@@ -215,5 +194,23 @@ func pruneEmpty(v any) any {
 		return out
 	default:
 		return v
+	}
+}
+
+// KeepCreationFields copies the fields that are set at creation only (crVersion, the PostgreSQL
+// major, the images) from the live cluster into desired: a Percona upgrade changes them, and
+// the operator must not revert it.
+func KeepCreationFields(desired, live *pgv2.PerconaPGCluster) {
+	if live.Spec.CRVersion != "" {
+		desired.Spec.CRVersion = live.Spec.CRVersion
+	}
+	if live.Spec.PostgresVersion != 0 {
+		desired.Spec.PostgresVersion = live.Spec.PostgresVersion
+	}
+	if live.Spec.Image != "" {
+		desired.Spec.Image = live.Spec.Image
+	}
+	if desired.Spec.Backups.PGBackRest.Image != "" && live.Spec.Backups.PGBackRest.Image != "" {
+		desired.Spec.Backups.PGBackRest.Image = live.Spec.Backups.PGBackRest.Image
 	}
 }

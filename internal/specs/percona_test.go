@@ -1,4 +1,4 @@
-package hybrid
+package specs
 
 import (
 	"sort"
@@ -136,7 +136,7 @@ func TestDesiredPerconaCluster(t *testing.T) {
 			c := DesiredPerconaCluster(ds, testImages)
 			assert.Equal(t, before, ds, "the builder does not touch its input")
 			assert.Equal(t, c, DesiredPerconaCluster(ds, testImages), "pure")
-			u, err := perconaApplyObject(c)
+			u, err := PerconaApplyObject(c)
 			require.NoError(t, err)
 			assert.Equal(t, PerconaGVK, u.GroupVersionKind())
 			tc.check(t, c, u.Object)
@@ -162,7 +162,7 @@ func TestKeepCreationFields(t *testing.T) {
 	live.Spec.Image = "pg:18"
 	live.Spec.Backups.PGBackRest.Image = "backrest:3"
 	live.Spec.InstanceSets[0].Replicas = ptr.To(int32(4))
-	keepCreationFields(desired, live)
+	KeepCreationFields(desired, live)
 	assert.Equal(t, "2.10.0", desired.Spec.CRVersion, "a Percona upgrade is not reverted")
 	assert.Equal(t, 18, desired.Spec.PostgresVersion)
 	assert.Equal(t, "pg:18", desired.Spec.Image)

@@ -1,4 +1,4 @@
-package hybrid
+package specs
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 )
 
 // PostgresWaitTimeoutSeconds bounds the init container's wait for PostgreSQL. DittoFS v0.29.0
-// exits 1 when PostgreSQL is unreachable at boot and never retries (ARCHITECTURE §4.1), so a
+// exits 1 when PostgreSQL is unreachable at boot and never retries, so a
 // server on PostgreSQL waits for the database before it starts.
 const PostgresWaitTimeoutSeconds = 300
 

@@ -1,11 +1,13 @@
-package hybrid
+package specs
 
 import (
 	"fmt"
+	"io/fs"
 	"path"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
 	corev1 "k8s.io/api/core/v1"
@@ -46,7 +48,7 @@ func (r *Renderer) Render(ds *v1alpha1.DittoServer) (*Rendered, error) {
 	}
 	files, err := engine.Render(r.Chart, top)
 	if err != nil {
-		return nil, &InvalidSpecError{Field: "spec.chartValues", Message: "the chart does not render: " + oneLine(err.Error())}
+		return nil, invalidSpec("spec.chartValues", "the chart does not render: "+oneLine(err.Error()))
 	}
 	out := &Rendered{Manifests: map[string]string{}}
 	for name, content := range files {
@@ -86,5 +88,32 @@ func (r *Rendered) ConfigYAML() (string, error) {
 	return cfg, nil
 }
 
-// ConfigMapName is the name of the rendered ConfigMap.
-func ConfigMapName(ds *v1alpha1.DittoServer) string { return ds.Name + "-config" }
+// LoadChart loads the chart in directory dir of fsys. A leading "helm-charts/" is accepted, so
+// watches.yaml can name the path as it is in the repository.
+func LoadChart(fsys fs.FS, dir string) (*chart.Chart, error) {
+	dir = strings.TrimPrefix(path.Clean(dir), "helm-charts/")
+	var files []*loader.BufferedFile
+	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		rel := strings.TrimPrefix(p, dir+"/")
+		if strings.HasSuffix(rel, ".go") {
+			return nil
+		}
+		files = append(files, &loader.BufferedFile{Name: rel, Data: data})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading chart %q: %w", dir, err)
+	}
+	chrt, err := loader.LoadFiles(files)
+	if err != nil {
+		return nil, fmt.Errorf("loading chart %q: %w", dir, err)
+	}
+	return chrt, nil
+}

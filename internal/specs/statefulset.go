@@ -1,6 +1,8 @@
-package hybrid
+package specs
 
 import (
+	"slices"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -11,72 +13,9 @@ import (
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 )
 
-// Mount paths of the server's volumes (ARCHITECTURE §4.1).
-const (
-	ControlPlaneMountPath = "/data/controlplane"
-	MetadataMountPath     = "/data/metadata"
-	CacheMountPath        = "/data/cache"
-	ContentMountPath      = "/data/content"
-	TmpMountPath          = "/tmp"
-	DittoFSBinary         = "/app/dfs"
-)
-
-// Env names DittoFS v0.29.0 reads (viper: DITTOFS_<PATH>).
-const (
-	EnvJWTSecret        = "DITTOFS_CONTROLPLANE_SECRET"
-	EnvAdminPassword    = "DITTOFS_ADMIN_INITIAL_PASSWORD"
-	EnvPostgresHost     = "DITTOFS_DATABASE_POSTGRES_HOST"
-	EnvPostgresPort     = "DITTOFS_DATABASE_POSTGRES_PORT"
-	EnvPostgresDatabase = "DITTOFS_DATABASE_POSTGRES_DATABASE"
-	EnvPostgresUser     = "DITTOFS_DATABASE_POSTGRES_USER"
-	EnvPostgresPassword = "DITTOFS_DATABASE_POSTGRES_PASSWORD"
-	EnvPostgresSSLMode  = "DITTOFS_DATABASE_POSTGRES_SSLMODE"
-)
-
-// PostgresEnvKeys maps each PostgreSQL env var to the key of the Secret it is read from.
-var PostgresEnvKeys = []struct{ Env, Key string }{
-	{EnvPostgresHost, "host"},
-	{EnvPostgresPort, "port"},
-	{EnvPostgresDatabase, "database"},
-	{EnvPostgresUser, "user"},
-	{EnvPostgresPassword, "password"},
-	{EnvPostgresSSLMode, "sslmode"},
-}
-
-// PerconaEnvKeys maps each PostgreSQL env var to the key of the Percona user Secret
-// (ARCHITECTURE §4.2; uri is not read by DittoFS).
-var PerconaEnvKeys = []struct{ Env, Key string }{
-	{EnvPostgresHost, "host"},
-	{EnvPostgresPort, "port"},
-	{EnvPostgresDatabase, "dbname"},
-	{EnvPostgresUser, "user"},
-	{EnvPostgresPassword, "password"},
-}
-
-// PerconaSSLMode is the sslmode of a server on Percona: Percona clusters accept only TLS
-// connections (pg_hba "hostssl ... scram-sha-256") and DittoFS defaults sslmode to "disable".
-// "require" encrypts without verifying the cluster's self-signed CA.
-const PerconaSSLMode = "require"
-
-// The init container that waits for PostgreSQL (dfs exits at once when it is unreachable).
-const (
-	InitContainerWaitForPostgres = "wait-for-postgres"
-	// DefaultPostgresClientImage has sh, date and pg_isready on the PATH and runs as any uid.
-	DefaultPostgresClientImage = "docker.io/library/postgres:17-alpine"
-	// EnvRelatedImagePostgresClient overrides it (OLM's related-images convention).
-	EnvRelatedImagePostgresClient = "RELATED_IMAGE_POSTGRES_CLIENT"
-)
-
-// PostgresClientImage is the image of the wait-for-postgres init container.
-func PostgresClientImage() string {
-	return envOr(EnvRelatedImagePostgresClient, DefaultPostgresClientImage)
-}
-
-// SecretKey names one key of a Secret in the DittoServer's namespace.
-type SecretKey struct {
-	Name string
-	Key  string
-}
+// InitContainerWaitForPostgres waits for PostgreSQL before dfs starts (dfs exits at once when
+// it is unreachable).
+const InitContainerWaitForPostgres = "wait-for-postgres"
 
 // StatefulSetInputs is what the builder needs beyond the spec: values the controller resolved.
 type StatefulSetInputs struct {
@@ -111,22 +50,6 @@ func TerminationGracePeriodSeconds() int64 {
 	return PreStopSleepSeconds + 3*ShutdownTimeoutSeconds + 5 + 5
 }
 
-// SelectorLabels select the server's pod.
-func SelectorLabels(ds *v1alpha1.DittoServer) map[string]string {
-	return map[string]string{LabelName: AppName, LabelInstance: ds.Name}
-}
-
-// CommonLabels go on every object the Go controller creates.
-func CommonLabels(ds *v1alpha1.DittoServer, component string) map[string]string {
-	l := SelectorLabels(ds)
-	l[LabelPartOf] = PartOf
-	l[LabelManagedBy] = ManagedBy
-	if component != "" {
-		l[LabelComponent] = component
-	}
-	return l
-}
-
 // DesiredStatefulSet builds the server's StatefulSet. It is a pure function of its inputs.
 func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *appsv1.StatefulSet {
 	ds := in.DeepCopy()
@@ -141,7 +64,7 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 	}
 	mounts := []corev1.VolumeMount{
 		{Name: VolumeConfig, MountPath: ConfigMountPath, ReadOnly: true},
-		{Name: "tmp", MountPath: TmpMountPath},
+		{Name: VolumeTmp, MountPath: TmpMountPath},
 		{Name: VolumeControlPlane, MountPath: ControlPlaneMountPath},
 		{Name: VolumeMetadata, MountPath: MetadataMountPath},
 		{Name: VolumeCache, MountPath: CacheMountPath},
@@ -180,7 +103,7 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 		},
 		Spec: appsv1.StatefulSetSpec{
 			Replicas:            ptr.To(s.EffectiveReplicas()),
-			ServiceName:         ds.Name + "-headless",
+			ServiceName:         HeadlessServiceName(ds),
 			Selector:            &metav1.LabelSelector{MatchLabels: SelectorLabels(ds)},
 			PodManagementPolicy: appsv1.OrderedReadyPodManagement,
 			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType},
@@ -208,7 +131,7 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 						{Name: VolumeConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 							LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(ds)},
 						}}},
-						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+						{Name: VolumeTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 					},
 				},
 			},
@@ -240,7 +163,7 @@ func containerEnv(in StatefulSetInputs) []corev1.EnvVar {
 }
 
 // initContainers waits for a Percona cluster to accept connections before dfs starts: dfs exits
-// 1 when PostgreSQL is unreachable at boot and never retries (ARCHITECTURE §4.1). The wait is
+// 1 when PostgreSQL is unreachable at boot and never retries. The wait is
 // bounded (PostgresWaitTimeoutSeconds); the pod then restarts with the usual back-off. It reads
 // the host, port and user from the same Secret keys as the server, never the password.
 func initContainers(s *v1alpha1.DittoServerSpec, in StatefulSetInputs) []corev1.Container {
@@ -329,21 +252,11 @@ func PodSecurityContext(user *corev1.PodSecurityContext) *corev1.PodSecurityCont
 	if user != nil {
 		out = user.DeepCopy()
 	}
-	if out.RunAsNonRoot == nil {
-		out.RunAsNonRoot = ptr.To(true)
-	}
-	if out.RunAsUser == nil {
-		out.RunAsUser = ptr.To(int64(DittoFSUID))
-	}
-	if out.RunAsGroup == nil {
-		out.RunAsGroup = ptr.To(int64(DittoFSUID))
-	}
-	if out.FSGroup == nil {
-		out.FSGroup = ptr.To(int64(DittoFSUID))
-	}
-	if out.SeccompProfile == nil {
-		out.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
-	}
+	orDefault(&out.RunAsNonRoot, true)
+	orDefault(&out.RunAsUser, DittoFSUID)
+	orDefault(&out.RunAsGroup, DittoFSUID)
+	orDefault(&out.FSGroup, DittoFSUID)
+	orDefault(&out.SeccompProfile, corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault})
 	return out
 }
 
@@ -354,29 +267,20 @@ func ContainerSecurityContext(user *corev1.SecurityContext) *corev1.SecurityCont
 	if user != nil {
 		out = user.DeepCopy()
 	}
-	if out.AllowPrivilegeEscalation == nil {
-		out.AllowPrivilegeEscalation = ptr.To(false)
-	}
-	if out.RunAsNonRoot == nil {
-		out.RunAsNonRoot = ptr.To(true)
-	}
-	if out.ReadOnlyRootFilesystem == nil {
-		out.ReadOnlyRootFilesystem = ptr.To(true)
-	}
-	if out.SeccompProfile == nil {
-		out.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
-	}
-	if out.Capabilities == nil {
-		out.Capabilities = &corev1.Capabilities{}
-	}
-	hasAll := false
-	for _, c := range out.Capabilities.Drop {
-		if c == "ALL" {
-			hasAll = true
-		}
-	}
-	if !hasAll {
+	orDefault(&out.AllowPrivilegeEscalation, false)
+	orDefault(&out.RunAsNonRoot, true)
+	orDefault(&out.ReadOnlyRootFilesystem, true)
+	orDefault(&out.SeccompProfile, corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault})
+	orDefault(&out.Capabilities, corev1.Capabilities{})
+	if !slices.Contains(out.Capabilities.Drop, "ALL") {
 		out.Capabilities.Drop = append(out.Capabilities.Drop, "ALL")
 	}
 	return out
+}
+
+// orDefault sets *field to v when the user left it unset.
+func orDefault[T any](field **T, v T) {
+	if *field == nil {
+		*field = &v
+	}
 }

@@ -1,4 +1,4 @@
-package hybrid
+package specs
 
 import (
 	"context"
@@ -16,14 +16,12 @@ import (
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 )
 
-// InvalidSpecError is a spec the operator cannot turn into chart values. Its message names the
-// field and the fix; the Helm reconciler reports it as Irreconcilable.
-type InvalidSpecError struct {
-	Field   string
-	Message string
+// invalidSpec is a spec the operator cannot turn into chart values: a Problem whose message
+// starts with the field. The Helm reconciler reports it as Irreconcilable, the Go controller
+// as ConfigReady=False with reason RenderFailed.
+func invalidSpec(field, msg string) *Problem {
+	return &Problem{Reason: ReasonRenderFailed, Message: field + ": " + msg}
 }
-
-func (e *InvalidSpecError) Error() string { return e.Field + ": " + e.Message }
 
 // Translator turns a DittoServer into values of the dittoserver chart. It implements the
 // helm-operator-plugins values.Translator interface.
@@ -36,7 +34,7 @@ type Translator struct {
 func (t Translator) Translate(_ context.Context, u *unstructured.Unstructured) (chartutil.Values, error) {
 	ds := &v1alpha1.DittoServer{}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, ds); err != nil {
-		return nil, &InvalidSpecError{Field: "spec", Message: fmt.Sprintf("cannot be read as a DittoServer: %v", err)}
+		return nil, invalidSpec("spec", fmt.Sprintf("cannot be read as a DittoServer: %v", err))
 	}
 	return TranslateValues(t.Chart, ds)
 }
@@ -48,7 +46,7 @@ func TranslateValues(chrt *chart.Chart, ds *v1alpha1.DittoServer) (chartutil.Val
 	if ds.Spec.ChartValues != nil && len(ds.Spec.ChartValues.Raw) > 0 {
 		var extra map[string]any
 		if err := json.Unmarshal(ds.Spec.ChartValues.Raw, &extra); err != nil {
-			return nil, &InvalidSpecError{Field: "spec.chartValues", Message: fmt.Sprintf("must be an object: %v", err)}
+			return nil, invalidSpec("spec.chartValues", fmt.Sprintf("must be an object: %v", err))
 		}
 		vals = chartutil.MergeTables(extra, vals)
 	}
@@ -57,14 +55,12 @@ func TranslateValues(chrt *chart.Chart, ds *v1alpha1.DittoServer) (chartutil.Val
 		// check the result against values.schema.json.
 		coalesced, err := chartutil.CoalesceValues(chrt, vals)
 		if err != nil {
-			return nil, &InvalidSpecError{Field: "spec.chartValues", Message: "cannot be merged with the chart defaults: " + oneLine(err.Error())}
+			return nil, invalidSpec("spec.chartValues", "cannot be merged with the chart defaults: "+oneLine(err.Error()))
 		}
 		vals = coalesced
 		if err := chartutil.ValidateAgainstSchema(chrt, vals); err != nil {
-			return nil, &InvalidSpecError{
-				Field:   "spec.chartValues",
-				Message: fmt.Sprintf("the merged chart values do not match the chart's values.schema.json; fix or remove the offending keys: %s", oneLine(err.Error())),
-			}
+			return nil, invalidSpec("spec.chartValues", fmt.Sprintf(
+				"the merged chart values do not match the chart's values.schema.json; fix or remove the offending keys: %s", oneLine(err.Error())))
 		}
 	}
 	return vals, nil
@@ -142,18 +138,6 @@ func databaseConfig(s *v1alpha1.DittoServerSpec) map[string]any {
 		return map[string]any{"type": v1alpha1.DatabasePostgres}
 	}
 	return map[string]any{"type": v1alpha1.DatabaseSQLite}
-}
-
-// UsesPostgres reports whether the server runs on PostgreSQL: Percona, a postgresSecretRef
-// (which wins over type sqlite), or type postgres.
-func UsesPostgres(s *v1alpha1.DittoServerSpec) bool {
-	if s.PerconaEnabled() {
-		return true
-	}
-	if s.Database == nil {
-		return false
-	}
-	return s.Database.PostgresSecretRef != nil || s.Database.Type == v1alpha1.DatabasePostgres
 }
 
 // ApplyOverrides sets watches.yaml overrideValues into the spec of a DittoServer, exactly as the

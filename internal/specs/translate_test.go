@@ -1,8 +1,7 @@
-package hybrid
+package specs
 
 import (
 	"encoding/json"
-	"errors"
 	"sort"
 	"strings"
 	"testing"
@@ -17,7 +16,7 @@ import (
 )
 
 // knownConfigKeys are the top-level sections DittoFS v0.29.0 reads from its config file
-// (ARCHITECTURE §4.1). Anything else is ignored by the server with a warning.
+// (docs/ARCHITECTURE.md, "The DittoFS contract"). Anything else is ignored by the server with a warning.
 var knownConfigKeys = map[string]bool{
 	"logging": true, "shutdown_timeout": true, "database": true, "controlplane": true, "admin": true,
 	"metrics": true, "gc": true, "snapshot": true, "blockstore": true, "metadata": true,
@@ -119,9 +118,10 @@ func TestChartValues(t *testing.T) {
 		t.Run("rejected: "+name, func(t *testing.T) {
 			ds := server(func(s *v1alpha1.DittoServerSpec) { s.ChartValues = chartValues(t, values) })
 			_, err := testRenderer(t).Render(ds)
-			var invalid *InvalidSpecError
-			require.True(t, errors.As(err, &invalid), "got %v", err)
-			assert.Equal(t, "spec.chartValues", invalid.Field)
+			problem, ok := AsProblem(err)
+			require.True(t, ok, "got %v", err)
+			assert.Equal(t, ReasonRenderFailed, problem.Reason)
+			assert.True(t, strings.HasPrefix(problem.Message, "spec.chartValues: "), "the message names the field: %s", problem.Message)
 			assert.Contains(t, err.Error(), "values.schema.json")
 		})
 	}
@@ -169,8 +169,7 @@ func FuzzTranslate(f *testing.F) {
 		}
 		rendered, err := r.Render(ds)
 		if err != nil {
-			var invalid *InvalidSpecError
-			if !errors.As(err, &invalid) && !strings.Contains(err.Error(), "overrideValues") {
+			if _, ok := AsProblem(err); !ok && !strings.Contains(err.Error(), "overrideValues") {
 				t.Fatalf("non-user error for spec %s: %v", spec, err)
 			}
 			return

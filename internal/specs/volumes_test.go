@@ -1,4 +1,4 @@
-package hybrid
+package specs
 
 import (
 	"testing"
@@ -38,12 +38,21 @@ func TestGrownClaims(t *testing.T) {
 		"default class both sides": {sts("", "10Gi"), sts("", "11Gi"), []string{"metadata"}, true},
 	}
 	for name, c := range cases {
-		grown, only := grownClaims(c.existing, c.desired)
+		grown, only := GrownClaims(c.existing, c.desired)
 		assert.Equal(t, c.onlyGrowth, only, name)
 		var names []string
 		for n := range grown {
 			names = append(names, n)
 		}
 		assert.ElementsMatch(t, c.grown, names, name)
+	}
+}
+
+func TestSizeField(t *testing.T) {
+	for tpl, field := range map[string]string{
+		VolumeMetadata: "spec.storage.metadataSize", VolumeCache: "spec.storage.cacheSize",
+		VolumeControlPlane: "spec.storage.controlPlaneSize", VolumeContent: "spec.storage.contentSize",
+	} {
+		assert.Equal(t, field, SizeField(tpl))
 	}
 }

@@ -1,4 +1,8 @@
-package hybrid
+// Package validation checks a DittoServer against the cluster: StorageClasses, the Percona CRD,
+// referenced Secrets, ports and fields that have no effect. The optional validating webhook and
+// the Go controller's guard call the same Validate, so a cluster without webhooks gets the same
+// answer as a condition and an event.
+package validation
 
 import (
 	"context"
@@ -10,15 +14,12 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
-
-// PerconaGVK is the PostgreSQL cluster kind of the Percona operator.
-var PerconaGVK = schema.GroupVersionKind{Group: "pgv2.percona.com", Version: "v2", Kind: "PerconaPGCluster"}
 
 // Findings is the outcome of validating a DittoServer against the cluster: errors block the
 // server, warnings are reported and do not.
@@ -40,15 +41,14 @@ const PerconaCRDMissingMessage = "spec.percona.enabled is true but the Percona P
 // PostgresSecretIgnoredMessage is the warning for a postgresSecretRef that Percona overrides.
 const PostgresSecretIgnoredMessage = "spec.database.postgresSecretRef is ignored while spec.percona.enabled is true: the server uses the Percona cluster; remove one of them"
 
-// WithoutPerconaCRD returns the errors other than the missing Percona CRD.
-func (f Findings) WithoutPerconaCRD() []string {
-	var out []string
-	for _, e := range f.Errors {
-		if !f.PerconaCRDMissing || e != PerconaCRDMissingMessage {
-			out = append(out, e)
-		}
+// Blocking is the Problem that keeps the server from rolling out: every error, as one
+// InvalidSpec message. A missing Percona CRD alone does not block (the reconciler reports it as
+// DatabaseReady=False and waits for the CRD); with other errors it is listed with them.
+func (f Findings) Blocking() *specs.Problem {
+	if len(f.Errors) == 0 || (f.PerconaCRDMissing && len(f.Errors) == 1) {
+		return nil
 	}
-	return out
+	return &specs.Problem{Reason: specs.ReasonInvalidSpec, Message: strings.Join(f.Errors, "; ")}
 }
 
 // Validator runs the checks that need cluster state. The validating webhook and the
@@ -117,7 +117,7 @@ func (v *Validator) storageClassExists(ctx context.Context, field, name string, 
 
 // PerconaInstalled reports whether the API server serves the PerconaPGCluster kind.
 func (v *Validator) PerconaInstalled() (bool, error) {
-	_, err := v.Mapper.RESTMapping(PerconaGVK.GroupKind(), PerconaGVK.Version)
+	_, err := v.Mapper.RESTMapping(specs.PerconaGVK.GroupKind(), specs.PerconaGVK.Version)
 	if err == nil {
 		return true, nil
 	}
@@ -163,8 +163,8 @@ func (v *Validator) checkSecrets(ctx context.Context, ds *v1alpha1.DittoServer, 
 			f.Warnings = append(f.Warnings, fmt.Sprintf("%s: Secret %s has no key %q yet", r.field, r.name, r.key))
 			continue
 		}
-		if r.field == "spec.identity.jwt.secretRef" && len(strings.TrimSpace(string(value))) < JWTSecretMinLength {
-			f.Warnings = append(f.Warnings, fmt.Sprintf("%s: Secret %s key %q holds fewer than %d characters; DittoFS refuses to start with it", r.field, r.name, r.key, JWTSecretMinLength))
+		if r.field == "spec.identity.jwt.secretRef" && len(strings.TrimSpace(string(value))) < specs.JWTSecretMinLength {
+			f.Warnings = append(f.Warnings, fmt.Sprintf("%s: Secret %s key %q holds fewer than %d characters; DittoFS refuses to start with it", r.field, r.name, r.key, specs.JWTSecretMinLength))
 		}
 	}
 	return nil
@@ -206,7 +206,7 @@ func NoEffectFields(s *v1alpha1.DittoServerSpec) []string {
 	}
 	if smb := s.SMB; smb != nil {
 		// spec.smb.maxConnections is applied as the SMB adapter's max_connections setting
-		// through the REST API (controlplane.go).
+		// through the REST API (internal/controlplane).
 		if smb.MaxRequestsPerConnection != nil {
 			fields = append(fields, "spec.smb.maxRequestsPerConnection")
 		}

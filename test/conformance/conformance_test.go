@@ -20,14 +20,14 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // PostgreSQL roles and databases of the cases.
 const (
 	uriUser      = "ditto_uri"
 	uriDB        = "dittofs_uri"
-	perconaUser  = hybrid.PerconaUser
+	perconaUser  = specs.PerconaUser
 	perconaDB    = "dittofs"
 	downUser     = "ditto_down"
 	downDB       = "dittofs_down"
@@ -146,7 +146,7 @@ func withoutEnv(name string) func(c *corev1.Container) {
 func waitScript(t *testing.T, p *pod, script string, limit time.Duration) (int, time.Duration, string) {
 	t.Helper()
 	env := []string{"PATH=" + postgresBinDir(t) + ":" + imagePath}
-	for _, name := range []string{hybrid.EnvPostgresHost, hybrid.EnvPostgresPort, hybrid.EnvPostgresUser} {
+	for _, name := range []string{specs.EnvPostgresHost, specs.EnvPostgresPort, specs.EnvPostgresUser} {
 		v, ok := p.envValue(name)
 		require.True(t, ok, "the pod env has no %s", name)
 		env = append(env, name+"="+v)
@@ -229,7 +229,7 @@ func TestOperandConformance(t *testing.T) {
 			})
 			p := preparePod(t, sb, podCase{name: "postgres-uri-secret", ds: ds, secrets: secretData{"pg-uri": {"uri": uri}}})
 			// The operator-owned Secret holds the decoded password and the pod env reads it.
-			pw, _ := p.envValue(hybrid.EnvPostgresPassword)
+			pw, _ := p.envValue(specs.EnvPostgresPassword)
 			require.Equal(t, uriPassword, pw)
 			res.add(exercise(t, p))
 		})
@@ -243,10 +243,10 @@ func TestOperandConformance(t *testing.T) {
 			})
 			p := preparePod(t, sb, podCase{
 				name: "percona-user-secret", ds: ds,
-				secrets: secretData{hybrid.PerconaUserSecretName(ds): perconaUserSecret(pg.port, perconaPassword)},
+				secrets: secretData{specs.PerconaUserSecretName(ds): perconaUserSecret(pg.port, perconaPassword)},
 			})
 			require.Len(t, p.inits, 1, "a server on Percona waits for PostgreSQL in an init container")
-			mode, _ := p.envValue(hybrid.EnvPostgresSSLMode)
+			mode, _ := p.envValue(specs.EnvPostgresSSLMode)
 			require.Equal(t, "require", mode)
 			r := exercise(t, p)
 			res.add(r)
@@ -261,15 +261,15 @@ func TestOperandConformance(t *testing.T) {
 			})
 			p := preparePod(t, sb, podCase{
 				name: "percona-without-sslmode", ds: ds,
-				secrets:   secretData{hybrid.PerconaUserSecretName(ds): perconaUserSecret(pg.port, perconaPassword)},
-				container: withoutEnv(hybrid.EnvPostgresSSLMode),
+				secrets:   secretData{specs.PerconaUserSecretName(ds): perconaUserSecret(pg.port, perconaPassword)},
+				container: withoutEnv(specs.EnvPostgresSSLMode),
 			})
 			code, took := expectBootFailure(t, p, 30*time.Second)
 			res.add(caseResult{name: p.name, note: fmt.Sprintf("exits %d after %s (sslmode defaults to disable; TLS-only server refuses)", code, took.Round(time.Millisecond))})
 		})
 
 		t.Run("probes-with-database-down", func(t *testing.T) {
-			// ARCHITECTURE §4.1: both probes answer 200 while the API listens, even with the DB
+			// Both probes answer 200 while the API listens, even with the DB
 			// down (liveness only reports it). Last subtest: it stops PostgreSQL.
 			pg.createLogin(t, downUser, downPassword, downDB)
 			uri := fmt.Sprintf("postgres://%s:%s@127.0.0.1:%d/%s?sslmode=disable", downUser, percentEncodeAll(downPassword), pg.port, downDB)
@@ -314,9 +314,9 @@ func TestOperandConformance(t *testing.T) {
 		res.add(caseResult{name: p.name, note: fmt.Sprintf("exits %d after %s (no retry: the reason for the init wait)", code, took.Round(time.Millisecond))})
 
 		// The init container's wait gives up after its bound.
-		script := hybrid.PostgresWaitScript()
-		require.Contains(t, script, "+ "+strconv.Itoa(hybrid.PostgresWaitTimeoutSeconds)+" ))", "the wait is bounded at %d s", hybrid.PostgresWaitTimeoutSeconds)
-		code, waited, out := waitScript(t, p, hybrid.PostgresWaitScriptWithTimeout(3), 20*time.Second)
+		script := specs.PostgresWaitScript()
+		require.Contains(t, script, "+ "+strconv.Itoa(specs.PostgresWaitTimeoutSeconds)+" ))", "the wait is bounded at %d s", specs.PostgresWaitTimeoutSeconds)
+		code, waited, out := waitScript(t, p, specs.PostgresWaitScriptWithTimeout(3), 20*time.Second)
 		assert.Equal(t, 1, code, out)
 		assert.GreaterOrEqual(t, waited, 3*time.Second, out)
 		assert.Less(t, waited, 12*time.Second, out)
@@ -325,7 +325,7 @@ func TestOperandConformance(t *testing.T) {
 	})
 }
 
-// perconaUserSecret is the user Secret a Percona cluster creates (ARCHITECTURE §4.2).
+// perconaUserSecret is the user Secret a Percona cluster creates (docs/PERCONA.md).
 func perconaUserSecret(port int, password string) map[string]string {
 	return map[string]string{
 		"host":     "127.0.0.1",

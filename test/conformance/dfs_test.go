@@ -23,7 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // dfsOutput runs a short dfs subcommand of the pod (same user, env and namespace) and returns
@@ -84,9 +84,9 @@ func (p *pod) checkConfig(t *testing.T) {
 	assert.Equal(t, bind, str("controlplane.host"), "effective controlplane.host")
 	assert.Equal(t, strconv.Itoa(int(p.ds.Spec.APIPort())), str("controlplane.port"), "effective controlplane.port")
 	assert.Equal(t, "stdout", str("logging.output"), "effective logging.output")
-	if hybrid.UsesPostgres(&p.ds.Spec) {
+	if specs.UsesPostgres(&p.ds.Spec) {
 		assert.Equal(t, "postgres", str("database.type"))
-		host, _ := p.envValue(hybrid.EnvPostgresHost)
+		host, _ := p.envValue(specs.EnvPostgresHost)
 		assert.Equal(t, host, str("database.postgres.host"), "the server must read the PostgreSQL host from the env")
 	} else {
 		assert.Equal(t, "sqlite", str("database.type"))
@@ -95,7 +95,7 @@ func (p *pod) checkConfig(t *testing.T) {
 		want, ok := p.mapPath(defaulted.Spec.Database.SQLite.Path)
 		require.True(t, ok)
 		assert.Equal(t, want, str("database.sqlite.path"), "the SQLite DB must be on the controlplane volume")
-		assert.True(t, strings.HasPrefix(want, p.mounts[hybrid.ControlPlaneMountPath]+"/"))
+		assert.True(t, strings.HasPrefix(want, p.mounts[specs.ControlPlaneMountPath]+"/"))
 	}
 	if p.ds.Spec.MetricsEnabled() {
 		assert.Equal(t, "true", str("metrics.enabled"))
@@ -137,7 +137,7 @@ func (p *pod) runInits(t *testing.T, label string) time.Duration {
 	for _, ic := range p.inits {
 		cmd := p.sb.command(ic.user, ic.env, ic.argv...)
 		pr := startProc(t, "init container "+ic.name+" of "+p.name+" "+label, cmd, filepath.Join(p.base, "init-"+ic.name+"-"+label+".log"))
-		limit := time.Duration(hybrid.PostgresWaitTimeoutSeconds+30) * time.Second
+		limit := time.Duration(specs.PostgresWaitTimeoutSeconds+30) * time.Second
 		code, done := pr.wait(limit)
 		require.True(t, done, "init container %s still runs after %s", ic.name, limit)
 		require.Equal(t, 0, code, "init container %s failed:\n%s", ic.name, pr.logTail(20))
@@ -310,9 +310,9 @@ func (p *pod) checkAdapters(t *testing.T, a *api) {
 	t.Logf("adapters: %+v", adapters)
 	nfs, ok := byType["nfs"]
 	require.True(t, ok, "no NFS adapter after first boot: %+v", adapters)
-	assert.Equal(t, hybrid.NFSAdapterPort, nfs.Port, "default NFS adapter port (ARCHITECTURE §4.1)")
+	assert.Equal(t, specs.NFSAdapterPort, nfs.Port, "default NFS adapter port")
 	if smb, ok := byType["smb"]; ok {
-		assert.Equal(t, hybrid.SMBAdapterPort, smb.Port, "default SMB adapter port (ARCHITECTURE §4.1)")
+		assert.Equal(t, specs.SMBAdapterPort, smb.Port, "default SMB adapter port")
 	}
 	// Each file port the container declares is served by the adapter on that port.
 	for _, name := range []string{"nfs", "smb"} {
@@ -372,9 +372,9 @@ const (
 // on the cache volume and a share using both.
 func (p *pod) createShare(t *testing.T, a *api) {
 	t.Helper()
-	metaPath, ok := p.mapPath(hybrid.MetadataMountPath + "/" + metaStoreName)
+	metaPath, ok := p.mapPath(specs.MetadataMountPath + "/" + metaStoreName)
 	require.True(t, ok)
-	blockPath, ok := p.mapPath(hybrid.CacheMountPath + "/blocks")
+	blockPath, ok := p.mapPath(specs.CacheMountPath + "/blocks")
 	require.True(t, ok)
 	cfg := func(path string) string {
 		b, _ := json.Marshal(map[string]string{"path": path})

@@ -21,7 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // keySet is the key paths of a config tree: leaves, every node, and "open" nodes (empty maps in
@@ -118,7 +118,7 @@ func referenceKeys(t testing.TB) keySet {
 	return refKeys
 }
 
-// requiredKeysPresent checks the keys the pod cannot work without (ARCHITECTURE §4.1): the API
+// requiredKeysPresent checks the keys the pod cannot work without (docs/ARCHITECTURE.md, "The DittoFS contract"): the API
 // bind (else it listens on 127.0.0.1:8080, out of reach of Services and probes), the log output
 // (else a file under $HOME), the database type, and for SQLite the database path (else an
 // ephemeral file that loses every store and share on restart); the metrics bind when enabled.
@@ -142,7 +142,7 @@ func requiredKeysPresent(tree map[string]any) error {
 	return nil
 }
 
-// renderFacts checks the values §4.1 requires and §4.4 forbids in the ConfigMap.
+// renderFacts checks the values the DittoFS contract requires in the ConfigMap, and the Secrets it must never hold.
 func renderFacts(tree map[string]any, ds *v1alpha1.DittoServer) []string {
 	var bad []string
 	want := func(path, value string) {
@@ -155,11 +155,11 @@ func renderFacts(tree map[string]any, ds *v1alpha1.DittoServer) []string {
 	want("controlplane.port", fmt.Sprint(ds.Spec.APIPort()))
 	want("logging.output", "stdout")
 	want("controlplane.require_initial_password_change", "false")
-	if hybrid.UsesPostgres(&ds.Spec) {
+	if specs.UsesPostgres(&ds.Spec) {
 		want("database.type", v1alpha1.DatabasePostgres)
 	} else {
 		want("database.type", v1alpha1.DatabaseSQLite)
-		if v, _ := lookup(tree, "database.sqlite.path"); !strings.HasPrefix(fmt.Sprint(v), hybrid.ControlPlaneMountPath+"/") {
+		if v, _ := lookup(tree, "database.sqlite.path"); !strings.HasPrefix(fmt.Sprint(v), specs.ControlPlaneMountPath+"/") {
 			bad = append(bad, fmt.Sprintf("database.sqlite.path = %v is not on the controlplane volume", v))
 		}
 	}
@@ -170,7 +170,7 @@ func renderFacts(tree map[string]any, ds *v1alpha1.DittoServer) []string {
 	}
 	for _, secret := range []string{"controlplane.secret", "controlplane.jwt.secret", "database.postgres.password", "database.postgres.user", "admin.password", "admin.password_hash"} {
 		if _, ok := lookup(tree, secret); ok {
-			bad = append(bad, secret+" must never be in the ConfigMap (§4.4)")
+			bad = append(bad, secret+" must never be in the ConfigMap (it reaches the pod from its Secret, as env)")
 		}
 	}
 	return bad
@@ -242,10 +242,10 @@ func offlineValidate(t testing.TB, configYAML string, env []string) (string, int
 // offlineEnv is the env a rendered config needs to validate: the JWT secret, and PostgreSQL
 // settings for PostgreSQL servers.
 func offlineEnv(ds *v1alpha1.DittoServer) []string {
-	env := []string{hybrid.EnvJWTSecret + "=" + strings.Repeat("j", 48), hybrid.EnvAdminPassword + "=pw"}
-	if hybrid.UsesPostgres(&ds.Spec) {
-		env = append(env, hybrid.EnvPostgresHost+"=db.example", hybrid.EnvPostgresPort+"=5432",
-			hybrid.EnvPostgresDatabase+"=dittofs", hybrid.EnvPostgresUser+"=dittofs", hybrid.EnvPostgresPassword+"=pw")
+	env := []string{specs.EnvJWTSecret + "=" + strings.Repeat("j", 48), specs.EnvAdminPassword + "=pw"}
+	if specs.UsesPostgres(&ds.Spec) {
+		env = append(env, specs.EnvPostgresHost+"=db.example", specs.EnvPostgresPort+"=5432",
+			specs.EnvPostgresDatabase+"=dittofs", specs.EnvPostgresUser+"=dittofs", specs.EnvPostgresPassword+"=pw")
 	}
 	return env
 }
@@ -255,7 +255,7 @@ func offlineEnv(ds *v1alpha1.DittoServer) []string {
 func mapConfigToTemp(t testing.TB, cfg string) string {
 	dir := t.TempDir()
 	out, _, err := rewriteConfigPaths(cfg, func(p string) (string, bool) {
-		for _, m := range []string{hybrid.ControlPlaneMountPath, hybrid.MetadataMountPath, hybrid.CacheMountPath, hybrid.ContentMountPath, hybrid.TmpMountPath} {
+		for _, m := range []string{specs.ControlPlaneMountPath, specs.MetadataMountPath, specs.CacheMountPath, specs.ContentMountPath, specs.TmpMountPath} {
 			if p == m || strings.HasPrefix(p, m+"/") {
 				return filepath.Join(dir, p), true
 			}
@@ -342,7 +342,7 @@ func TestKeyContractCatchesRegressions(t *testing.T) {
 	})
 
 	t.Run("paths outside the volumes", func(t *testing.T) {
-		bad := strings.Replace(cfg, hybrid.ControlPlaneMountPath+"/", "/var/lib/dittofs/", 1)
+		bad := strings.Replace(cfg, specs.ControlPlaneMountPath+"/", "/var/lib/dittofs/", 1)
 		require.NotEqual(t, cfg, bad)
 		_, _, err := rewriteConfigPaths(bad, func(p string) (string, bool) {
 			return "/x" + p, strings.HasPrefix(p, "/data/")

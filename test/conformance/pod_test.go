@@ -4,10 +4,8 @@ package conformance
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -24,21 +22,21 @@ import (
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	charts "github.com/dittofs/dittofs-operator/helm-charts"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 var (
 	rendererOnce sync.Once
-	renderer     *hybrid.Renderer
+	renderer     *specs.Renderer
 	rendererErr  error
 )
 
 // operatorRenderer is the operator's own renderer over the embedded chart.
-func operatorRenderer(t testing.TB) *hybrid.Renderer {
+func operatorRenderer(t testing.TB) *specs.Renderer {
 	t.Helper()
 	rendererOnce.Do(func() {
-		chrt, err := hybrid.LoadChart(charts.FS, "helm-charts/dittoserver")
-		renderer, rendererErr = &hybrid.Renderer{Chart: chrt}, err
+		chrt, err := specs.LoadChart(charts.FS, "helm-charts/dittoserver")
+		renderer, rendererErr = &specs.Renderer{Chart: chrt}, err
 	})
 	require.NoError(t, rendererErr)
 	return renderer
@@ -93,17 +91,11 @@ func newDittoServer(name string, mutate func(s *v1alpha1.DittoServerSpec)) *v1al
 	return ds
 }
 
-const passwordAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
-
-// randomString mirrors the operator's generated-secret alphabet (internal/hybrid/secrets.go).
+// randomString is a value as the operator generates it.
 func randomString(t testing.TB, n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		v, err := rand.Int(rand.Reader, big.NewInt(int64(len(passwordAlphabet))))
-		require.NoError(t, err)
-		b[i] = passwordAlphabet[v.Int64()]
-	}
-	return string(b)
+	s, err := specs.RandomString(n)
+	require.NoError(t, err)
+	return s
 }
 
 // preparePod renders the case through the operator's code path and lays the pod out on disk.
@@ -114,7 +106,7 @@ func preparePod(t *testing.T, sb *sandbox, c podCase) *pod {
 	require.NoError(t, err, "rendering the chart")
 	cm, err := rendered.ConfigMap()
 	require.NoError(t, err)
-	require.Equal(t, hybrid.ConfigMapName(ds), cm.Name)
+	require.Equal(t, specs.ConfigMapName(ds), cm.Name)
 	cfg, err := rendered.ConfigYAML()
 	require.NoError(t, err)
 
@@ -131,36 +123,30 @@ func preparePod(t *testing.T, sb *sandbox, c podCase) *pod {
 	// Secrets: the user's, or the ones the operator generates (same names, keys and shape as
 	// internal/hybrid/secrets.go: JWT 48 characters, admin username/password).
 	spec := ds.Spec
-	var jwt, admin hybrid.SecretKey
-	if spec.Identity != nil && spec.Identity.JWT != nil && spec.Identity.JWT.SecretRef != nil {
-		jwt = hybrid.SecretKey{Name: spec.Identity.JWT.SecretRef.Name, Key: spec.Identity.JWT.SecretRef.Key}
-	} else {
-		jwt = hybrid.SecretKey{Name: hybrid.JWTSecretName(ds), Key: hybrid.JWTSecretKey}
-		p.secrets[jwt.Name] = map[string]string{hybrid.JWTSecretKey: randomString(t, 48)}
+	jwt, admin := specs.JWTSecretRef(ds), specs.AdminSecretRef(ds)
+	if jwt.Name == specs.JWTSecretName(ds) {
+		p.secrets[jwt.Name] = map[string]string{specs.JWTSecretKey: randomString(t, 48)}
 	}
-	if spec.Identity != nil && spec.Identity.Admin != nil && spec.Identity.Admin.PasswordSecretRef != nil {
-		admin = hybrid.SecretKey{Name: spec.Identity.Admin.PasswordSecretRef.Name, Key: spec.Identity.Admin.PasswordSecretRef.Key}
-	} else {
-		admin = hybrid.SecretKey{Name: hybrid.AdminSecretName(ds), Key: hybrid.AdminPasswordKey}
+	if admin.Name == specs.AdminSecretName(ds) {
 		p.secrets[admin.Name] = map[string]string{
-			hybrid.AdminUsernameKey: hybrid.DefaultAdminUser, hybrid.AdminPasswordKey: randomString(t, 24),
+			specs.AdminUsernameKey: specs.DefaultAdminUser, specs.AdminPasswordKey: randomString(t, 24),
 		}
 	}
-	p.adminUser = hybrid.DefaultAdminUser
-	if u, ok := p.secrets[admin.Name][hybrid.AdminUsernameKey]; ok {
-		require.Equal(t, hybrid.DefaultAdminUser, u, "DittoFS v0.29.0's admin is always %q", hybrid.DefaultAdminUser)
+	p.adminUser = specs.DefaultAdminUser
+	if u, ok := p.secrets[admin.Name][specs.AdminUsernameKey]; ok {
+		require.Equal(t, specs.DefaultAdminUser, u, "DittoFS v0.29.0's admin is always %q", specs.DefaultAdminUser)
 	}
 	p.adminPassword = p.secrets[admin.Name][admin.Key]
 	require.NotEmpty(t, p.adminPassword, "admin Secret %s key %s", admin.Name, admin.Key)
 
-	// The operator-owned Secret with the discrete PostgreSQL settings (controller.go).
+	// The operator-owned Secret with the discrete PostgreSQL settings (internal/hybrid/secrets.go).
 	postgresSecret := ""
 	if db := spec.Database; db != nil && db.PostgresSecretRef != nil && !spec.PerconaEnabled() {
 		uri, ok := p.secrets[db.PostgresSecretRef.Name][db.PostgresSecretRef.Key]
 		require.True(t, ok, "case Secret %s key %s", db.PostgresSecretRef.Name, db.PostgresSecretRef.Key)
-		settings, err := hybrid.ParsePostgresURI(uri)
+		settings, err := specs.ParsePostgresURI(uri)
 		require.NoError(t, err)
-		postgresSecret = hybrid.PostgresEnvSecretName(ds)
+		postgresSecret = specs.PostgresEnvSecretName(ds)
 		p.secrets[postgresSecret] = settings
 	}
 
@@ -168,12 +154,12 @@ func preparePod(t *testing.T, sb *sandbox, c podCase) *pod {
 	// the cluster is ready).
 	perconaSecret := ""
 	if spec.PerconaEnabled() {
-		perconaSecret = hybrid.PerconaUserSecretName(ds)
+		perconaSecret = specs.PerconaUserSecretName(ds)
 		require.Contains(t, p.secrets, perconaSecret, "the case must provide the Percona user Secret")
 	}
 
-	p.sts = hybrid.DesiredStatefulSet(ds, hybrid.StatefulSetInputs{
-		Image: hybrid.DefaultImage(), ConfigHash: hybrid.ConfigHash(cfg, nil),
+	p.sts = specs.DesiredStatefulSet(ds, specs.StatefulSetInputs{
+		Image: specs.DefaultImage(), ConfigHash: specs.ConfigHash(cfg, nil),
 		JWTSecret: jwt, AdminPassword: admin, PostgresSecret: postgresSecret, PerconaSecret: perconaSecret,
 	})
 	podSpec := p.sts.Spec.Template.Spec
@@ -221,7 +207,7 @@ func preparePod(t *testing.T, sb *sandbox, c podCase) *pod {
 
 	// The ConfigMap's files, with paths rewritten only by the mount mapping.
 	for key, value := range cm.Data {
-		if key == hybrid.ConfigFileName {
+		if key == specs.ConfigFileName {
 			mapped, rewrites, err := rewriteConfigPaths(value, p.mapPath)
 			require.NoError(t, err)
 			for _, r := range rewrites {
@@ -237,12 +223,12 @@ func preparePod(t *testing.T, sb *sandbox, c podCase) *pod {
 		p.inits = append(p.inits, p.prepareInit(t, &podSpec.InitContainers[i]))
 	}
 
-	require.Equal(t, []string{hybrid.DittoFSBinary}, p.container.Command, "container command")
+	require.Equal(t, []string{specs.DittoFSBinary}, p.container.Command, "container command")
 	p.argv = []string{dfsBin}
 	for _, a := range p.container.Args {
 		p.argv = append(p.argv, p.mapArg(a))
 	}
-	p.configPath = p.mapArg(hybrid.ConfigMountPath + "/" + hybrid.ConfigFileName)
+	p.configPath = p.mapArg(specs.ConfigMountPath + "/" + specs.ConfigFileName)
 	require.FileExists(t, p.configPath)
 	require.Contains(t, p.argv, p.configPath, "the container args must point dfs at the mounted config")
 	return p

@@ -16,9 +16,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/controlplane"
 	"github.com/dittofs/dittofs-operator/internal/dittoapi"
 	"github.com/dittofs/dittofs-operator/internal/dittoapi/dfstest"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
@@ -49,7 +50,7 @@ func quiesce(t *testing.T, url string) (total, writes int, detail string) {
 }
 
 func configHashOf(t *testing.T, ns string) string {
-	return testenv.GetStatefulSet(t, k8s, ns, "files").Spec.Template.Annotations[hybrid.AnnotationConfigHash]
+	return testenv.GetStatefulSet(t, k8s, ns, "files").Spec.Template.Annotations[specs.AnnotationConfigHash]
 }
 
 // markReady plays the StatefulSet controller after a rollout until the server is Ready.
@@ -58,7 +59,7 @@ func markReady(t *testing.T, ns, name string) {
 	testenv.Eventually(t, name+" Ready after the rollout", func() error {
 		testenv.MarkStatefulSetReady(t, k8s, ns, name)
 		ds := testenv.GetServer(t, k8s, ns, name)
-		if c := testenv.Condition(ds, hybrid.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+		if c := testenv.Condition(ds, specs.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
 			return fmt.Errorf("Ready: %v", c)
 		}
 		return nil
@@ -86,17 +87,17 @@ func TestProvisioning(t *testing.T) {
 	})
 	testenv.GetStatefulSet(t, k8s, ns, "files")
 	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
-	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionTrue, hybrid.ReasonControlPlaneApplied)
-	waitCondition(t, ns, "files", hybrid.ConditionStorageReady, metav1.ConditionTrue, hybrid.ReasonStoreHealthy)
-	waitCondition(t, ns, "files", hybrid.ConditionReady, metav1.ConditionTrue, "")
+	waitCondition(t, ns, "files", specs.ConditionControlPlaneReady, metav1.ConditionTrue, specs.ReasonControlPlaneApplied)
+	waitCondition(t, ns, "files", specs.ConditionStorageReady, metav1.ConditionTrue, specs.ReasonStoreHealthy)
+	waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionTrue, "")
 	t.Logf("Ready with control plane applied %s after create", time.Since(start).Round(time.Millisecond))
 
 	admin := be.dfs.Admin(t)
-	sh, err := admin.GetShare(ctx(), hybrid.DefaultShareName)
+	sh, err := admin.GetShare(ctx(), specs.DefaultShareName)
 	require.NoError(t, err)
 	require.NotNil(t, sh.RemoteBlockStoreID)
 	assert.Equal(t, "read-write", sh.DefaultPermission)
-	store, err := admin.GetBlockStore(ctx(), dittoapi.BlockRemote, hybrid.S3StoreName)
+	store, err := admin.GetBlockStore(ctx(), dittoapi.BlockRemote, specs.S3StoreName)
 	require.NoError(t, err)
 	cfg := store.ConfigMap()
 	assert.Equal(t, "http://"+s3.Endpoint, cfg["endpoint"], "scheme added")
@@ -112,14 +113,14 @@ func TestProvisioning(t *testing.T) {
 	set, err := admin.GetAdapterSettings(ctx(), "smb")
 	require.NoError(t, err)
 	assert.EqualValues(t, 77, set["max_connections"])
-	u, err := admin.GetUser(ctx(), hybrid.OperatorUsername)
+	u, err := admin.GetUser(ctx(), specs.OperatorUsername)
 	require.NoError(t, err)
 	assert.Equal(t, "admin", u.Role)
 	assert.False(t, u.MustChangePassword)
 	opSecret := &corev1.Secret{}
 	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "files-operator-credentials"}, opSecret))
 	assert.NotEmpty(t, opSecret.Data["password"])
-	assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", hybrid.EventOperatorAccountProvisioned))
+	assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", specs.EventOperatorAccountProvisioned))
 
 	t.Run("steady state is read-only and bounded", func(t *testing.T) {
 		calls.reset(be.dfs.URL)
@@ -137,7 +138,7 @@ func TestProvisioning(t *testing.T) {
 		total, writes, detail := quiesce(t, be.dfs.URL)
 		t.Logf("after restart: %d calls (%s)", total, detail)
 		assert.Zero(t, writes, detail)
-		waitCondition(t, ns, "files", hybrid.ConditionReady, metav1.ConditionTrue, "")
+		waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionTrue, "")
 	})
 
 	t.Run("adapter port drift is restored", func(t *testing.T) {
@@ -155,7 +156,7 @@ func TestProvisioning(t *testing.T) {
 			}
 			return nil
 		})
-		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", hybrid.EventAdapterUpdated))
+		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", specs.EventAdapterUpdated))
 	})
 
 	t.Run("S3 credential rotation updates the store", func(t *testing.T) {
@@ -165,7 +166,7 @@ func TestProvisioning(t *testing.T) {
 		s.Data["accessKeyId"], s.Data["secretAccessKey"] = []byte("AKIA2"), []byte("secret-2")
 		require.NoError(t, k8s.Update(ctx(), s))
 		testenv.Eventually(t, "store carries the new key", func() error {
-			st, err := admin.GetBlockStore(ctx(), dittoapi.BlockRemote, hybrid.S3StoreName)
+			st, err := admin.GetBlockStore(ctx(), dittoapi.BlockRemote, specs.S3StoreName)
 			if err != nil {
 				return err
 			}
@@ -179,7 +180,7 @@ func TestProvisioning(t *testing.T) {
 		hash := func() string {
 			op := &corev1.Secret{}
 			require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "files-operator-credentials"}, op))
-			return op.Annotations[hybrid.AnnotationS3ConfigHash]
+			return op.Annotations[specs.AnnotationS3ConfigHash]
 		}
 		before := hash()
 		require.NotEmpty(t, before)
@@ -196,7 +197,7 @@ func TestProvisioning(t *testing.T) {
 		_, _, detail := calls.count(be.dfs.URL)
 		assert.Contains(t, detail, "PUT /api/v1/store/block/remote/s3")
 		assert.Equal(t, hashBefore, configHashOf(t, ns), "the configuration is unchanged")
-		waitCondition(t, ns, "files", hybrid.ConditionStorageReady, metav1.ConditionTrue, hybrid.ReasonStoreHealthy)
+		waitCondition(t, ns, "files", specs.ConditionStorageReady, metav1.ConditionTrue, specs.ReasonStoreHealthy)
 
 		// DittoFS v0.29.0 keeps the S3 client it built for a running share: without a restart,
 		// uploads after the PUT are still signed with the old key (seen here before the
@@ -205,14 +206,14 @@ func TestProvisioning(t *testing.T) {
 		op := &corev1.Secret{}
 		testenv.Eventually(t, "the pod template carries the store update", func() error {
 			require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "files-operator-credentials"}, op))
-			want := op.Annotations[hybrid.AnnotationRemoteStoreUpdated]
-			got := testenv.GetStatefulSet(t, k8s, ns, "files").Spec.Template.Annotations[hybrid.AnnotationRemoteStoreUpdated]
+			want := op.Annotations[specs.AnnotationRemoteStoreUpdated]
+			got := testenv.GetStatefulSet(t, k8s, ns, "files").Spec.Template.Annotations[specs.AnnotationRemoteStoreUpdated]
 			if want == "" || got != want {
 				return fmt.Errorf("pod template %q, operator Secret %q", got, want)
 			}
 			return nil
 		})
-		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", hybrid.EventRollingRestart), "the restart is announced")
+		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", specs.EventRollingRestart), "the restart is announced")
 		be.dfs.Restart(t)
 		markReady(t, ns, "files")
 
@@ -223,7 +224,7 @@ func TestProvisioning(t *testing.T) {
 		data := make([]byte, 3<<20)
 		_, err := rand.Read(data)
 		require.NoError(t, err)
-		writeOverSMB(t, be.smbPt, string(op.Data["username"]), string(op.Data["password"]), hybrid.DefaultShareName, "after-rotation.bin", data)
+		writeOverSMB(t, be.smbPt, string(op.Data["username"]), string(op.Data["password"]), specs.DefaultShareName, "after-rotation.bin", data)
 		var added int64
 		deadline := time.Now().Add(60 * time.Second) // DittoFS uploads blocks ~10 s after the last write
 		for time.Now().Before(deadline) {
@@ -247,21 +248,21 @@ func TestProvisioning(t *testing.T) {
 
 	t.Run("S3 store changed on the server: put back, no restart", func(t *testing.T) {
 		stamp := func() string {
-			return testenv.GetStatefulSet(t, k8s, ns, "files").Spec.Template.Annotations[hybrid.AnnotationRemoteStoreUpdated]
+			return testenv.GetStatefulSet(t, k8s, ns, "files").Spec.Template.Annotations[specs.AnnotationRemoteStoreUpdated]
 		}
 		before := stamp()
 		require.NotEmpty(t, before, "set by the rotation above")
-		st, err := admin.GetBlockStore(ctx(), dittoapi.BlockRemote, hybrid.S3StoreName)
+		st, err := admin.GetBlockStore(ctx(), dittoapi.BlockRemote, specs.S3StoreName)
 		require.NoError(t, err)
 		cfg := st.ConfigMap() // secret_access_key redacted; the server keeps the real one
 		cfg["region"] = "eu-west-3"
-		changed, err := admin.UpdateBlockStore(ctx(), dittoapi.BlockRemote, hybrid.S3StoreName, "s3", cfg)
+		changed, err := admin.UpdateBlockStore(ctx(), dittoapi.BlockRemote, specs.S3StoreName, "s3", cfg)
 		require.NoError(t, err)
 		require.Equal(t, "eu-west-3", changed.ConfigMap()["region"])
 		calls.reset(be.dfs.URL)
 		poke(t, ns, "s3")
 		testenv.Eventually(t, "region put back", func() error {
-			st, err := admin.GetBlockStore(ctx(), dittoapi.BlockRemote, hybrid.S3StoreName)
+			st, err := admin.GetBlockStore(ctx(), dittoapi.BlockRemote, specs.S3StoreName)
 			if err != nil {
 				return err
 			}
@@ -272,7 +273,7 @@ func TestProvisioning(t *testing.T) {
 		})
 		_, _, detail := calls.count(be.dfs.URL)
 		assert.Contains(t, detail, "PUT /api/v1/store/block/remote/s3", "put back by the operator")
-		waitCondition(t, ns, "files", hybrid.ConditionStorageReady, metav1.ConditionTrue, hybrid.ReasonStoreHealthy)
+		waitCondition(t, ns, "files", specs.ConditionStorageReady, metav1.ConditionTrue, specs.ReasonStoreHealthy)
 		assert.Equal(t, before, stamp(), "no restart for a store put back")
 	})
 
@@ -304,7 +305,7 @@ func TestProvisioning(t *testing.T) {
 		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) {
 			ds.Spec.Shares = []v1alpha1.ShareSpec{{Name: "/data", ReadOnly: true, DefaultPermission: "read-write"}}
 		})
-		waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionTrue, hybrid.ReasonControlPlaneApplied)
+		waitCondition(t, ns, "files", specs.ConditionControlPlaneReady, metav1.ConditionTrue, specs.ReasonControlPlaneApplied)
 		time.Sleep(time.Second)
 		assert.Contains(t, shares(), "/export", "not pruned without pruneShares")
 		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) { ds.Spec.PruneShares = true })
@@ -321,12 +322,12 @@ func TestProvisioning(t *testing.T) {
 
 	t.Run("wrong bucket: StorageReady=False with the server's message", func(t *testing.T) {
 		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) { ds.Spec.S3.Bucket = "no-such-bucket" })
-		ds := waitCondition(t, ns, "files", hybrid.ConditionStorageReady, metav1.ConditionFalse, "", "no-such-bucket")
-		c := testenv.Condition(ds, hybrid.ConditionStorageReady)
+		ds := waitCondition(t, ns, "files", specs.ConditionStorageReady, metav1.ConditionFalse, "", "no-such-bucket")
+		c := testenv.Condition(ds, specs.ConditionStorageReady)
 		t.Logf("StorageReady: %s: %s", c.Reason, c.Message)
-		waitCondition(t, ns, "files", hybrid.ConditionReady, metav1.ConditionFalse, "")
+		waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionFalse, "")
 		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) { ds.Spec.S3.Bucket = "ditto-bucket" })
-		waitCondition(t, ns, "files", hybrid.ConditionStorageReady, metav1.ConditionTrue, hybrid.ReasonStoreHealthy)
+		waitCondition(t, ns, "files", specs.ConditionStorageReady, metav1.ConditionTrue, specs.ReasonStoreHealthy)
 		markReady(t, ns, "files")
 	})
 }
@@ -345,13 +346,13 @@ func TestAdminPasswordChangedOutOfBand(t *testing.T) {
 	server(t, ns, "files", nil)
 	testenv.GetStatefulSet(t, k8s, ns, "files")
 	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
-	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionFalse, hybrid.ReasonAdminCredentialUnauthorized, "admin")
-	waitCondition(t, ns, "files", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonAdminCredentialUnauthorized)
+	waitCondition(t, ns, "files", specs.ConditionControlPlaneReady, metav1.ConditionFalse, specs.ReasonAdminCredentialUnauthorized, "admin")
+	waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonAdminCredentialUnauthorized)
 	calls.reset(be.dfs.URL)
 	time.Sleep(4 * time.Second)
 	total, _, detail := calls.count(be.dfs.URL)
 	assert.LessOrEqual(t, total, 1, "no retry loop: %s", detail)
-	events := testenv.Events(t, k8s, ns, "files", hybrid.EventAdminCredentialUnauthorized)
+	events := testenv.Events(t, k8s, ns, "files", specs.EventAdminCredentialUnauthorized)
 	assert.Len(t, events, 1, "one event")
 
 	s := &corev1.Secret{}
@@ -360,15 +361,15 @@ func TestAdminPasswordChangedOutOfBand(t *testing.T) {
 	require.NoError(t, k8s.Update(ctx(), s))
 	// The admin password is part of the pod's config hash: the pod rolls (played here).
 	markReady(t, ns, "files")
-	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionTrue, hybrid.ReasonControlPlaneApplied)
-	sh, err := admin.GetShare(ctx(), hybrid.DefaultShareName)
+	waitCondition(t, ns, "files", specs.ConditionControlPlaneReady, metav1.ConditionTrue, specs.ReasonControlPlaneApplied)
+	sh, err := admin.GetShare(ctx(), specs.DefaultShareName)
 	require.NoError(t, err)
 	assert.Nil(t, sh.RemoteBlockStoreID, "no spec.s3: local only")
 	smb, err := admin.GetAdapter(ctx(), "smb")
 	require.NoError(t, err)
 	assert.False(t, smb.Enabled, "spec.smb unset: the SMB adapter DittoFS starts by default is switched off")
 	assert.False(t, smb.Running)
-	assert.Nil(t, testenv.Condition(testenv.GetServer(t, k8s, ns, "files"), hybrid.ConditionStorageReady), "no StorageReady without spec.s3")
+	assert.Nil(t, testenv.Condition(testenv.GetServer(t, k8s, ns, "files"), specs.ConditionStorageReady), "no StorageReady without spec.s3")
 }
 
 // TestAPIUnreachable: the pod is Ready but its API does not answer the operator →
@@ -382,8 +383,8 @@ func TestAPIUnreachable(t *testing.T) {
 	server(t, ns, "files", nil)
 	testenv.GetStatefulSet(t, k8s, ns, "files")
 	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
-	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionUnknown, hybrid.ReasonAPIUnreachable, "did not answer")
-	ds := waitCondition(t, ns, "files", hybrid.ConditionReady, metav1.ConditionTrue, "", "did not answer")
+	waitCondition(t, ns, "files", specs.ConditionControlPlaneReady, metav1.ConditionUnknown, specs.ReasonAPIUnreachable, "did not answer")
+	ds := waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionTrue, "", "did not answer")
 
 	const nowhere = "http://127.0.0.1:1" // startManager's endpoint for a server without a dfs
 	calls.reset(nowhere)
@@ -391,15 +392,15 @@ func TestAPIUnreachable(t *testing.T) {
 	total, _, detail := quiesce(t, nowhere)
 	t.Logf("retry: %d calls (%s)", total, detail)
 	assert.Equal(t, ds.ResourceVersion, testenv.GetServer(t, k8s, ns, "files").ResourceVersion, "a failed retry writes no status")
-	events := testenv.Events(t, k8s, ns, "files", hybrid.EventControlPlaneUnreachable)
+	events := testenv.Events(t, k8s, ns, "files", specs.EventControlPlaneUnreachable)
 	require.Len(t, events, 1, "one event")
 	assert.Contains(t, events[0], "127.0.0.1:1", "the event has the address")
 	assert.Contains(t, events[0], "refused", "the event has the error")
 
 	startBackend(t, ns, "files")
 	poke(t, ns, "admin")
-	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionTrue, hybrid.ReasonControlPlaneApplied)
-	c := testenv.Condition(waitCondition(t, ns, "files", hybrid.ConditionReady, metav1.ConditionTrue, ""), hybrid.ConditionReady)
+	waitCondition(t, ns, "files", specs.ConditionControlPlaneReady, metav1.ConditionTrue, specs.ReasonControlPlaneApplied)
+	c := testenv.Condition(waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionTrue, ""), specs.ConditionReady)
 	assert.NotContains(t, c.Message, "did not answer")
 }
 
@@ -413,7 +414,7 @@ func TestTokenRefresh(t *testing.T) {
 	server(t, ns, "files", nil)
 	testenv.GetStatefulSet(t, k8s, ns, "files")
 	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
-	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionTrue, hybrid.ReasonControlPlaneApplied)
+	waitCondition(t, ns, "files", specs.ConditionControlPlaneReady, metav1.ConditionTrue, specs.ReasonControlPlaneApplied)
 	quiesce(t, be.dfs.URL) // the reconciles that provisioning's own writes trigger
 
 	calls.reset(be.dfs.URL)
@@ -422,7 +423,7 @@ func TestTokenRefresh(t *testing.T) {
 	t.Logf("reconcile with a token 45 s from expiry: %d calls (%s)", total, detail)
 	assert.Contains(t, detail, "POST /api/v1/auth/refresh", "the session is refreshed")
 	assert.NotContains(t, detail, "/api/v1/auth/login", "no new login")
-	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionTrue, hybrid.ReasonControlPlaneApplied)
+	waitCondition(t, ns, "files", specs.ConditionControlPlaneReady, metav1.ConditionTrue, specs.ReasonControlPlaneApplied)
 }
 
 // TestHangingAPI: an API that accepts connections and never answers holds the control-plane
@@ -438,7 +439,7 @@ func TestHangingAPI(t *testing.T) {
 	}))
 	defer hang.Close()
 	defer close(release)
-	mgr := startManager(t, func(o *hybrid.ControlPlaneOptions) { o.Budget = time.Second })
+	mgr := startManager(t, func(o *controlplane.Options) { o.Budget = time.Second })
 	defer mgr.Stop(t)
 	ns := newNamespace(t)
 	endpoints.Store(ns+"/files", hang.URL)
@@ -447,11 +448,11 @@ func TestHangingAPI(t *testing.T) {
 	testenv.GetStatefulSet(t, k8s, ns, "files")
 	start := time.Now()
 	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
-	waitCondition(t, ns, "files", hybrid.ConditionControlPlaneReady, metav1.ConditionUnknown, hybrid.ReasonAPIUnreachable)
+	waitCondition(t, ns, "files", specs.ConditionControlPlaneReady, metav1.ConditionUnknown, specs.ReasonAPIUnreachable)
 	took := time.Since(start)
 	t.Logf("ControlPlaneReady=Unknown %s after the pod became ready", took.Round(time.Millisecond))
 	assert.Less(t, took, 6*time.Second, "the step gave up after its 1 s budget, not after the 10 s call timeout")
-	events := testenv.Events(t, k8s, ns, "files", hybrid.EventControlPlaneUnreachable)
+	events := testenv.Events(t, k8s, ns, "files", specs.EventControlPlaneUnreachable)
 	require.Len(t, events, 1)
 	assert.Contains(t, events[0], "deadline exceeded")
 }

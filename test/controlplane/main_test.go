@@ -1,6 +1,6 @@
 // Package controlplane runs the operator (envtest) against the real DittoFS v0.29.0 server
 // and a fake S3 (gofakes3) on 127.0.0.1, through the control-plane resolver seam
-// (hybrid.ControlPlaneOptions): the API endpoint, the pod paths and the adapter ports of each
+// (controlplane.Options): the API endpoint, the pod paths and the adapter ports of each
 // DittoServer point at a dfs the test started.
 package controlplane
 
@@ -31,8 +31,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/controlplane"
 	"github.com/dittofs/dittofs-operator/internal/dittoapi/dfstest"
 	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/test/apiserver"
 	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
@@ -70,10 +72,10 @@ func ctx() context.Context { return context.Background() }
 
 // startManager runs the operator with the control-plane step on, resolved to the test's dfs
 // (or to endpoints[ns/name]); mutate adjusts the options.
-func startManager(t *testing.T, mutate ...func(*hybrid.ControlPlaneOptions)) *testenv.Manager {
+func startManager(t *testing.T, mutate ...func(*controlplane.Options)) *testenv.Manager {
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: calls}
 	return env.StartManager(t, func(o *hybrid.Options) {
-		o.ControlPlane = hybrid.ControlPlaneOptions{
+		o.ControlPlane = controlplane.Options{
 			HTTPClient: hc,
 			APIEndpoint: func(ds *v1alpha1.DittoServer, _ string) string {
 				if b, ok := servers.Load(ds.Namespace + "/" + ds.Name); ok {
@@ -204,7 +206,7 @@ var credentialRE = regexp.MustCompile(`Credential=([^/]+)/`)
 // fakeS3 starts gofakes3 with bucket and its proxy; both stop with the test.
 func fakeS3(t *testing.T, bucket string) *s3Fake {
 	t.Helper()
-	bin := filepath.Join(testenv.RepoRoot(), "bin", "tools", "gofakes3-v1.2.0")
+	bin := filepath.Join(apiserver.RepoRoot(), "bin", "tools", "gofakes3-v1.2.0")
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("gofakes3 missing (%s): run make test or make gofakes3", bin)
 	}

@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/test/apiserver"
 	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
@@ -165,9 +166,9 @@ func TestOperatorOnKwok(t *testing.T) {
 		t.Skip("e2e: skipped in -short mode")
 	}
 	start := time.Now()
-	root, err := filepath.Abs(testenv.RepoRoot())
+	root, err := filepath.Abs(apiserver.RepoRoot())
 	require.NoError(t, err)
-	bindir := filepath.Join(root, "bin", "k8s", testenv.K8sVersion)
+	bindir := filepath.Join(root, "bin", "k8s", apiserver.K8sVersion)
 	for _, b := range k8sBinaries {
 		if _, err := os.Stat(filepath.Join(bindir, b)); err != nil {
 			t.Skipf("e2e: %s is missing: build the Kubernetes test binaries first with `bash hack/build-k8s.sh` (make k8s-binaries)", filepath.Join(bindir, b))
@@ -205,7 +206,7 @@ func TestOperatorOnKwok(t *testing.T) {
 
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
 	require.NoError(t, err)
-	k8s, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+	k8s, err := client.New(cfg, client.Options{Scheme: apiserver.Scheme()})
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

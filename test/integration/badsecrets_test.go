@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // Secrets the server cannot boot with are reported (Secret and key named, value never shown)
@@ -64,8 +64,8 @@ func TestBadSecretsAreReportedNotRolledOut(t *testing.T) {
 				tc.mutate(ds)
 			}
 			require.NoError(t, k8s.Create(ctx(), ds))
-			got := waitCondition(t, ns, "bad", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonSecretInvalid)
-			msg := condition(got, hybrid.ConditionReady).Message
+			got := waitCondition(t, ns, "bad", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonSecretInvalid)
+			msg := condition(got, specs.ConditionReady).Message
 			for _, w := range tc.wantInMsg {
 				assert.Contains(t, msg, w)
 			}
@@ -83,13 +83,13 @@ func TestBadSecretsAreReportedNotRolledOut(t *testing.T) {
 		userSecrets(t, ns)
 		require.NoError(t, k8s.Create(ctx(), basicServer(ns, "running")))
 		markStatefulSetReady(t, ns, "running")
-		waitCondition(t, ns, "running", hybrid.ConditionReady, metav1.ConditionTrue, "")
+		waitCondition(t, ns, "running", specs.ConditionReady, metav1.ConditionTrue, "")
 		hash := configHash(t, ns, "running")
 		s := &corev1.Secret{}
 		require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "dittofs-jwt-secret"}, s))
 		s.Data["secret"] = []byte("tiny")
 		require.NoError(t, k8s.Update(ctx(), s))
-		waitCondition(t, ns, "running", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonSecretInvalid)
+		waitCondition(t, ns, "running", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonSecretInvalid)
 		assert.Equal(t, hash, configHash(t, ns, "running"), "the running pod keeps its configuration")
 	})
 }

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 func TestCreateProducesObjectsAndStatus(t *testing.T) {
@@ -44,7 +44,7 @@ func TestCreateProducesObjectsAndStatus(t *testing.T) {
 		svc := &corev1.Service{}
 		require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, svc), name)
 		isOwned(svc)
-		assert.Equal(t, hybrid.SelectorLabels(cur), svc.Spec.Selector, name)
+		assert.Equal(t, specs.SelectorLabels(cur), svc.Spec.Selector, name)
 		assert.Equal(t, "dittofs", svc.Labels["app.kubernetes.io/part-of"], name)
 		assert.Equal(t, "Helm", svc.Labels["app.kubernetes.io/managed-by"], name)
 	}
@@ -56,7 +56,7 @@ func TestCreateProducesObjectsAndStatus(t *testing.T) {
 	assert.Equal(t, int32(12049), file.Spec.Ports[0].Port)
 	assert.Equal(t, intstr.FromInt32(12049), file.Spec.Ports[0].TargetPort)
 
-	// The StatefulSet: exact contract of ARCHITECTURE §4.1.
+	// The StatefulSet: exact contract of docs/ARCHITECTURE.md, "The DittoFS contract".
 	pod := sts.Spec.Template.Spec
 	require.Len(t, pod.Containers, 1)
 	c := pod.Containers[0]
@@ -108,26 +108,26 @@ func TestCreateProducesObjectsAndStatus(t *testing.T) {
 	assert.Equal(t, []string{"controlplane", "metadata", "cache", "content"}, claims)
 	assert.Equal(t, appsv1.RetainPersistentVolumeClaimRetentionPolicyType, sts.Spec.PersistentVolumeClaimRetentionPolicy.WhenDeleted)
 	assert.Equal(t, appsv1.RetainPersistentVolumeClaimRetentionPolicyType, sts.Spec.PersistentVolumeClaimRetentionPolicy.WhenScaled)
-	assert.NotEmpty(t, sts.Spec.Template.Annotations[hybrid.AnnotationConfigHash])
+	assert.NotEmpty(t, sts.Spec.Template.Annotations[specs.AnnotationConfigHash])
 	assert.Equal(t, "basic-headless", sts.Spec.ServiceName)
 
 	// No pods yet: not ready, with the reason.
-	waitCondition(t, ns, "basic", hybrid.ConditionConfigReady, metav1.ConditionTrue, hybrid.ReasonConfigRendered)
-	waitCondition(t, ns, "basic", hybrid.ConditionReady, metav1.ConditionFalse, "")
+	waitCondition(t, ns, "basic", specs.ConditionConfigReady, metav1.ConditionTrue, specs.ReasonConfigRendered)
+	waitCondition(t, ns, "basic", specs.ConditionReady, metav1.ConditionFalse, "")
 
 	markStatefulSetReady(t, ns, "basic")
-	got := waitCondition(t, ns, "basic", hybrid.ConditionReady, metav1.ConditionTrue, hybrid.ReasonAllReady)
+	got := waitCondition(t, ns, "basic", specs.ConditionReady, metav1.ConditionTrue, specs.ReasonAllReady)
 	assert.Equal(t, v1alpha1.PhaseRunning, got.Status.Phase)
 	assert.Equal(t, got.Generation, got.Status.ObservedGeneration)
 	assert.Equal(t, int32(1), got.Status.ReadyReplicas)
 	assert.Equal(t, "basic-file."+ns+".svc:12049", got.Status.NFSEndpoint)
 	assert.Equal(t, "basic-api."+ns+".svc:8080", got.Status.APIEndpoint)
-	assert.Equal(t, sts.Spec.Template.Annotations[hybrid.AnnotationConfigHash], got.Status.ConfigHash)
+	assert.Equal(t, sts.Spec.Template.Annotations[specs.AnnotationConfigHash], got.Status.ConfigHash)
 	for _, c := range got.Status.Conditions {
 		assert.NotEmpty(t, c.Reason, c.Type)
 		assert.Equal(t, got.Generation, c.ObservedGeneration, c.Type)
 	}
-	assert.Equal(t, metav1.ConditionTrue, condition(got, hybrid.ConditionDeployed).Status, "Helm's condition coexists")
+	assert.Equal(t, metav1.ConditionTrue, condition(got, specs.ConditionDeployed).Status, "Helm's condition coexists")
 	require.NotNil(t, got.Status.DeployedRelease)
 	assert.Equal(t, "basic", got.Status.DeployedRelease.Name)
 }

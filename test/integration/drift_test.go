@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 func TestDriftIsRepaired(t *testing.T) {
@@ -18,7 +18,7 @@ func TestDriftIsRepaired(t *testing.T) {
 	userSecrets(t, ns)
 	require.NoError(t, k8s.Create(ctx(), basicServer(ns, "drift")))
 	markStatefulSetReady(t, ns, "drift")
-	waitCondition(t, ns, "drift", hybrid.ConditionReady, "True", "")
+	waitCondition(t, ns, "drift", specs.ConditionReady, "True", "")
 
 	key := func(n string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: n} }
 

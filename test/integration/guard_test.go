@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
@@ -45,16 +45,16 @@ func TestGuardWithoutWebhook(t *testing.T) {
 	ds.Spec.Storage.StorageClassName = ptr.To(scName)
 	require.NoError(t, k8s.Create(ctx(), ds), "without a webhook the API server admits it")
 
-	got := waitCondition(t, ns, "guarded", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonInvalidSpec)
-	msg := condition(got, hybrid.ConditionReady).Message
+	got := waitCondition(t, ns, "guarded", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonInvalidSpec)
+	msg := condition(got, specs.ConditionReady).Message
 	assert.Contains(t, msg, "spec.storage.storageClassName")
 	assert.Contains(t, msg, scName)
 	assert.Equal(t, v1alpha1.PhaseFailed, got.Status.Phase)
 	err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "guarded"}, &appsv1.StatefulSet{})
 	assert.True(t, apierrors.IsNotFound(err), "no rollout for an invalid spec")
 	eventually(t, "InvalidSpec event", func() error {
-		for _, m := range events(t, ns, "guarded", hybrid.EventReconcileFailed) {
-			if strings.Contains(m, hybrid.ReasonInvalidSpec) && strings.Contains(m, scName) {
+		for _, m := range events(t, ns, "guarded", specs.EventReconcileFailed) {
+			if strings.Contains(m, specs.ReasonInvalidSpec) && strings.Contains(m, scName) {
 				return nil
 			}
 		}
@@ -72,12 +72,12 @@ func TestGuardWithoutWebhook(t *testing.T) {
 	require.NoError(t, k8s.Create(ctx(), storageClass(scName)))
 	getStatefulSet(t, ns, "guarded")
 	markStatefulSetReady(t, ns, "guarded")
-	waitCondition(t, ns, "guarded", hybrid.ConditionReady, metav1.ConditionTrue, "")
+	waitCondition(t, ns, "guarded", specs.ConditionReady, metav1.ConditionTrue, "")
 	hash := configHash(t, ns, "guarded")
 
 	// It is deleted after admission: the guard catches it, the running pod is left alone.
 	require.NoError(t, k8s.Delete(ctx(), storageClass(scName)))
-	waitCondition(t, ns, "guarded", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonInvalidSpec)
+	waitCondition(t, ns, "guarded", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonInvalidSpec)
 	assert.Equal(t, hash, configHash(t, ns, "guarded"))
 }
 
@@ -95,11 +95,11 @@ func TestGuardPerconaCRDMissing(t *testing.T) {
 	require.NoError(t, k8s.Create(ctx(), ds))
 	// Not an invalid spec: the server waits for the Percona operator (the webhook still rejects
 	// it; test/percona covers the CRD appearing later).
-	got := waitCondition(t, ns, "pg", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonPerconaCRDMissing)
-	assert.Contains(t, condition(got, hybrid.ConditionReady).Message, "Percona PostgreSQL operator is not installed")
-	db := condition(got, hybrid.ConditionDatabaseReady)
+	got := waitCondition(t, ns, "pg", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonPerconaCRDMissing)
+	assert.Contains(t, condition(got, specs.ConditionReady).Message, "Percona PostgreSQL operator is not installed")
+	db := condition(got, specs.ConditionDatabaseReady)
 	require.NotNil(t, db)
-	assert.Equal(t, hybrid.ReasonPerconaCRDMissing, db.Reason)
+	assert.Equal(t, specs.ReasonPerconaCRDMissing, db.Reason)
 	assert.Equal(t, v1alpha1.PhasePending, got.Status.Phase)
 
 	// Deletion does not depend on the Percona CRD either.
@@ -123,8 +123,8 @@ func TestGuardWarningsDoNotBlock(t *testing.T) {
 	ds.Spec.Identity.JWT.Issuer = "me"
 	require.NoError(t, k8s.Create(ctx(), ds))
 	markStatefulSetReady(t, ns, "warned")
-	got := waitCondition(t, ns, "warned", hybrid.ConditionReady, metav1.ConditionTrue, "")
-	msg := condition(got, hybrid.ConditionReady).Message
+	got := waitCondition(t, ns, "warned", specs.ConditionReady, metav1.ConditionTrue, "")
+	msg := condition(got, specs.ConditionReady).Message
 	assert.Contains(t, msg, "spec.cache has no effect")
 	assert.Contains(t, msg, "spec.identity.jwt.issuer has no effect")
 }

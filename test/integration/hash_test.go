@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // waitHashChange waits until the pod template carries a hash different from old.
@@ -34,7 +34,7 @@ func TestConfigHash(t *testing.T) {
 	userSecrets(t, ns)
 	require.NoError(t, k8s.Create(ctx(), basicServer(ns, "hash")))
 	markStatefulSetReady(t, ns, "hash")
-	waitCondition(t, ns, "hash", hybrid.ConditionReady, "True", "")
+	waitCondition(t, ns, "hash", specs.ConditionReady, "True", "")
 	h0 := configHash(t, ns, "hash")
 	require.NotEmpty(t, h0)
 

@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
@@ -109,7 +109,7 @@ func markStatefulSetReady(t *testing.T, ns, name string) {
 
 func configHash(t *testing.T, ns, name string) string {
 	t.Helper()
-	return getStatefulSet(t, ns, name).Spec.Template.Annotations[hybrid.AnnotationConfigHash]
+	return getStatefulSet(t, ns, name).Spec.Template.Annotations[specs.AnnotationConfigHash]
 }
 
 func clientKey(o client.Object) client.ObjectKey { return client.ObjectKeyFromObject(o) }

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // TestRequestsToConverge logs the API requests one DittoServer costs, from create to Ready
@@ -22,7 +22,7 @@ func TestRequestsToConverge(t *testing.T) {
 	require.NoError(t, k8s.Create(ctx(), basicServer(ns, "cost")))
 	getStatefulSet(t, ns, "cost")
 	markStatefulSetReady(t, ns, "cost")
-	waitCondition(t, ns, "cost", hybrid.ConditionReady, metav1.ConditionTrue, "")
+	waitCondition(t, ns, "cost", specs.ConditionReady, metav1.ConditionTrue, "")
 	time.Sleep(time.Second)
 	converged := mgr.Requests.Total()
 	t.Logf("requests to converge one DittoServer: %d\n%s", converged, mgr.Requests)

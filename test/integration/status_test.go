@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // assertBothOwners checks that the Go fields and the Helm conditions are all in the status.
@@ -18,10 +18,10 @@ func assertBothOwners(t *testing.T, ds *v1alpha1.DittoServer) {
 	t.Helper()
 	assert.NotEmpty(t, ds.Status.Phase, "Go: phase")
 	assert.Equal(t, ds.Generation, ds.Status.ObservedGeneration, "Go: observedGeneration")
-	ready := condition(ds, hybrid.ConditionReady)
+	ready := condition(ds, specs.ConditionReady)
 	require.NotNil(t, ready, "Go: Ready")
 	assert.Equal(t, ds.Generation, ready.ObservedGeneration, "Go: Ready.observedGeneration")
-	for _, typ := range []string{hybrid.ConditionInitialized, hybrid.ConditionDeployed, hybrid.ConditionIrreconcilable, hybrid.ConditionReleaseFailed} {
+	for _, typ := range []string{specs.ConditionInitialized, specs.ConditionDeployed, specs.ConditionIrreconcilable, specs.ConditionReleaseFailed} {
 		c := condition(ds, typ)
 		require.NotNil(t, c, "Helm: %s", typ)
 		assert.NotEmpty(t, c.Reason, "Helm: %s reason", typ)
@@ -38,15 +38,15 @@ func TestStatusOwnersCoexist(t *testing.T) {
 	markStatefulSetReady(t, ns, "both")
 
 	// install
-	ds := waitCondition(t, ns, "both", hybrid.ConditionReady, metav1.ConditionTrue, "")
+	ds := waitCondition(t, ns, "both", specs.ConditionReady, metav1.ConditionTrue, "")
 	assertBothOwners(t, ds)
 
 	// upgrade
 	updateServer(t, ns, "both", func(ds *v1alpha1.DittoServer) { ds.Spec.NFSPort = ptrInt32(2049) })
 	eventually(t, "upgrade reflected by both owners", func() error {
 		ds = getServer(t, ns, "both")
-		d := condition(ds, hybrid.ConditionDeployed)
-		r := condition(ds, hybrid.ConditionReady)
+		d := condition(ds, specs.ConditionDeployed)
+		r := condition(ds, specs.ConditionReady)
 		if d == nil || d.Reason != "UpgradeSuccessful" || r == nil || r.ObservedGeneration != ds.Generation || r.Status != metav1.ConditionTrue {
 			return assert.AnError
 		}
@@ -58,17 +58,17 @@ func TestStatusOwnersCoexist(t *testing.T) {
 	// induced render failure: chart values that break values.schema.json
 	bad, _ := json.Marshal(map[string]any{"ports": map[string]any{"nfs": 70000}})
 	updateServer(t, ns, "both", func(ds *v1alpha1.DittoServer) { ds.Spec.ChartValues = &apiextensionsv1.JSON{Raw: bad} })
-	ds = waitCondition(t, ns, "both", hybrid.ConditionIrreconcilable, metav1.ConditionTrue, "")
-	ds = waitCondition(t, ns, "both", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonRenderFailed)
-	assert.Contains(t, condition(ds, hybrid.ConditionReady).Message, "spec.chartValues")
-	assert.Contains(t, condition(ds, hybrid.ConditionIrreconcilable).Message, "spec.chartValues")
+	ds = waitCondition(t, ns, "both", specs.ConditionIrreconcilable, metav1.ConditionTrue, "")
+	ds = waitCondition(t, ns, "both", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonRenderFailed)
+	assert.Contains(t, condition(ds, specs.ConditionReady).Message, "spec.chartValues")
+	assert.Contains(t, condition(ds, specs.ConditionIrreconcilable).Message, "spec.chartValues")
 	assert.Equal(t, v1alpha1.PhaseFailed, ds.Status.Phase)
 	assertBothOwners(t, ds)
 
 	// recovery
 	updateServer(t, ns, "both", func(ds *v1alpha1.DittoServer) { ds.Spec.ChartValues = nil })
-	ds = waitCondition(t, ns, "both", hybrid.ConditionReady, metav1.ConditionTrue, "")
-	ds = waitCondition(t, ns, "both", hybrid.ConditionIrreconcilable, metav1.ConditionFalse, "")
+	ds = waitCondition(t, ns, "both", specs.ConditionReady, metav1.ConditionTrue, "")
+	ds = waitCondition(t, ns, "both", specs.ConditionIrreconcilable, metav1.ConditionFalse, "")
 	assertBothOwners(t, ds)
 	assert.Equal(t, v1alpha1.PhaseRunning, ds.Status.Phase)
 }

@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
@@ -57,7 +57,7 @@ func readyServerOn(t *testing.T, ns, name, class string) *appsv1.StatefulSet {
 	sts := getStatefulSet(t, ns, name)
 	playStatefulSetController(t, sts)
 	markStatefulSetReady(t, ns, name)
-	waitCondition(t, ns, name, hybrid.ConditionReady, metav1.ConditionTrue, "")
+	waitCondition(t, ns, name, specs.ConditionReady, metav1.ConditionTrue, "")
 	return sts
 }
 
@@ -116,7 +116,7 @@ func TestVolumeExpansion(t *testing.T) {
 			}
 			return nil
 		})
-		assert.Equal(t, hybrid.ReasonExpandingVolumes, condition(getServer(t, ns, "grow"), hybrid.ConditionProgressing).Reason)
+		assert.Equal(t, specs.ReasonExpandingVolumes, condition(getServer(t, ns, "grow"), specs.ConditionProgressing).Reason)
 		playGarbageCollector(t, ns, "grow")
 		eventually(t, "StatefulSet re-created with the new claim template", func() error {
 			cur := &appsv1.StatefulSet{}
@@ -126,7 +126,7 @@ func TestVolumeExpansion(t *testing.T) {
 			if cur.UID == sts.UID {
 				return fmt.Errorf("still the old StatefulSet")
 			}
-			if got := templateSize(cur, hybrid.VolumeMetadata); got != "20Gi" {
+			if got := templateSize(cur, specs.VolumeMetadata); got != "20Gi" {
 				return fmt.Errorf("metadata template %s", got)
 			}
 			return nil
@@ -134,8 +134,8 @@ func TestVolumeExpansion(t *testing.T) {
 		assert.Equal(t, "50Gi", claimSize(t, ns, "content-grow-0"), "other volumes untouched")
 		assert.Equal(t, hash, configHash(t, ns, "grow"), "no pod restart: same pod template")
 		markStatefulSetReady(t, ns, "grow")
-		waitCondition(t, ns, "grow", hybrid.ConditionReady, metav1.ConditionTrue, "")
-		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "grow", hybrid.EventVolumesExpanding))
+		waitCondition(t, ns, "grow", specs.ConditionReady, metav1.ConditionTrue, "")
+		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "grow", specs.EventVolumesExpanding))
 	})
 
 	t.Run("StorageClass without expansion", func(t *testing.T) {
@@ -151,7 +151,7 @@ func TestVolumeExpansion(t *testing.T) {
 			if lim := cur.Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory]; lim.String() != "3Gi" {
 				return fmt.Errorf("memory limit %s", lim.String())
 			}
-			c := condition(getServer(t, ns, "stuck"), hybrid.ConditionReady)
+			c := condition(getServer(t, ns, "stuck"), specs.ConditionReady)
 			if c == nil || !strings.Contains(c.Message, "does not allow volume expansion") {
 				return fmt.Errorf("Ready: %+v", c)
 			}
@@ -159,12 +159,12 @@ func TestVolumeExpansion(t *testing.T) {
 		})
 		cur := getStatefulSet(t, ns, "stuck")
 		assert.Equal(t, sts.UID, cur.UID, "not re-created")
-		assert.Equal(t, "10Gi", templateSize(cur, hybrid.VolumeMetadata))
+		assert.Equal(t, "10Gi", templateSize(cur, specs.VolumeMetadata))
 		assert.Equal(t, "10Gi", claimSize(t, ns, "metadata-stuck-0"), "not resized")
-		msg := condition(getServer(t, ns, "stuck"), hybrid.ConditionReady).Message
+		msg := condition(getServer(t, ns, "stuck"), specs.ConditionReady).Message
 		assert.Contains(t, msg, "spec.storage.metadataSize 10Gi -> 20Gi")
 		assert.Contains(t, msg, fixed)
-		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "stuck", hybrid.ReasonVolumeExpansionBlocked))
+		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "stuck", specs.ReasonVolumeExpansionBlocked))
 
 		// The administrator enables expansion: the operator proceeds without another spec change.
 		sc := &storagev1.StorageClass{}

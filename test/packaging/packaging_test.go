@@ -27,6 +27,7 @@ import (
 	"k8s.io/pod-security-admission/policy"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/dittofs/dittofs-operator/test/apiserver"
 	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
@@ -49,11 +50,11 @@ func TestMain(m *testing.M) {
 
 func kustomizeBuild(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	bin := filepath.Join(testenv.RepoRoot(), "bin", "tools", "kustomize-"+KustomizeVersion)
+	bin := filepath.Join(apiserver.RepoRoot(), "bin", "tools", "kustomize-"+KustomizeVersion)
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s missing: run make kustomize", bin)
 	}
-	out, err := exec.Command(bin, "build", filepath.Join(testenv.RepoRoot(), dir)).CombinedOutput()
+	out, err := exec.Command(bin, "build", filepath.Join(apiserver.RepoRoot(), dir)).CombinedOutput()
 	require.NoError(t, err, "kustomize build %s: %s", dir, out)
 	var objs []*unstructured.Unstructured
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
@@ -128,7 +129,7 @@ func TestManagerPodIsRestricted(t *testing.T) {
 // TestDockerfileBuildsNatively runs the Dockerfile's build step without a container engine:
 // every COPY source exists and the go build line produces a static binary that starts.
 func TestDockerfileBuildsNatively(t *testing.T) {
-	root := testenv.RepoRoot()
+	root := apiserver.RepoRoot()
 	data, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
 	require.NoError(t, err)
 	var build string
@@ -165,7 +166,7 @@ func TestDockerfileBuildsNatively(t *testing.T) {
 // TestBuildInstaller runs `make build-installer` as docs/INSTALL.md says and checks that the
 // single manifest holds the same objects as `kubectl apply -k config/default`.
 func TestBuildInstaller(t *testing.T) {
-	root := testenv.RepoRoot()
+	root := apiserver.RepoRoot()
 	cmd := exec.Command("make", "-s", "build-installer")
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()

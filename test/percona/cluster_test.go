@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // The clusters the operator generates, with and without backups, pass the real CRD schema of
@@ -40,9 +40,9 @@ func TestPerconaClusterPassesTheRealSchema(t *testing.T) {
 	require.NotNil(t, metav1.GetControllerOf(pg))
 	assert.Equal(t, ds.UID, metav1.GetControllerOf(pg).UID)
 	assert.Equal(t, ptr.To(false), pg.Spec.Backups.Enabled)
-	assert.Equal(t, hybrid.PerconaCRVersion, pg.Spec.CRVersion)
-	assert.Equal(t, hybrid.PerconaPostgresVersion, pg.Spec.PostgresVersion)
-	waitCondition(t, k8s, ns, "plain", hybrid.ConditionDatabaseReady, metav1.ConditionFalse, hybrid.ReasonPerconaNotReady)
+	assert.Equal(t, specs.PerconaCRVersion, pg.Spec.CRVersion)
+	assert.Equal(t, specs.PerconaPostgresVersion, pg.Spec.PostgresVersion)
+	waitCondition(t, k8s, ns, "plain", specs.ConditionDatabaseReady, metav1.ConditionFalse, specs.ReasonPerconaNotReady)
 
 	pg = getCluster(t, k8s, ns, "backed")
 	assert.Equal(t, ptr.To(true), pg.Spec.Backups.Enabled)
@@ -52,8 +52,8 @@ func TestPerconaClusterPassesTheRealSchema(t *testing.T) {
 	assert.Equal(t, "pgbackrest-s3", pg.Spec.Backups.PGBackRest.Configuration[0].Secret.Name)
 	assert.Equal(t, int32(2), *pg.Spec.InstanceSets[0].Replicas)
 	assert.EqualValues(t, "files", pg.Spec.Users[0].Databases[0])
-	waitCondition(t, k8s, ns, "backed", hybrid.ConditionDatabaseReady, metav1.ConditionFalse, hybrid.ReasonPerconaNotReady)
-	waitEvent(t, k8s, ns, "backed", hybrid.EventPerconaCreated, "backed-postgres")
+	waitCondition(t, k8s, ns, "backed", specs.ConditionDatabaseReady, metav1.ConditionFalse, specs.ReasonPerconaNotReady)
+	waitEvent(t, k8s, ns, "backed", specs.EventPerconaCreated, "backed-postgres")
 
 	// The schema is live: what Percona rejects (backups on without a repository) is rejected.
 	bad := &pgv2.PerconaPGCluster{

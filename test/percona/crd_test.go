@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
@@ -33,17 +33,17 @@ func TestPerconaCRDMissingThenInstalled(t *testing.T) {
 	t0 := time.Now()
 	require.NoError(t, c.Create(ctx(), perconaServer(ns, "early", nil)))
 	defer func() { t.Logf("from create: %s", time.Since(t0).Round(time.Millisecond)) }()
-	got := waitCondition(t, c, ns, "early", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonPerconaCRDMissing,
+	got := waitCondition(t, c, ns, "early", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonPerconaCRDMissing,
 		"Percona PostgreSQL operator is not installed", "docs/PERCONA.md")
-	db := condition(got, hybrid.ConditionDatabaseReady)
+	db := condition(got, specs.ConditionDatabaseReady)
 	require.NotNil(t, db)
-	assert.Equal(t, hybrid.ReasonPerconaCRDMissing, db.Reason)
+	assert.Equal(t, specs.ReasonPerconaCRDMissing, db.Reason)
 	assert.Equal(t, metav1.ConditionFalse, db.Status)
 	assert.Equal(t, v1alpha1.PhasePending, got.Status.Phase, "waiting for an install, not a broken spec")
-	assert.Equal(t, metav1.ConditionTrue, condition(got, hybrid.ConditionConfigReady).Status)
+	assert.Equal(t, metav1.ConditionTrue, condition(got, specs.ConditionConfigReady).Status)
 	err = c.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "early"}, &appsv1.StatefulSet{})
 	assert.True(t, apierrors.IsNotFound(err), "no StatefulSet without a database")
-	waitEvent(t, c, ns, "early", hybrid.EventPerconaCRDMissing, "docs/PERCONA.md")
+	waitEvent(t, c, ns, "early", specs.EventPerconaCRDMissing, "docs/PERCONA.md")
 	t.Logf("condition after %s", time.Since(t0).Round(time.Millisecond))
 
 	// No error loop and no polling: nothing happens until something changes.
@@ -60,5 +60,5 @@ func TestPerconaCRDMissingThenInstalled(t *testing.T) {
 	pg := getCluster(t, c, ns, "early")
 	t.Logf("cluster created %s after the CRD install began", time.Since(start).Round(time.Millisecond))
 	assert.Equal(t, got.UID, metav1.GetControllerOf(pg).UID)
-	waitCondition(t, c, ns, "early", hybrid.ConditionDatabaseReady, metav1.ConditionFalse, hybrid.ReasonPerconaNotReady)
+	waitCondition(t, c, ns, "early", specs.ConditionDatabaseReady, metav1.ConditionFalse, specs.ReasonPerconaNotReady)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // createAndWaitCluster creates a Percona server and returns it with its cluster.
@@ -30,7 +31,7 @@ func createAndWaitCluster(t *testing.T, ns, name string, mutate func(*v1alpha1.P
 	// Both finalizers are on before we delete (the Go controller adds them with its first write).
 	eventually(t, "finalizers", func() error {
 		ds = getServer(t, k8s, ns, name)
-		if !controllerutil.ContainsFinalizer(ds, hybrid.Finalizer) {
+		if !controllerutil.ContainsFinalizer(ds, specs.Finalizer) {
 			return fmt.Errorf("finalizers %v", ds.Finalizers)
 		}
 		return nil
@@ -81,7 +82,7 @@ func TestPerconaDeletion(t *testing.T) {
 		require.NotNil(t, pg, "the database is kept")
 		assert.NotContains(t, ownerUIDs(pg), ds.UID, "no owner reference left for GC to follow")
 		assert.Nil(t, pg.DeletionTimestamp)
-		waitEvent(t, k8s, ns, "keep", hybrid.EventPerconaOrphaned, "keep-postgres")
+		waitEvent(t, k8s, ns, "keep", specs.EventPerconaOrphaned, "keep-postgres")
 
 		// A server re-created with the same name adopts the kept database.
 		require.NoError(t, k8s.Create(ctx(), perconaServer(ns, "keep", nil)))
@@ -100,25 +101,25 @@ func TestPerconaDeletion(t *testing.T) {
 		ds, _ := createAndWaitCluster(t, ns, "drop", func(p *v1alpha1.PerconaSpec) { p.DeleteWithServer = true })
 		deleteAndWaitGone(t, ds)
 		assert.Nil(t, clusterState(t, ns, "drop"), "the cluster is gone")
-		waitEvent(t, k8s, ns, "drop", hybrid.EventPerconaDeleted, "drop-postgres")
-		assert.Empty(t, events(t, k8s, ns, "drop", hybrid.EventCleanupTimeout))
+		waitEvent(t, k8s, ns, "drop", specs.EventPerconaDeleted, "drop-postgres")
+		assert.Empty(t, events(t, k8s, ns, "drop", specs.EventCleanupTimeout))
 	})
 
 	t.Run("percona disabled before deletion orphans at once and never deletes", func(t *testing.T) {
 		createAndWaitCluster(t, ns, "off", func(p *v1alpha1.PerconaSpec) { p.DeleteWithServer = true })
-		waitCondition(t, k8s, ns, "off", hybrid.ConditionDatabaseReady, metav1.ConditionFalse, hybrid.ReasonPerconaNotReady)
+		waitCondition(t, k8s, ns, "off", specs.ConditionDatabaseReady, metav1.ConditionFalse, specs.ReasonPerconaNotReady)
 		ds := updateServer(t, ns, "off", func(ds *v1alpha1.DittoServer) { ds.Spec.Percona.Enabled = false })
 		eventually(t, "orphaned when disabled", func() error {
 			pg := clusterState(t, ns, "off")
 			if pg == nil || len(pg.OwnerReferences) > 0 {
 				return fmt.Errorf("cluster %v", pg)
 			}
-			if cur := getServer(t, k8s, ns, "off"); cur.Status.PerconaClusterName != "" || condition(cur, hybrid.ConditionDatabaseReady) != nil {
+			if cur := getServer(t, k8s, ns, "off"); cur.Status.PerconaClusterName != "" || condition(cur, specs.ConditionDatabaseReady) != nil {
 				return fmt.Errorf("status still names %q", cur.Status.PerconaClusterName)
 			}
 			return nil
 		})
-		waitEvent(t, k8s, ns, "off", hybrid.EventPerconaOrphaned, "spec.percona.enabled is false")
+		waitEvent(t, k8s, ns, "off", specs.EventPerconaOrphaned, "spec.percona.enabled is false")
 		deleteAndWaitGone(t, ds)
 		pg := clusterState(t, ns, "off")
 		require.NotNil(t, pg, "deleteWithServer applies only while Percona is enabled")
@@ -138,8 +139,8 @@ func TestPerconaDeletion(t *testing.T) {
 		require.NotNil(t, pg)
 		assert.NotNil(t, pg.DeletionTimestamp, "its deletion continues")
 		assert.NotContains(t, ownerUIDs(pg), ds.UID)
-		waitEvent(t, k8s, ns, "slow", hybrid.EventPerconaDeleted, "slow-postgres")
-		waitEvent(t, k8s, ns, "slow", hybrid.EventCleanupTimeout, "still being deleted")
+		waitEvent(t, k8s, ns, "slow", specs.EventPerconaDeleted, "slow-postgres")
+		waitEvent(t, k8s, ns, "slow", specs.EventCleanupTimeout, "still being deleted")
 		release := []byte(`{"metadata":{"finalizers":null}}`)
 		require.NoError(t, k8s.Patch(ctx(), pg, client.RawPatch(types.MergePatchType, release)))
 	})
@@ -148,10 +149,10 @@ func TestPerconaDeletion(t *testing.T) {
 		ds, pg := createAndWaitCluster(t, ns, "locked", nil)
 		unlock := lockCluster(t, pg)
 		require.NoError(t, k8s.Delete(ctx(), ds))
-		got := waitCondition(t, k8s, ns, "locked", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonCleanupTimeout, "finalizer stays")
+		got := waitCondition(t, k8s, ns, "locked", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonCleanupTimeout, "finalizer stays")
 		assert.Equal(t, v1alpha1.PhaseDeleting, got.Status.Phase)
-		assert.Contains(t, got.Finalizers, hybrid.Finalizer)
-		waitEvent(t, k8s, ns, "locked", hybrid.EventCleanupTimeout, "finalizer stays")
+		assert.Contains(t, got.Finalizers, specs.Finalizer)
+		waitEvent(t, k8s, ns, "locked", specs.EventCleanupTimeout, "finalizer stays")
 		assert.Contains(t, ownerUIDs(clusterState(t, ns, "locked")), ds.UID)
 
 		unlock()

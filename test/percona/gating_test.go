@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // The StatefulSet waits for the cluster (state ready) and its user Secret, and status says why
@@ -36,30 +36,30 @@ func TestPerconaGatingAndRollout(t *testing.T) {
 	}
 
 	// Created, no state yet.
-	got := waitCondition(t, k8s, ns, "gated", hybrid.ConditionReady, metav1.ConditionFalse, hybrid.ReasonPerconaNotReady,
+	got := waitCondition(t, k8s, ns, "gated", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonPerconaNotReady,
 		"gated-postgres is not reporting a state yet", "StatefulSet is created once it is ready", "postgresSecretRef is ignored")
-	db := condition(got, hybrid.ConditionDatabaseReady)
+	db := condition(got, specs.ConditionDatabaseReady)
 	require.NotNil(t, db)
 	assert.Equal(t, metav1.ConditionFalse, db.Status)
-	assert.Equal(t, hybrid.ReasonPerconaNotReady, db.Reason)
+	assert.Equal(t, specs.ReasonPerconaNotReady, db.Reason)
 	assert.Equal(t, v1alpha1.PhasePending, got.Status.Phase)
 	assert.Equal(t, "gated-postgres", got.Status.PerconaClusterName)
-	assert.Equal(t, metav1.ConditionTrue, condition(got, hybrid.ConditionConfigReady).Status, "the rest of the status is written")
+	assert.Equal(t, metav1.ConditionTrue, condition(got, specs.ConditionConfigReady).Status, "the rest of the status is written")
 	assert.Equal(t, "gated-file."+ns+".svc:12049", got.Status.NFSEndpoint)
 	assert.NotEmpty(t, got.Status.APIEndpoint)
 	noStatefulSet("the cluster has no state")
-	waitEvent(t, k8s, ns, "gated", hybrid.EventPerconaCreated, "gated-postgres")
-	waitEvent(t, k8s, ns, "gated", hybrid.EventPerconaNotReady, "not reporting a state yet")
-	waitEvent(t, k8s, ns, "gated", hybrid.EventPostgresSecretIgnored, "postgresSecretRef is ignored")
+	waitEvent(t, k8s, ns, "gated", specs.EventPerconaCreated, "gated-postgres")
+	waitEvent(t, k8s, ns, "gated", specs.EventPerconaNotReady, "not reporting a state yet")
+	waitEvent(t, k8s, ns, "gated", specs.EventPostgresSecretIgnored, "postgresSecretRef is ignored")
 
 	// Initializing: the state is in the message.
 	setPerconaState(t, ns, "gated", "initializing")
-	waitCondition(t, k8s, ns, "gated", hybrid.ConditionDatabaseReady, metav1.ConditionFalse, hybrid.ReasonPerconaNotReady, `in state "initializing"`)
+	waitCondition(t, k8s, ns, "gated", specs.ConditionDatabaseReady, metav1.ConditionFalse, specs.ReasonPerconaNotReady, `in state "initializing"`)
 	noStatefulSet("the cluster initializes")
 
 	// Ready, but Percona has not written the user Secret yet.
 	setPerconaState(t, ns, "gated", "ready")
-	waitCondition(t, k8s, ns, "gated", hybrid.ConditionDatabaseReady, metav1.ConditionFalse, hybrid.ReasonPerconaSecretMissing, "gated-postgres-pguser-dittofs")
+	waitCondition(t, k8s, ns, "gated", specs.ConditionDatabaseReady, metav1.ConditionFalse, specs.ReasonPerconaSecretMissing, "gated-postgres-pguser-dittofs")
 	noStatefulSet("the user Secret is missing")
 
 	// The Secret appears: the server starts on PostgreSQL.
@@ -75,27 +75,27 @@ func TestPerconaGatingAndRollout(t *testing.T) {
 		}
 	}
 	secret := "gated-postgres-pguser-dittofs"
-	assert.Equal(t, secret+"/host", env[hybrid.EnvPostgresHost])
-	assert.Equal(t, secret+"/port", env[hybrid.EnvPostgresPort])
-	assert.Equal(t, secret+"/dbname", env[hybrid.EnvPostgresDatabase])
-	assert.Equal(t, secret+"/user", env[hybrid.EnvPostgresUser])
-	assert.Equal(t, secret+"/password", env[hybrid.EnvPostgresPassword])
-	assert.Equal(t, "require", env[hybrid.EnvPostgresSSLMode])
+	assert.Equal(t, secret+"/host", env[specs.EnvPostgresHost])
+	assert.Equal(t, secret+"/port", env[specs.EnvPostgresPort])
+	assert.Equal(t, secret+"/dbname", env[specs.EnvPostgresDatabase])
+	assert.Equal(t, secret+"/user", env[specs.EnvPostgresUser])
+	assert.Equal(t, secret+"/password", env[specs.EnvPostgresPassword])
+	assert.Equal(t, "require", env[specs.EnvPostgresSSLMode])
 	require.Len(t, pod.InitContainers, 1)
-	assert.Equal(t, hybrid.InitContainerWaitForPostgres, pod.InitContainers[0].Name)
-	assert.Equal(t, []string{"/bin/sh", "-c", hybrid.PostgresWaitScript()}, pod.InitContainers[0].Command)
+	assert.Equal(t, specs.InitContainerWaitForPostgres, pod.InitContainers[0].Name)
+	assert.Equal(t, []string{"/bin/sh", "-c", specs.PostgresWaitScript()}, pod.InitContainers[0].Command)
 	cm := &corev1.ConfigMap{}
 	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "gated-config"}, cm))
 	assert.Contains(t, cm.Data["config.yaml"], "type: postgres")
 
 	markStatefulSetReady(t, ns, "gated")
-	got = waitCondition(t, k8s, ns, "gated", hybrid.ConditionReady, metav1.ConditionTrue, "")
+	got = waitCondition(t, k8s, ns, "gated", specs.ConditionReady, metav1.ConditionTrue, "")
 	assert.Equal(t, v1alpha1.PhaseRunning, got.Status.Phase)
-	db = condition(got, hybrid.ConditionDatabaseReady)
-	assert.Equal(t, hybrid.ReasonPerconaReady, db.Reason)
+	db = condition(got, specs.ConditionDatabaseReady)
+	assert.Equal(t, specs.ReasonPerconaReady, db.Reason)
 	assert.Contains(t, db.Message, "sslmode=require")
-	waitEvent(t, k8s, ns, "gated", hybrid.EventDatabaseReady, "gated-postgres is ready")
-	hash := sts.Spec.Template.Annotations[hybrid.AnnotationConfigHash]
+	waitEvent(t, k8s, ns, "gated", specs.EventDatabaseReady, "gated-postgres is ready")
+	hash := sts.Spec.Template.Annotations[specs.AnnotationConfigHash]
 	require.NotEmpty(t, hash)
 	assert.Equal(t, hash, got.Status.ConfigHash)
 
@@ -104,25 +104,25 @@ func TestPerconaGatingAndRollout(t *testing.T) {
 	perconaUserSecret(t, ns, "gated", "rotated-password")
 	eventually(t, "new config hash", func() error {
 		cur := getStatefulSet(t, ns, "gated")
-		if cur.Spec.Template.Annotations[hybrid.AnnotationConfigHash] == hash {
+		if cur.Spec.Template.Annotations[specs.AnnotationConfigHash] == hash {
 			return assert.AnError
 		}
 		return nil
 	})
 	assert.Equal(t, pg.ResourceVersion, getCluster(t, k8s, ns, "gated").ResourceVersion, "the cluster is not rewritten")
-	hash = getStatefulSet(t, ns, "gated").Spec.Template.Annotations[hybrid.AnnotationConfigHash]
+	hash = getStatefulSet(t, ns, "gated").Spec.Template.Annotations[specs.AnnotationConfigHash]
 
 	// The cluster stops being ready (a Percona restart): the StatefulSet is left as it is.
 	markStatefulSetReady(t, ns, "gated")
 	setPerconaState(t, ns, "gated", "initializing")
-	got = waitCondition(t, k8s, ns, "gated", hybrid.ConditionDatabaseReady, metav1.ConditionFalse, hybrid.ReasonPerconaNotReady,
+	got = waitCondition(t, k8s, ns, "gated", specs.ConditionDatabaseReady, metav1.ConditionFalse, specs.ReasonPerconaNotReady,
 		"existing StatefulSet is left as it is")
-	assert.Equal(t, hybrid.ReasonPerconaNotReady, condition(got, hybrid.ConditionReady).Reason)
-	waitEvent(t, k8s, ns, "gated", hybrid.EventPerconaNotReady, `in state "initializing"`)
+	assert.Equal(t, specs.ReasonPerconaNotReady, condition(got, specs.ConditionReady).Reason)
+	waitEvent(t, k8s, ns, "gated", specs.EventPerconaNotReady, `in state "initializing"`)
 	sts = getStatefulSet(t, ns, "gated")
 	assert.Equal(t, int32(1), *sts.Spec.Replicas, "never scaled down automatically")
-	assert.Equal(t, hash, sts.Spec.Template.Annotations[hybrid.AnnotationConfigHash])
+	assert.Equal(t, hash, sts.Spec.Template.Annotations[specs.AnnotationConfigHash])
 
 	setPerconaState(t, ns, "gated", "ready")
-	waitCondition(t, k8s, ns, "gated", hybrid.ConditionReady, metav1.ConditionTrue, "")
+	waitCondition(t, k8s, ns, "gated", specs.ConditionReady, metav1.ConditionTrue, "")
 }

@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
-	"github.com/dittofs/dittofs-operator/internal/hybrid"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
@@ -71,7 +71,7 @@ func extractPerconaCRD() (string, error) {
 		return "", err
 	}
 	for _, doc := range strings.Split(string(all), "\n---\n") {
-		if !strings.Contains(doc, "\n  name: "+hybrid.PerconaCRDName+"\n") {
+		if !strings.Contains(doc, "\n  name: "+specs.PerconaCRDName+"\n") {
 			continue
 		}
 		dir, err := os.MkdirTemp("", "percona-crd-")
@@ -79,9 +79,9 @@ func extractPerconaCRD() (string, error) {
 			return "", err
 		}
 		doc = strings.TrimPrefix(strings.TrimSpace(doc), "---\n")
-		return dir, os.WriteFile(filepath.Join(dir, hybrid.PerconaCRDName+".yaml"), []byte(doc), 0o600)
+		return dir, os.WriteFile(filepath.Join(dir, specs.PerconaCRDName+".yaml"), []byte(doc), 0o600)
 	}
-	return "", fmt.Errorf("no %s in deploy/crd.yaml", hybrid.PerconaCRDName)
+	return "", fmt.Errorf("no %s in deploy/crd.yaml", specs.PerconaCRDName)
 }
 
 func ctx() context.Context { return context.Background() }

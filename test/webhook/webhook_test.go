@@ -27,7 +27,7 @@ import (
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	charts "github.com/dittofs/dittofs-operator/helm-charts"
 	"github.com/dittofs/dittofs-operator/internal/hybrid"
-	"github.com/dittofs/dittofs-operator/test/testenv"
+	"github.com/dittofs/dittofs-operator/test/apiserver"
 )
 
 // warnings collects the admission warnings the API server returns.
@@ -51,23 +51,23 @@ func (w *warnings) take() []string {
 }
 
 func TestValidatingWebhook(t *testing.T) {
-	assets := filepath.Join(testenv.RepoRoot(), "bin", "k8s", testenv.K8sVersion)
+	assets := filepath.Join(apiserver.RepoRoot(), "bin", "k8s", apiserver.K8sVersion)
 	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
 		t.Skip("no test binaries: run make k8s-binaries")
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(testenv.RepoRoot(), "config", "crd", "bases")},
+		CRDDirectoryPaths:     []string{filepath.Join(apiserver.RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
-			Paths: []string{filepath.Join(testenv.RepoRoot(), "config", "webhook")},
+			Paths: []string{filepath.Join(apiserver.RepoRoot(), "config", "webhook")},
 		},
 	}
 	cfg, err := env.Start()
 	require.NoError(t, err)
 	defer func() { _ = env.Stop() }()
 
-	scheme := testenv.Scheme()
+	scheme := apiserver.Scheme()
 	wo := env.WebhookInstallOptions
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
@@ -79,7 +79,7 @@ func TestValidatingWebhook(t *testing.T) {
 		}),
 	})
 	require.NoError(t, err)
-	watches, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "watches.yaml"))
+	watches, err := os.ReadFile(filepath.Join(apiserver.RepoRoot(), "watches.yaml"))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

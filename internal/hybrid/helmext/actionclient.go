@@ -1,4 +1,4 @@
-package hybrid
+package helmext
 
 import (
 	"context"
@@ -15,16 +15,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// newActionClientGetter builds the Helm action clients of the reconciler, tuned for cost:
+// NewActionClientGetter builds the Helm action clients of the reconciler, tuned for cost:
 //   - Capabilities are computed once at start: Helm would otherwise invalidate its discovery
 //     cache and ask the API server for its version and groups on every install, upgrade and
 //     dry-run (the chart does not use .Capabilities);
-//   - release Secrets go through an in-memory write-through cache (releasecache.go);
+//   - release Secrets go through an in-memory write-through cache (releasecache.go) that keeps
+//     the releases of charts (the operator's own);
 //   - every Helm action's reachability probe (a GET /version each, three per reconcile) is
 //     skipped: the manager's watches already depend on the API server;
 //   - client-side OpenAPI validation is off (the API server validates every write anyway);
 //   - failure rollbacks are off: a failed release is reported, objects are left alone.
-func newActionClientGetter(mgr ctrl.Manager, cache *releaseCache) (helmclient.ActionClientGetter, error) {
+func NewActionClientGetter(mgr ctrl.Manager, charts []string) (helmclient.ActionClientGetter, error) {
+	cache := newReleaseCache(charts...)
 	caps, err := clusterCapabilities(mgr.GetConfig())
 	if err != nil {
 		return nil, err

@@ -1,4 +1,9 @@
-package hybrid
+// Package helmext adapts helm-operator-plugins v0.9.1 to the operator's needs: a controller of
+// our own that drives the library's reconciler, the status client that lets it share a status
+// with the Go controller, the release cache, cache-backed drift repair, recovery of stale
+// pending releases and watches.yaml loading from the binary. It holds no DittoFS rules; the
+// names it needs (finalizers, condition types, field owners) come from internal/specs.
+package helmext
 
 import (
 	"reflect"
@@ -15,9 +20,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
-// helmController drives a helm-operator-plugins reconciler from a controller of our own.
+// SetupController drives a helm-operator-plugins reconciler from a controller of our own.
 //
 // The library's controller watches the primary kind without a predicate, so every status write
 // (the Go controller's and its own) triggers a full reconcile with a server-side dry-run
@@ -25,7 +31,7 @@ import (
 // that drops its controller; our controller calls the same Reconcile on the events that
 // matter: spec (generation), deletion, finalizers, labels and annotations (pause and
 // install/upgrade annotations), and changes to the rendered ConfigMaps and Services (drift).
-func setupHelmController(mgr ctrl.Manager, r *reconciler.Reconciler, workers int) error {
+func SetupController(mgr ctrl.Manager, r *reconciler.Reconciler, workers int) error {
 	if err := r.SetupWithManager(&droppingManager{Manager: mgr}); err != nil {
 		return err
 	}
@@ -55,7 +61,7 @@ func setupHelmController(mgr ctrl.Manager, r *reconciler.Reconciler, workers int
 // writes do not.
 func helmRelevantChange() predicate.Predicate {
 	return predicate.Funcs{
-		CreateFunc: func(e event.CreateEvent) bool { return controllerutil.ContainsFinalizer(e.Object, Finalizer) },
+		CreateFunc: func(e event.CreateEvent) bool { return controllerutil.ContainsFinalizer(e.Object, specs.Finalizer) },
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			o, n := e.ObjectOld, e.ObjectNew
 			return o.GetGeneration() != n.GetGeneration() ||

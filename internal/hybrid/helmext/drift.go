@@ -1,4 +1,4 @@
-package hybrid
+package helmext
 
 import (
 	"context"
@@ -101,10 +101,10 @@ func desiredFields(u *unstructured.Unstructured) map[string]any {
 	out := map[string]any{}
 	meta := map[string]any{}
 	if l := u.GetLabels(); len(l) > 0 {
-		meta["labels"] = toAnyMap(l)
+		meta["labels"] = anyMap(l)
 	}
 	if a := u.GetAnnotations(); len(a) > 0 {
-		meta["annotations"] = toAnyMap(a)
+		meta["annotations"] = anyMap(a)
 	}
 	if refs, ok := u.Object["metadata"].(map[string]any)["ownerReferences"]; ok {
 		meta["ownerReferences"] = refs
@@ -167,4 +167,12 @@ func normalizeNumber(v any) any {
 		return float64(n)
 	}
 	return v
+}
+
+func anyMap(in map[string]string) map[string]any {
+	out := make(map[string]any, len(in))
+	for k, v := range in {
+		out[k] = v
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package hybrid
+package helmext
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 )
 
-// wrapActionClients wraps an ActionClientGetter. An operator killed during an install or
+// WrapActionClients wraps an ActionClientGetter. An operator killed during an install or
 // upgrade leaves its release pending-* forever and Helm refuses every later operation
 // (helm-operator-plugins issue #94). A release that was pending before this process started
 // cannot be in flight any more: a pending install is forgotten (the next reconcile installs
@@ -18,7 +18,7 @@ import (
 // (the next reconcile upgrades again).
 //
 // It also swaps in the cache-backed drift repair (drift.go).
-func wrapActionClients(inner helmclient.ActionClientGetter, started time.Time, c client.Client) helmclient.ActionClientGetter {
+func WrapActionClients(inner helmclient.ActionClientGetter, started time.Time, c client.Client) helmclient.ActionClientGetter {
 	return helmclient.ActionClientGetterFunc(func(ctx context.Context, obj client.Object) (helmclient.ActionInterface, error) {
 		inner, err := inner.ActionClientFor(ctx, obj)
 		if err != nil {

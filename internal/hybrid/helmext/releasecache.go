@@ -1,4 +1,4 @@
-package hybrid
+package helmext
 
 import (
 	"crypto/sha256"
@@ -385,16 +385,17 @@ func releaseMatches(r *release.Release, labels map[string]string) bool {
 }
 
 func (d *cachingDriver) Create(key string, r *release.Release) error {
-	if err := d.inner.Create(key, r); err != nil {
-		d.invalidate(r.Name)
-		return err
-	}
-	d.store(key, r)
-	return nil
+	return d.writeThrough(d.inner.Create, key, r)
 }
 
 func (d *cachingDriver) Update(key string, r *release.Release) error {
-	if err := d.inner.Update(key, r); err != nil {
+	return d.writeThrough(d.inner.Update, key, r)
+}
+
+// writeThrough writes r to the Secrets, then keeps it; a failed write drops what is known of
+// the release (it is read by name again).
+func (d *cachingDriver) writeThrough(write func(string, *release.Release) error, key string, r *release.Release) error {
+	if err := write(key, r); err != nil {
 		d.invalidate(r.Name)
 		return err
 	}

@@ -1,4 +1,4 @@
-package hybrid
+package helmext
 
 import (
 	"context"
@@ -11,22 +11,23 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // maxConditionMessage is the metav1.Condition message limit.
 const maxConditionMessage = 32768
 
-// NewHelmStatusClient wraps the client handed to the helm-operator-plugins reconciler.
+// NewStatusClient wraps the client handed to the helm-operator-plugins reconciler.
 //
 // That reconciler replaces the whole DittoServer status with {conditions, deployedRelease}
 // through Status().Update, writes conditions without reason/message/observedGeneration (which
 // the metav1.Condition schema rejects) and copies the rendered manifest into the status. The
-// wrapper turns those writes into server-side-apply patches under HelmStatusFieldOwner that
+// wrapper turns those writes into server-side-apply patches under specs.HelmStatusFieldOwner that
 // carry only the Helm condition types, normalised to metav1.Condition, and the release name.
-// The Go controller applies its own status fields under FieldOwner; conditions are a
+// The Go controller applies its own status fields under specs.FieldOwner; conditions are a
 // +listType=map, so the API server merges both owners' entries. Writes that would change
 // nothing are skipped (compared with the cached object: no request).
-func NewHelmStatusClient(c client.Client) client.Client {
+func NewStatusClient(c client.Client) client.Client {
 	return &helmStatusClient{Client: c}
 }
 
@@ -73,7 +74,7 @@ func isDittoServer(obj client.Object) (*unstructured.Unstructured, bool) {
 	return u, gvk.Group == v1alpha1.GroupVersion.Group && gvk.Kind == v1alpha1.DittoServerKind
 }
 
-// Update applies the Helm reconciler's view of the status as described on NewHelmStatusClient.
+// Update applies the Helm reconciler's view of the status as described on NewStatusClient.
 func (w *helmStatusWriter) Update(ctx context.Context, obj client.Object, opts ...client.SubResourceUpdateOption) error {
 	u, ok := isDittoServer(obj)
 	if !ok {
@@ -103,7 +104,7 @@ func (w *helmStatusWriter) Update(ctx context.Context, obj client.Object, opts .
 		"status":     status,
 	}}
 	if err := w.Apply(ctx, client.ApplyConfigurationFromUnstructured(patch),
-		client.FieldOwner(HelmStatusFieldOwner), client.ForceOwnership); err != nil {
+		client.FieldOwner(specs.HelmStatusFieldOwner), client.ForceOwnership); err != nil {
 		return err
 	}
 	// Hand the whole server response back: the Helm reconciler updates this same object right
@@ -123,7 +124,7 @@ func helmStatusOf(u *unstructured.Unstructured) ([]metav1.Condition, string) {
 		}
 		c := metav1.Condition{}
 		c.Type, _ = m["type"].(string)
-		if !isHelmCondition(c.Type) {
+		if !specs.IsHelmCondition(c.Type) {
 			continue
 		}
 		s, _ := m["status"].(string)
@@ -136,15 +137,6 @@ func helmStatusOf(u *unstructured.Unstructured) ([]metav1.Condition, string) {
 	return out, release
 }
 
-func isHelmCondition(t string) bool {
-	for _, h := range HelmConditionTypes {
-		if h == t {
-			return true
-		}
-	}
-	return false
-}
-
 // NormalizeHelmConditions turns Helm's conditions into valid metav1.Conditions: an empty reason
 // becomes AsExpected, messages are bounded, observedGeneration is set, and the transition time
 // is kept from existing while the status does not change.
@@ -152,7 +144,7 @@ func NormalizeHelmConditions(in, existing []metav1.Condition, generation int64, 
 	out := make([]metav1.Condition, 0, len(in))
 	for _, c := range in {
 		if c.Reason == "" {
-			c.Reason = ReasonAsExpected
+			c.Reason = specs.ReasonAsExpected
 		}
 		if c.Status == "" {
 			c.Status = metav1.ConditionUnknown

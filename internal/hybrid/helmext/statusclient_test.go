@@ -1,4 +1,4 @@
-package hybrid
+package helmext
 
 import (
 	"strings"
@@ -7,19 +7,21 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 func TestNormalizeHelmConditions(t *testing.T) {
 	earlier := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	now := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
 	in := []metav1.Condition{
-		{Type: ConditionDeployed, Status: metav1.ConditionTrue, Reason: "InstallSuccessful", Message: "ok"},
-		{Type: ConditionIrreconcilable, Status: metav1.ConditionFalse},
-		{Type: ConditionReleaseFailed, Status: metav1.ConditionTrue, Reason: "UpgradeError", Message: strings.Repeat("x", 40000)},
+		{Type: specs.ConditionDeployed, Status: metav1.ConditionTrue, Reason: "InstallSuccessful", Message: "ok"},
+		{Type: specs.ConditionIrreconcilable, Status: metav1.ConditionFalse},
+		{Type: specs.ConditionReleaseFailed, Status: metav1.ConditionTrue, Reason: "UpgradeError", Message: strings.Repeat("x", 40000)},
 	}
 	existing := []metav1.Condition{
-		{Type: ConditionDeployed, Status: metav1.ConditionTrue, LastTransitionTime: earlier},
-		{Type: ConditionReleaseFailed, Status: metav1.ConditionFalse, LastTransitionTime: earlier},
+		{Type: specs.ConditionDeployed, Status: metav1.ConditionTrue, LastTransitionTime: earlier},
+		{Type: specs.ConditionReleaseFailed, Status: metav1.ConditionFalse, LastTransitionTime: earlier},
 	}
 	out := NormalizeHelmConditions(in, existing, 7, now)
 	assert.Len(t, out, 3)
@@ -28,16 +30,8 @@ func TestNormalizeHelmConditions(t *testing.T) {
 		assert.NotEmpty(t, c.Reason)
 	}
 	assert.Equal(t, earlier, out[0].LastTransitionTime, "same status keeps the transition time")
-	assert.Equal(t, ReasonAsExpected, out[1].Reason)
+	assert.Equal(t, specs.ReasonAsExpected, out[1].Reason)
 	assert.Equal(t, now, out[1].LastTransitionTime.Time)
 	assert.Equal(t, now, out[2].LastTransitionTime.Time, "status changed")
 	assert.LessOrEqual(t, len(out[2].Message), maxConditionMessage)
-}
-
-func TestIsSubset(t *testing.T) {
-	want := map[string]any{"spec": map[string]any{"ports": []any{map[string]any{"port": int64(80)}}}}
-	assert.True(t, isSubset(want, map[string]any{"spec": map[string]any{"ports": []any{map[string]any{"port": float64(80), "nodePort": 30000}}, "clusterIP": "1.2.3.4"}}))
-	assert.False(t, isSubset(want, map[string]any{"spec": map[string]any{"ports": []any{map[string]any{"port": 81}}}}))
-	assert.False(t, isSubset(want, map[string]any{"spec": map[string]any{"ports": []any{map[string]any{"port": 80}, map[string]any{"port": 81}}}}), "extra list entries are drift")
-	assert.False(t, isSubset(want, map[string]any{}))
 }

@@ -1,19 +1,18 @@
-package hybrid
+package helmext
 
 import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"strings"
 	"text/template"
 
 	sprig "github.com/go-task/slim-sprig/v3"
 	"github.com/operator-framework/helm-operator-plugins/pkg/watches"
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chart/loader"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // LoadWatches reads a watches.yaml (helm-operator-plugins format) whose chart paths point into
@@ -35,7 +34,7 @@ func LoadWatches(data []byte, charts fs.FS) ([]watches.Watch, error) {
 			return nil, fmt.Errorf("watches.yaml: duplicate GVK %s", w.GroupVersionKind)
 		}
 		seen[w.String()] = true
-		chrt, err := LoadChart(charts, w.ChartPath)
+		chrt, err := specs.LoadChart(charts, w.ChartPath)
 		if err != nil {
 			return nil, fmt.Errorf("watches.yaml entry %s: %w", w.GroupVersionKind, err)
 		}
@@ -52,36 +51,6 @@ func LoadWatches(data []byte, charts fs.FS) ([]watches.Watch, error) {
 		}
 	}
 	return ws, nil
-}
-
-// LoadChart loads the chart in directory dir of fsys. A leading "helm-charts/" is accepted, so
-// watches.yaml can name the path as it is in the repository.
-func LoadChart(fsys fs.FS, dir string) (*chart.Chart, error) {
-	dir = strings.TrimPrefix(path.Clean(dir), "helm-charts/")
-	var files []*loader.BufferedFile
-	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(fsys, p)
-		if err != nil {
-			return err
-		}
-		rel := strings.TrimPrefix(p, dir+"/")
-		if strings.HasSuffix(rel, ".go") {
-			return nil
-		}
-		files = append(files, &loader.BufferedFile{Name: rel, Data: data})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading chart %q: %w", dir, err)
-	}
-	chrt, err := loader.LoadFiles(files)
-	if err != nil {
-		return nil, fmt.Errorf("loading chart %q: %w", dir, err)
-	}
-	return chrt, nil
 }
 
 func expandOverrideValues(in map[string]string) (map[string]string, error) {

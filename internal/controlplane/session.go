@@ -1,0 +1,174 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/dittofs/dittofs-operator/internal/dittoapi"
+	"github.com/dittofs/dittofs-operator/internal/specs"
+)
+
+// session is a logged-in API client of one server.
+type session struct {
+	client  *dittoapi.Client
+	refresh string
+	expires time.Time
+}
+
+// login sets r.api to a logged-in client: the kept session, refreshed before expiry, else a
+// login with the operator account, else the account is (re)provisioned with the admin Secret.
+func (r *run) login(ctx context.Context, base string, admin specs.SecretKey) error {
+	uid := r.ds.UID
+	r.mu.Lock()
+	s := r.sessions[uid]
+	r.mu.Unlock()
+	if s != nil && s.client.BaseURL() == base {
+		if time.Until(s.expires) > time.Minute {
+			r.api = s.client
+			return nil
+		}
+		if s.refresh != "" {
+			if tok, err := s.client.Refresh(ctx, s.refresh); err == nil {
+				r.keep(uid, s.client, tok)
+				r.api = s.client
+				return nil
+			}
+		}
+	}
+	c := dittoapi.New(base, r.opts.HTTPClient)
+	if s != nil && s.client.BaseURL() == base {
+		c = s.client // keep the call counter
+	}
+	if r.secret.Name != "" {
+		tok, err := r.loginAsOperator(ctx, c)
+		if err == nil {
+			r.keep(uid, c, tok)
+			r.api = c
+			return nil
+		}
+		if !dittoapi.IsUnauthorized(err) {
+			return err
+		}
+		// The account is gone or its password changed (e.g. a fresh control-plane database).
+	}
+	if err := r.provisionOperator(ctx, base, admin); err != nil {
+		return err
+	}
+	tok, err := r.loginAsOperator(ctx, c)
+	if err != nil {
+		return fmt.Errorf("logging in as %s after provisioning: %w", specs.OperatorUsername, err)
+	}
+	r.keep(uid, c, tok)
+	r.api = c
+	return nil
+}
+
+// loginAsOperator logs in with the operator Secret's password. A password still marked for
+// change (left over from an interrupted provisioning) is "changed" to itself.
+func (r *run) loginAsOperator(ctx context.Context, c *dittoapi.Client) (*dittoapi.Tokens, error) {
+	password := string(r.secret.Data[specs.OperatorSecretKeyPassword])
+	tok, err := c.Login(ctx, specs.OperatorUsername, password)
+	if err != nil || !tok.User.MustChangePassword {
+		return tok, err
+	}
+	return c.ChangeOwnPassword(ctx, password, password)
+}
+
+func (s *Step) keep(uid types.UID, c *dittoapi.Client, tok *dittoapi.Tokens) {
+	exp := tok.ExpiresAt
+	if exp.IsZero() {
+		exp = time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second)
+	}
+	s.mu.Lock()
+	s.sessions[uid] = &session{client: c, refresh: tok.RefreshToken, expires: exp}
+	s.mu.Unlock()
+}
+
+// forgetSession drops the API session of a server.
+func (s *Step) forgetSession(uid types.UID) {
+	s.mu.Lock()
+	delete(s.sessions, uid)
+	s.mu.Unlock()
+}
+
+// provisionOperator logs in as admin and creates the operator account (or resets its
+// password). The new password is written to the operator Secret first, so an interruption
+// never leaves a password only the server knows. The admin password is never changed.
+func (r *run) provisionOperator(ctx context.Context, base string, admin specs.SecretKey) error {
+	adminSecret := &corev1.Secret{}
+	if err := r.deps.Secrets.Get(ctx, types.NamespacedName{Namespace: r.ds.Namespace, Name: admin.Name}, adminSecret); err != nil {
+		return &k8sError{fmt.Errorf("reading the admin Secret %s: %w", admin.Name, err)}
+	}
+	ac := dittoapi.New(base, r.opts.HTTPClient)
+	if _, err := ac.Login(ctx, specs.DefaultAdminUser, string(adminSecret.Data[admin.Key])); err != nil {
+		if dittoapi.IsUnauthorized(err) {
+			return specs.Problemf(specs.ReasonAdminCredentialUnauthorized,
+				"the DittoFS API refused the admin password from Secret %s key %q (was it changed out of band?); put the current password in the Secret; the operator retries when the Secret changes or in %s",
+				admin.Name, admin.Key, adminAuthBackoff)
+		}
+		return err
+	}
+	password, err := specs.RandomString(32)
+	if err != nil {
+		return err
+	}
+	if err := r.writeSecret(ctx, map[string]string{
+		specs.OperatorSecretKeyUsername: specs.OperatorUsername, specs.OperatorSecretKeyPassword: password,
+	}, nil); err != nil {
+		return err
+	}
+	_, err = ac.CreateUser(ctx, dittoapi.CreateUserRequest{
+		Username: specs.OperatorUsername, Password: password, Role: specs.OperatorRole,
+		DisplayName: "dittofs-operator (Kubernetes operator account)",
+	})
+	if dittoapi.IsConflict(err) {
+		err = ac.ResetUserPassword(ctx, specs.OperatorUsername, password)
+	}
+	if err != nil {
+		return fmt.Errorf("provisioning the operator account: %w", err)
+	}
+	r.deps.Recorder.Eventf(r.ds, corev1.EventTypeNormal, specs.EventOperatorAccountProvisioned,
+		"Provisioned DittoFS user %s (role %s); its credentials are in Secret %s", specs.OperatorUsername, specs.OperatorRole, specs.OperatorSecretName(r.ds))
+	return nil
+}
+
+// writeSecret creates or updates the operator Secret; data nil keeps the data, annotations are
+// merged. r.secret holds the server's answer afterwards.
+func (r *run) writeSecret(ctx context.Context, data, annotations map[string]string) error {
+	secret := r.secret
+	if secret.Name == "" {
+		secret.ObjectMeta = metav1.ObjectMeta{Name: specs.OperatorSecretName(r.ds), Namespace: r.ds.Namespace, Labels: specs.CommonLabels(r.ds, "operator-credentials")}
+		secret.Type = corev1.SecretTypeOpaque
+		if err := controllerutil.SetControllerReference(r.ds, secret, r.deps.Scheme); err != nil {
+			return err
+		}
+	}
+	if data != nil {
+		secret.Data = map[string][]byte{}
+		for k, v := range data {
+			secret.Data[k] = []byte(v)
+		}
+	}
+	for k, v := range annotations {
+		if secret.Annotations == nil {
+			secret.Annotations = map[string]string{}
+		}
+		secret.Annotations[k] = v
+	}
+	var err error
+	if secret.ResourceVersion == "" {
+		err = r.deps.Client.Create(ctx, secret)
+	} else {
+		err = r.deps.Client.Update(ctx, secret)
+	}
+	if err != nil {
+		return &k8sError{fmt.Errorf("writing Secret %s/%s: %w", r.ds.Namespace, secret.Name, err)}
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/dittoapi"
+	"github.com/dittofs/dittofs-operator/internal/specs"
+)
+
+// desiredShares is spec.shares, or the default share when unset.
+func desiredShares(ds *v1alpha1.DittoServer) []v1alpha1.ShareSpec {
+	if ds.Spec.Shares == nil {
+		return []v1alpha1.ShareSpec{{Name: specs.DefaultShareName, DefaultPermission: specs.DefaultSharePermission}}
+	}
+	out := make([]v1alpha1.ShareSpec, 0, len(ds.Spec.Shares))
+	for _, s := range ds.Spec.Shares {
+		if s.DefaultPermission == "" {
+			s.DefaultPermission = specs.DefaultSharePermission
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// applyShares converges the declared shares with one list call in steady state: missing ones
+// are created (with the default metadata and local stores, and the S3 store when
+// configured), read-only and default permission are updated, and with spec.pruneShares the
+// shares the operator created and the spec no longer lists are deleted. Shares the operator
+// did not create are never touched. The names the operator created are kept in an
+// annotation of its Secret.
+func (r *run) applyShares(ctx context.Context, remote string) error {
+	ds, c := r.ds, r.api
+	list, err := c.ListShares(ctx)
+	if err != nil {
+		return err
+	}
+	have := map[string]dittoapi.Share{}
+	for _, s := range list {
+		have[s.Name] = s
+	}
+	managed := splitNames(r.secret.Annotations[specs.AnnotationManagedShares])
+	wantNames := map[string]bool{}
+	storesReady := false
+	for _, want := range desiredShares(ds) {
+		wantNames[want.Name] = true
+		cur, ok := have[want.Name]
+		if !ok {
+			if !storesReady {
+				if err := r.ensureShareStores(ctx); err != nil {
+					return err
+				}
+				storesReady = true
+			}
+			req := dittoapi.CreateShareRequest{
+				Name: want.Name, MetadataStoreID: specs.DefaultMetadataStoreName, LocalBlockStore: specs.DefaultLocalStoreName,
+				ReadOnly: want.ReadOnly, DefaultPermission: want.DefaultPermission,
+			}
+			if remote != "" {
+				req.RemoteBlockStore = &remote
+			}
+			if _, err := c.CreateShare(ctx, req); err != nil && !dittoapi.IsConflict(err) {
+				return fmt.Errorf("creating share %s: %w", want.Name, err)
+			}
+			managed[want.Name] = true
+			r.deps.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventShareCreated, "Created share %s (metadata store %s, local block store %s, remote block store %q)",
+				want.Name, specs.DefaultMetadataStoreName, specs.DefaultLocalStoreName, remote)
+			continue
+		}
+		upd := dittoapi.UpdateShareRequest{}
+		changed := false
+		if cur.ReadOnly != want.ReadOnly {
+			upd.ReadOnly, changed = &want.ReadOnly, true
+		}
+		if cur.DefaultPermission != want.DefaultPermission {
+			upd.DefaultPermission, changed = &want.DefaultPermission, true
+		}
+		// spec.s3 added later: attach the store to a share that has none. A share already on
+		// a remote store is left on it (the operator does not move data between stores).
+		if remote != "" && (cur.RemoteBlockStoreID == nil || *cur.RemoteBlockStoreID == "") {
+			upd.RemoteBlockStoreID, changed = &remote, true
+		}
+		if !changed {
+			continue
+		}
+		if _, err := c.UpdateShare(ctx, want.Name, upd); err != nil {
+			return fmt.Errorf("updating share %s: %w", want.Name, err)
+		}
+		r.deps.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventShareUpdated, "Updated share %s from spec.shares", want.Name)
+	}
+	if ds.Spec.PruneShares {
+		for name := range managed {
+			if wantNames[name] {
+				continue
+			}
+			if _, exists := have[name]; exists {
+				if err := c.DeleteShare(ctx, name); err != nil && !dittoapi.IsNotFound(err) {
+					return fmt.Errorf("deleting share %s (spec.pruneShares): %w", name, err)
+				}
+				r.deps.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventShareDeleted, "Deleted share %s: no longer in spec.shares and spec.pruneShares is true", name)
+			}
+			delete(managed, name)
+		}
+	}
+	if joined := joinNames(managed); joined != r.secret.Annotations[specs.AnnotationManagedShares] {
+		return r.writeSecret(ctx, nil, map[string]string{specs.AnnotationManagedShares: joined})
+	}
+	return nil
+}
+
+// ensureShareStores creates the default metadata and local block stores when missing.
+func (r *run) ensureShareStores(ctx context.Context) error {
+	ds, c := r.ds, r.api
+	if _, err := c.GetMetadataStore(ctx, specs.DefaultMetadataStoreName); dittoapi.IsNotFound(err) {
+		if _, err := c.CreateMetadataStore(ctx, specs.DefaultMetadataStoreName, "badger",
+			map[string]any{"path": r.podPath(ds, specs.MetadataMountPath+"/"+specs.DefaultMetadataStoreName)}); err != nil && !dittoapi.IsConflict(err) {
+			return fmt.Errorf("creating metadata store %s: %w", specs.DefaultMetadataStoreName, err)
+		}
+		r.deps.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventStoreCreated, "Created metadata store %s (badger on the metadata volume)", specs.DefaultMetadataStoreName)
+	} else if err != nil {
+		return err
+	}
+	if _, err := c.GetBlockStore(ctx, dittoapi.BlockLocal, specs.DefaultLocalStoreName); dittoapi.IsNotFound(err) {
+		if _, err := c.CreateBlockStore(ctx, dittoapi.BlockLocal, specs.DefaultLocalStoreName, "fs",
+			map[string]any{"path": r.podPath(ds, specs.CacheMountPath+"/blocks")}); err != nil && !dittoapi.IsConflict(err) {
+			return fmt.Errorf("creating local block store %s: %w", specs.DefaultLocalStoreName, err)
+		}
+		r.deps.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventStoreCreated, "Created local block store %s (fs on the cache volume)", specs.DefaultLocalStoreName)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+func splitNames(s string) map[string]bool {
+	out := map[string]bool{}
+	for _, n := range strings.Split(s, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+func joinNames(m map[string]bool) string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ",")
+}

@@ -1,0 +1,161 @@
+package hybrid
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/specs"
+)
+
+// reconcileStatefulSet applies the StatefulSet with the config hash on its pod template.
+// Larger volumes are applied too (volumes.go); when the StorageClass cannot grow them, the rest
+// is applied on the current volumes and Ready carries the warning.
+func (r *Reconciler) reconcileStatefulSet(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+	ds := s.ds
+	storeUpdated := ""
+	if r.ControlPlane != nil {
+		var err error
+		if storeUpdated, err = r.ControlPlane.RemoteStoreUpdated(ctx, ds); err != nil {
+			return ctrl.Result{}, halt, err
+		}
+	}
+	postgresSecret := ""
+	if s.secrets.postgres != nil {
+		postgresSecret = specs.PostgresEnvSecretName(ds)
+	}
+	desired := specs.DesiredStatefulSet(ds, specs.StatefulSetInputs{
+		Image: specs.ServerImage(ds), ConfigHash: s.hash, JWTSecret: s.secrets.jwt, AdminPassword: s.secrets.admin,
+		PostgresSecret: postgresSecret, PerconaSecret: s.db.secret, RemoteStoreUpdated: storeUpdated,
+	})
+	res, err := r.applyStatefulSet(ctx, ds, desired)
+	if err != nil {
+		return ctrl.Result{}, halt, err
+	}
+	s.status.observeStatefulSet(res.sts)
+	if res.replacing != "" {
+		s.status.replacing = res.replacing
+		return ctrl.Result{RequeueAfter: time.Second}, halt, nil
+	}
+	result := ctrl.Result{}
+	if p := res.blocked; p != nil {
+		// Everything else is applied; the server runs on its current volumes. A warning in
+		// Ready (the size cannot be set back: volumes never shrink) and a retry, in case the
+		// StorageClass is changed to allow expansion.
+		s.status.warnings = append(s.status.warnings, p.Message)
+		if c := meta.FindStatusCondition(ds.Status.Conditions, specs.ConditionReady); c == nil || !strings.Contains(c.Message, p.Message) {
+			r.Recorder.Event(ds, corev1.EventTypeWarning, p.Reason, p.Message)
+		}
+		result.RequeueAfter = invalidSpecRecheck
+	}
+	return result, proceed, nil
+}
+
+// appliedStatefulSet is what applying the StatefulSet gave.
+type appliedStatefulSet struct {
+	// sts is the StatefulSet as the server has it now.
+	sts *appsv1.StatefulSet
+	// replacing says that the StatefulSet is being re-created for new claim templates (sts is
+	// the one on its way out).
+	replacing string
+	// blocked is a larger volume the StorageClass cannot give; the rest was applied.
+	blocked *specs.Problem
+}
+
+// applyStatefulSet server-side-applies the StatefulSet when the desired spec differs from what
+// was last applied (AnnotationSpecHash), the config hash or restart annotation changed, or the
+// replica count drifted.
+func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoServer, desired *appsv1.StatefulSet) (appliedStatefulSet, error) {
+	existing := &appsv1.StatefulSet{}
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(desired), existing)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return appliedStatefulSet{}, err
+	}
+	found := err == nil
+	if found && !existing.DeletionTimestamp.IsZero() {
+		// Deleted without its pods for new volume sizes; created again once it is gone.
+		return appliedStatefulSet{sts: existing, replacing: fmt.Sprintf("waiting for StatefulSet %s to be re-created for the new volume sizes", existing.Name)}, nil
+	}
+	// Larger volumes: resize the PVCs and re-create the StatefulSet (volumes.go). When the
+	// StorageClass cannot grow them, everything else is still applied, on the current volumes.
+	var blocked *specs.Problem
+	if found {
+		if grown, onlyGrowth := specs.GrownClaims(existing, desired); onlyGrowth && len(grown) > 0 {
+			replacing, problem, err := r.expandVolumes(ctx, ds, existing, grown)
+			switch {
+			case err != nil:
+				return appliedStatefulSet{}, err
+			case problem == nil:
+				return appliedStatefulSet{sts: existing, replacing: replacing}, nil
+			}
+			blocked = problem
+			desired.Spec.VolumeClaimTemplates = existing.Spec.VolumeClaimTemplates
+		}
+	}
+
+	specHash, err := specs.ObjectHash(desired.Spec)
+	if err != nil {
+		return appliedStatefulSet{}, err
+	}
+	desired.Annotations = map[string]string{specs.AnnotationSpecHash: specHash}
+	if found && !statefulSetNeedsApply(existing, desired) {
+		return appliedStatefulSet{sts: existing, blocked: blocked}, nil
+	}
+	if err := r.apply(ctx, ds, desired); err != nil {
+		if found && apierrors.IsInvalid(err) {
+			// StatefulSet fields such as volumeClaimTemplates are immutable (sizes grow through
+			// volumes.go; a storage class or a volume set cannot change).
+			return appliedStatefulSet{}, fmt.Errorf("%w (the storage class and the set of volumes cannot change on an existing server)", err)
+		}
+		return appliedStatefulSet{}, err
+	}
+	r.emitStatefulSetEvents(ds, existing, desired, found)
+	return appliedStatefulSet{sts: desired, blocked: blocked}, nil
+}
+
+// statefulSetNeedsApply reports whether the existing StatefulSet differs from desired in what
+// the operator sets: the spec it last applied, the annotations that restart the pod, replicas.
+func statefulSetNeedsApply(existing, desired *appsv1.StatefulSet) bool {
+	have, want := existing.Spec.Template.Annotations, desired.Spec.Template.Annotations
+	return existing.Annotations[specs.AnnotationSpecHash] != desired.Annotations[specs.AnnotationSpecHash] ||
+		have[specs.AnnotationConfigHash] != want[specs.AnnotationConfigHash] ||
+		have[specs.AnnotationRemoteStoreUpdated] != want[specs.AnnotationRemoteStoreUpdated] ||
+		existing.Spec.Replicas == nil || *existing.Spec.Replicas != *desired.Spec.Replicas
+}
+
+// emitStatefulSetEvents says why the StatefulSet was written: created, new config (the pod rolls),
+// or an updated S3 store the pod must load.
+func (r *Reconciler) emitStatefulSetEvents(ds *v1alpha1.DittoServer, existing, desired *appsv1.StatefulSet, found bool) {
+	oldHash := existing.Spec.Template.Annotations[specs.AnnotationConfigHash]
+	newHash := desired.Spec.Template.Annotations[specs.AnnotationConfigHash]
+	switch {
+	case !found:
+		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventCreated, "Created StatefulSet %s", ds.Name)
+	case oldHash != newHash:
+		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventConfigChanged, "Configuration or referenced Secrets changed (hash %s -> %s)", short(oldHash), short(newHash))
+		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventRollingRestart, "Rolling the DittoFS pod to pick up the new configuration")
+	case existing.Spec.Template.Annotations[specs.AnnotationRemoteStoreUpdated] != desired.Spec.Template.Annotations[specs.AnnotationRemoteStoreUpdated]:
+		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventRollingRestart, "Rolling the DittoFS pod to load remote block store %s as updated at %s (DittoFS uses a changed store only after a restart)",
+			specs.S3StoreName, desired.Spec.Template.Annotations[specs.AnnotationRemoteStoreUpdated])
+	}
+}
+
+// short abbreviates a hash for messages.
+func short(h string) string {
+	if len(h) > 8 {
+		return h[:8]
+	}
+	if h == "" {
+		return "none"
+	}
+	return h
+}

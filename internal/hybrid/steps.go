@@ -1,0 +1,119 @@
+package hybrid
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/dittofs/dittofs-operator/internal/specs"
+	"github.com/dittofs/dittofs-operator/internal/validation"
+)
+
+// invalidSpecRecheck re-runs the guard for an invalid spec that no watch may fix (e.g. the
+// Percona CRD being installed later), and retries a volume expansion the StorageClass refused.
+// StorageClass and Secret changes trigger a reconcile anyway.
+const invalidSpecRecheck = 2 * time.Minute
+
+// validateSpec is the guard: the validating webhook's checks, for a spec admitted without the
+// webhook or made invalid by the cluster changing since. An invalid spec is reported and not
+// rolled out; warnings go into Ready's message.
+func (r *Reconciler) validateSpec(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+	findings, err := r.Validator.Validate(ctx, s.ds)
+	if err != nil {
+		return ctrl.Result{}, halt, err
+	}
+	s.findings = findings
+	s.status.warnings = append(s.status.warnings, findings.Warnings...)
+	problem := findings.Blocking()
+	if problem == nil {
+		return ctrl.Result{}, proceed, nil
+	}
+	if findings.PerconaCRDMissing {
+		s.status.database = &finding{reason: specs.ReasonPerconaCRDMissing, message: validation.PerconaCRDMissingMessage}
+	}
+	s.status.configFailed(problem)
+	return ctrl.Result{RequeueAfter: invalidSpecRecheck}, halt, nil
+}
+
+// reconcileConfig waits until the ConfigMap the Helm reconciler rendered matches the spec, and
+// computes the config hash from it and the referenced Secrets. The pod never gets a hash of a
+// config it cannot see yet: the ConfigMap's update event brings the server back.
+func (r *Reconciler) reconcileConfig(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+	ds := s.ds
+	rendered, err := r.Renderer.Render(ds)
+	if err == nil {
+		s.configYAML, err = rendered.ConfigYAML()
+	}
+	if err != nil {
+		if problem, ok := specs.AsProblem(err); ok {
+			s.status.configFailed(problem)
+		} else {
+			s.status.configFailed(&specs.Problem{Reason: specs.ReasonRenderFailed, Message: err.Error()})
+		}
+		return ctrl.Result{}, halt, nil
+	}
+	name := specs.ConfigMapName(ds)
+	cm := &corev1.ConfigMap{}
+	err = r.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, cm)
+	switch {
+	case apierrors.IsNotFound(err):
+		s.status.configPending(fmt.Sprintf("waiting for the Helm reconciler to create ConfigMap %s", name))
+		// A new server: Helm's first status write (Initialized) and the ConfigMap's creation
+		// bring us back within a second; a status written now would be replaced at once.
+		s.status.deferWrite = meta.FindStatusCondition(ds.Status.Conditions, specs.ConditionInitialized) == nil
+		return ctrl.Result{}, halt, nil
+	case err != nil:
+		return ctrl.Result{}, halt, err
+	case cm.Data[specs.ConfigFileName] != s.configYAML:
+		// The Helm upgrade has not landed yet; its ConfigMap event brings us back. Until then the
+		// pod keeps the config it has.
+		s.status.configPending(fmt.Sprintf("ConfigMap %s does not match the spec yet (Helm upgrade pending)", name))
+		return ctrl.Result{}, halt, nil
+	}
+	if s.db.gate {
+		// The configuration is fine; the pod waits for the database. status.configHash keeps
+		// the hash the pod runs with (the Percona Secret is not part of it yet).
+		s.status.configReady(ds.Status.ConfigHash)
+		return ctrl.Result{}, halt, nil
+	}
+	s.hash = specs.ConfigHash(s.configYAML, append(s.secrets.hashInput, s.db.hashInput...))
+	s.status.configReady(s.hash)
+	return ctrl.Result{}, proceed, nil
+}
+
+// observeStatefulSet reads the current StatefulSet (if any) into the status.
+func (r *Reconciler) observeStatefulSet(ctx context.Context, s *scope) error {
+	sts := &appsv1.StatefulSet{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.ds.Namespace, Name: s.ds.Name}, sts)
+	if apierrors.IsNotFound(err) {
+		s.status.observeStatefulSet(nil)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.status.observeStatefulSet(sts)
+	return nil
+}
+
+// reconcileControlPlane applies the spec through the DittoFS REST API once the pod is Ready.
+func (r *Reconciler) reconcileControlPlane(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+	sts := s.status.sts
+	if r.ControlPlane == nil || sts == nil || sts.Status.ReadyReplicas < 1 || s.ds.Spec.EffectiveReplicas() == 0 {
+		// Nothing listens yet; the StatefulSet's status change brings us back.
+		return ctrl.Result{}, proceed, nil
+	}
+	out, err := r.ControlPlane.Apply(ctx, s.ds, s.secrets.admin)
+	if err != nil {
+		return ctrl.Result{}, halt, err
+	}
+	s.status.controlPlane = &out
+	return ctrl.Result{RequeueAfter: out.RequeueAfter}, proceed, nil
+}
