@@ -62,7 +62,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint and go vet.
 
 .PHONY: golden
 golden: ## Rewrite the golden files of the rendered chart (review the diff!).
-	go test ./internal/hybrid -run TestRenderGolden -update
+	go test ./internal/specs -run TestRenderGolden -update
 
 .PHONY: verify
 verify: manifests generate docs bundle catalog ## Regenerate CRD, RBAC, webhook, deepcopy, docs, bundle, catalog; fail on a diff.
@@ -85,8 +85,8 @@ test: k8s-binaries dittofs $(KUSTOMIZE) $(GOFAKES3) ## Run every test: unit, env
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: unit
-unit: ## Run the fast tests only (no API server, no DittoFS).
-	go test $(GO_TEST_FLAGS) ./api/... ./internal/...
+unit: k8s-binaries ## Run the package tests: pure builders, and each reconcile step alone on an API server (no DittoFS).
+	go test $(GO_TEST_FLAGS) ./api/... ./internal/... ./test/layout/...
 
 .PHONY: integration
 integration: k8s-binaries ## Run the envtest integration tests.
@@ -106,7 +106,7 @@ bench: build k8s-binaries ## Benchmark on a local kwok control plane (N=1,50,200
 
 .PHONY: fuzz
 fuzz: ## Fuzz the value translator for 30s.
-	go test ./internal/hybrid -run '^$$' -fuzz FuzzTranslate -fuzztime 30s
+	go test ./internal/specs -run '^$$' -fuzz FuzzTranslate -fuzztime 30s
 
 ##@ OLM
 
