@@ -119,3 +119,10 @@ func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj clie
 	c.gets++
 	return c.Reader.Get(ctx, key, obj, opts...)
 }
+
+// kept is the number of Secrets with a kept copy.
+func (r *SecretReader) kept() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.store)
+}

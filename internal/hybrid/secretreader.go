@@ -85,10 +85,3 @@ func (r *SecretReader) Forget(key client.ObjectKey) {
 	delete(r.store, key)
 	r.mu.Unlock()
 }
-
-// kept is the number of Secrets with a kept copy.
-func (r *SecretReader) kept() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.store)
-}

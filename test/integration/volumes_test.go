@@ -116,7 +116,13 @@ func TestVolumeExpansion(t *testing.T) {
 			}
 			return nil
 		})
-		assert.Equal(t, specs.ReasonExpandingVolumes, condition(getServer(t, ns, "grow"), specs.ConditionProgressing).Reason)
+		// The status is written at the end of the reconcile that deleted the StatefulSet.
+		eventually(t, "Progressing says why", func() error {
+			if c := condition(getServer(t, ns, "grow"), specs.ConditionProgressing); c == nil || c.Reason != specs.ReasonExpandingVolumes {
+				return fmt.Errorf("Progressing: %+v", c)
+			}
+			return nil
+		})
 		playGarbageCollector(t, ns, "grow")
 		eventually(t, "StatefulSet re-created with the new claim template", func() error {
 			cur := &appsv1.StatefulSet{}
