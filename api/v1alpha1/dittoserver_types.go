@@ -25,6 +25,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.nfsPort) || !has(self.metrics) || !self.metrics.enabled || !has(self.metrics.port) || self.nfsPort != self.metrics.port",message="spec.nfsPort must differ from spec.metrics.port; pick distinct ports"
 // +kubebuilder:validation:XValidation:rule="!has(self.smb) || !self.smb.enabled || !has(self.smb.port) || !has(self.controlPlane) || !has(self.controlPlane.port) || self.smb.port != self.controlPlane.port",message="spec.smb.port must differ from spec.controlPlane.port; pick distinct ports"
 // +kubebuilder:validation:XValidation:rule="!has(self.smb) || !self.smb.enabled || !has(self.smb.port) || !has(self.metrics) || !self.metrics.enabled || !has(self.metrics.port) || self.smb.port != self.metrics.port",message="spec.smb.port must differ from spec.metrics.port; pick distinct ports"
+// +kubebuilder:validation:XValidation:rule="!has(self.database) || !has(self.database.type) || self.database.type != 'postgres' || has(self.database.postgresSecretRef) || (has(self.percona) && self.percona.enabled)",message="spec.database.type is postgres but no PostgreSQL is named: set spec.database.postgresSecretRef (a Secret key with the URI) or spec.percona.enabled, or use type sqlite"
 type DittoServerSpec struct {
 	// Image is the DittoFS container image. When empty, the operator uses the image from its
 	// RELATED_IMAGE_DITTOFS environment variable, or marmos91c/dittofs:v0.29.0.
@@ -152,7 +153,7 @@ type DittoServerSpec struct {
 
 // StorageSpec sizes the server's PersistentVolumeClaims. Sizes are whole numbers of Mi, Gi or Ti.
 //
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.storageClassName) || (has(self.storageClassName) && self.storageClassName == oldSelf.storageClassName)",message="spec.storage.storageClassName cannot change once set: the existing volumes keep their class; create a new DittoServer to move to another class"
+// +kubebuilder:validation:XValidation:rule="has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",message="spec.storage.storageClassName cannot change on an existing server (it cannot be added, changed or removed): the existing volumes keep their class; create a new DittoServer to move to another class"
 // +kubebuilder:validation:XValidation:rule="quantity(self.metadataSize).compareTo(quantity(oldSelf.metadataSize)) >= 0",message="spec.storage.metadataSize cannot decrease: PersistentVolumeClaims cannot shrink; keep the current size or larger"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.cacheSize) || !has(self.cacheSize) || quantity(self.cacheSize).compareTo(quantity(oldSelf.cacheSize)) >= 0",message="spec.storage.cacheSize cannot decrease: PersistentVolumeClaims cannot shrink; keep the current size or larger"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.controlPlaneSize) || !has(self.controlPlaneSize) || quantity(self.controlPlaneSize).compareTo(quantity(oldSelf.controlPlaneSize)) >= 0",message="spec.storage.controlPlaneSize cannot decrease: PersistentVolumeClaims cannot shrink; keep the current size or larger"
@@ -182,9 +183,17 @@ type StorageSpec struct {
 	// +optional
 	ControlPlaneSize string `json:"controlPlaneSize,omitempty"`
 
-	// StorageClassName for every volume; the cluster default when empty.
+	// StorageClassName for every volume; the cluster default when empty. Fixed at creation.
 	// +optional
 	StorageClassName *string `json:"storageClassName,omitempty"`
+
+	// DeleteWithServer deletes the PersistentVolumeClaims and the generated credentials (the
+	// admin, JWT and operator-account Secrets) with the DittoServer. Otherwise they are kept,
+	// and a DittoServer created again with the same name in the namespace adopts them: its
+	// data and the credentials that open it.
+	// +kubebuilder:default=false
+	// +optional
+	DeleteWithServer bool `json:"deleteWithServer,omitempty"`
 }
 
 // DatabaseSpec selects the control-plane database.
@@ -434,6 +443,7 @@ type SMBCreditsSpec struct {
 }
 
 // S3Spec configures the S3 remote block store.
+// +kubebuilder:validation:XValidation:rule="has(self.bucket) && size(self.bucket) > 0",message="spec.s3.bucket is required: name the bucket of the remote block store, or remove spec.s3"
 type S3Spec struct {
 	// CredentialsSecretRef names the Secret with the S3 credentials. A missing Secret is a
 	// warning, not an error (it may be created later, e.g. by external-secrets).
@@ -517,6 +527,7 @@ type PerconaSpec struct {
 // PerconaBackupSpec configures pgBackRest repo1 on S3.
 // +kubebuilder:validation:XValidation:rule="!self.enabled || (has(self.bucket) && size(self.bucket) > 0)",message="spec.percona.backup.bucket is required when spec.percona.backup.enabled is true; set the bucket name or disable backups"
 // +kubebuilder:validation:XValidation:rule="!self.enabled || (has(self.endpoint) && size(self.endpoint) > 0)",message="spec.percona.backup.endpoint is required when spec.percona.backup.enabled is true; set the S3 endpoint (e.g. s3.eu-west-1.amazonaws.com) or disable backups"
+// +kubebuilder:validation:XValidation:rule="!self.enabled || has(self.credentialsSecretRef)",message="spec.percona.backup.credentialsSecretRef is required when spec.percona.backup.enabled is true: pgBackRest needs the S3 key (a Secret with an ini file holding repo1-s3-key and repo1-s3-key-secret, see docs/PERCONA.md)"
 type PerconaBackupSpec struct {
 	// Enabled turns backups on.
 	// +kubebuilder:default=false

@@ -17,7 +17,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -95,9 +94,7 @@ type Deps struct {
 	// and writes it.
 	Client client.Client
 	// Secrets reads the user's Secrets: the admin password and the S3 credentials.
-	Secrets client.Reader
-	// Scheme sets the owner reference of the operator Secret.
-	Scheme   *runtime.Scheme
+	Secrets  client.Reader
 	Recorder record.EventRecorder
 }
 
@@ -179,12 +176,12 @@ func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.
 	r := &run{Step: s, ds: ds, secret: secret}
 	err = r.login(ctx, base, admin)
 	if err == nil {
-		err = r.converge(ctx)
+		err = r.converge(ctx, base, admin)
 		if dittoapi.IsUnauthorized(err) {
 			// Token revoked or the server's user database changed: one fresh session.
 			s.forgetSession(ds.UID)
 			if err = r.login(ctx, base, admin); err == nil {
-				err = r.converge(ctx)
+				err = r.converge(ctx, base, admin)
 			}
 		}
 	}
@@ -207,7 +204,8 @@ func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.
 	case errors.As(err, &k8sErr):
 		return Outcome{}, k8sErr.err
 	case isProblem:
-		// The admin Secret no longer logs in: nothing to retry until the user fixes it.
+		// The admin Secret no longer logs in (or is empty): nothing to retry until the user
+		// fixes it.
 		out.ControlPlane = cond(metav1.ConditionFalse, problem.Reason, problem.Message)
 		out.RequeueAfter = adminAuthBackoff
 	case dittoapi.IsUnreachable(err):
@@ -233,9 +231,12 @@ func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.
 	return out, nil
 }
 
-// converge applies adapters, the S3 store and the shares. Steady state is read-only: one call
-// per object (docs/CONTROLPLANE.md counts them).
-func (r *run) converge(ctx context.Context) error {
+// converge applies the admin password, adapters, the S3 store and the shares. Steady state is
+// read-only: one call per object (docs/CONTROLPLANE.md counts them).
+func (r *run) converge(ctx context.Context, base string, admin specs.SecretKey) error {
+	if err := r.applyAdminPassword(ctx, base, admin); err != nil {
+		return err
+	}
 	if err := r.applyAdapters(ctx); err != nil {
 		return err
 	}

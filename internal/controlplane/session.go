@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/dittofs/dittofs-operator/internal/dittoapi"
 	"github.com/dittofs/dittofs-operator/internal/specs"
@@ -101,12 +100,12 @@ func (s *Step) forgetSession(uid types.UID) {
 // password). The new password is written to the operator Secret first, so an interruption
 // never leaves a password only the server knows. The admin password is never changed.
 func (r *run) provisionOperator(ctx context.Context, base string, admin specs.SecretKey) error {
-	adminSecret := &corev1.Secret{}
-	if err := r.deps.Secrets.Get(ctx, types.NamespacedName{Namespace: r.ds.Namespace, Name: admin.Name}, adminSecret); err != nil {
-		return &k8sError{fmt.Errorf("reading the admin Secret %s: %w", admin.Name, err)}
+	adminPassword, err := r.adminPassword(ctx, admin)
+	if err != nil {
+		return err
 	}
 	ac := dittoapi.New(base, r.opts.HTTPClient)
-	if _, err := ac.Login(ctx, specs.DefaultAdminUser, string(adminSecret.Data[admin.Key])); err != nil {
+	if _, err := ac.Login(ctx, specs.DefaultAdminUser, adminPassword); err != nil {
 		if dittoapi.IsUnauthorized(err) {
 			return specs.Problemf(specs.ReasonAdminCredentialUnauthorized,
 				"the DittoFS API refused the admin password from Secret %s key %q (was it changed out of band?); put the current password in the Secret; the operator retries when the Secret changes or in %s",
@@ -120,7 +119,7 @@ func (r *run) provisionOperator(ctx context.Context, base string, admin specs.Se
 	}
 	if err := r.writeSecret(ctx, map[string]string{
 		specs.OperatorSecretKeyUsername: specs.OperatorUsername, specs.OperatorSecretKeyPassword: password,
-	}, nil); err != nil {
+	}, map[string]string{specs.AnnotationAdminPassword: specs.KeyedHash(password, adminPassword)}); err != nil {
 		return err
 	}
 	_, err = ac.CreateUser(ctx, dittoapi.CreateUserRequest{
@@ -143,11 +142,10 @@ func (r *run) provisionOperator(ctx context.Context, base string, admin specs.Se
 func (r *run) writeSecret(ctx context.Context, data, annotations map[string]string) error {
 	secret := r.secret
 	if secret.Name == "" {
+		// No owner reference: the account lives in the server's database, which outlives the
+		// DittoServer (its volumes are kept); a server created again with the name logs in with it.
 		secret.ObjectMeta = metav1.ObjectMeta{Name: specs.OperatorSecretName(r.ds), Namespace: r.ds.Namespace, Labels: specs.CommonLabels(r.ds, "operator-credentials")}
 		secret.Type = corev1.SecretTypeOpaque
-		if err := controllerutil.SetControllerReference(r.ds, secret, r.deps.Scheme); err != nil {
-			return err
-		}
 	}
 	if data != nil {
 		secret.Data = map[string][]byte{}
@@ -171,4 +169,55 @@ func (r *run) writeSecret(ctx context.Context, data, annotations map[string]stri
 		return &k8sError{fmt.Errorf("writing Secret %s/%s: %w", r.ds.Namespace, secret.Name, err)}
 	}
 	return nil
+}
+
+// adminPassword reads the admin password from its Secret.
+func (r *run) adminPassword(ctx context.Context, admin specs.SecretKey) (string, error) {
+	secret := &corev1.Secret{}
+	if err := r.deps.Secrets.Get(ctx, types.NamespacedName{Namespace: r.ds.Namespace, Name: admin.Name}, secret); err != nil {
+		return "", &k8sError{fmt.Errorf("reading the admin Secret %s: %w", admin.Name, err)}
+	}
+	return string(secret.Data[admin.Key]), nil
+}
+
+// applyAdminPassword gives the server's admin the password of the admin Secret when the Secret
+// changed (DittoFS reads DITTOFS_ADMIN_INITIAL_PASSWORD on first boot only, so a restart would
+// change nothing). The operator sets it with its own account (role admin); DittoFS then asks
+// the admin to change it at the next login, which the operator does at once with the same
+// password, so the Secret's password is the admin's. Steady state costs no API call: the
+// operator Secret records which password the server has.
+func (r *run) applyAdminPassword(ctx context.Context, base string, admin specs.SecretKey) error {
+	password, err := r.adminPassword(ctx, admin)
+	if err != nil {
+		return err
+	}
+	applied := specs.KeyedHash(string(r.secret.Data[specs.OperatorSecretKeyPassword]), password)
+	if r.secret.Annotations[specs.AnnotationAdminPassword] == applied {
+		return nil
+	}
+	if password == "" {
+		return specs.Problemf(specs.ReasonAdminCredentialUnauthorized, "Secret %s key %q holds no admin password; put the admin password there", admin.Name, admin.Key)
+	}
+	ac := dittoapi.New(base, r.opts.HTTPClient)
+	tok, err := ac.Login(ctx, specs.DefaultAdminUser, password)
+	if dittoapi.IsUnauthorized(err) {
+		// A new password in the Secret: set it as the operator.
+		if err := r.api.ResetUserPassword(ctx, specs.DefaultAdminUser, password); err != nil {
+			return fmt.Errorf("setting the admin password from Secret %s: %w", admin.Name, err)
+		}
+		if tok, err = ac.Login(ctx, specs.DefaultAdminUser, password); err != nil {
+			return fmt.Errorf("logging in as admin with the password just set: %w", err)
+		}
+		r.deps.Recorder.Eventf(r.ds, corev1.EventTypeNormal, specs.EventAdminPasswordChanged,
+			"Set the admin password from Secret %s key %q through the DittoFS API (no restart)", admin.Name, admin.Key)
+	}
+	if err != nil {
+		return err
+	}
+	if tok.User.MustChangePassword {
+		if _, err := ac.ChangeOwnPassword(ctx, password, password); err != nil {
+			return fmt.Errorf("confirming the admin password: %w", err)
+		}
+	}
+	return r.writeSecret(ctx, nil, map[string]string{specs.AnnotationAdminPassword: applied})
 }

@@ -3,7 +3,9 @@ package hybrid
 import (
 	"context"
 	"fmt"
+	"slices"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -65,4 +67,20 @@ func dropNullTimestamps(m map[string]any) {
 			}
 		}
 	}
+}
+
+// ownedBy reports whether any owner reference of m points at ds.
+func ownedBy(m metav1.Object, ds *v1alpha1.DittoServer) bool {
+	return slices.ContainsFunc(m.GetOwnerReferences(), func(ref metav1.OwnerReference) bool { return ref.UID == ds.UID })
+}
+
+// disown removes ds's owner references from obj, as just read, with an optimistic lock: the
+// garbage collector no longer deletes obj with the server.
+func (r *Reconciler) disown(ctx context.Context, obj client.Object, ds *v1alpha1.DittoServer) error {
+	orig, ok := obj.DeepCopyObject().(client.Object)
+	if !ok {
+		return fmt.Errorf("%T is not an object", obj)
+	}
+	obj.SetOwnerReferences(slices.DeleteFunc(slices.Clone(obj.GetOwnerReferences()), func(ref metav1.OwnerReference) bool { return ref.UID == ds.UID }))
+	return r.Client.Patch(ctx, obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 }

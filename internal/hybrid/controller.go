@@ -67,9 +67,10 @@ type scope struct {
 	findings validation.Findings
 	db       perconaOutcome
 	secrets  *resolvedSecrets
-	// configYAML is the config.yaml the spec renders to, and hash its config hash.
-	configYAML, hash string
-	status           observed
+	// configYAML is the config.yaml the spec renders to, and hash its config hash; legacyHash
+	// is the hash operators before this one computed (with the admin password).
+	configYAML, hash, legacyHash string
+	status                       observed
 }
 
 // step is one phase of reconcileServer. It returns when to come back (merged over all steps by

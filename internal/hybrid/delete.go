@@ -3,6 +3,7 @@ package hybrid
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,14 +34,16 @@ func (r *Reconciler) cleanupTimeout() time.Duration {
 	return DefaultCleanupTimeout
 }
 
-// reconcileDelete runs when the DittoServer is being deleted. The StatefulSet, Services,
-// ConfigMap and generated Secrets go with the owner references (garbage collection); the PVCs
-// are never deleted by the operator (retention Retain/Retain on the StatefulSet).
-//
-// The PerconaPGCluster is deleted only with spec.percona.enabled and deleteWithServer both
-// true. In every other case, and on every path (a cleanup timeout, Percona disabled earlier),
-// our owner reference is removed from it before the finalizer goes: the garbage collector
-// would otherwise delete the database with the server.
+// reconcileDelete runs when the DittoServer is being deleted. The StatefulSet, Services and
+// ConfigMap go with the owner references (garbage collection). What holds or opens the data is
+// kept unless the user opted in to deleting it:
+//   - the PVCs (retention Retain/Retain on the StatefulSet) and the generated credentials (no
+//     owner reference) are deleted only with spec.storage.deleteWithServer; otherwise a server
+//     created again with the same name adopts them. Credentials that an older operator owned are
+//     released first, on every path: the finalizer stays until they are.
+//   - the PerconaPGCluster is deleted only with spec.percona.enabled and deleteWithServer both
+//     true. In every other case, and on every path (a cleanup timeout, Percona disabled
+//     earlier), our owner reference is removed from it before the finalizer goes.
 func (r *Reconciler) reconcileDelete(ctx context.Context, ds *v1alpha1.DittoServer) (ctrl.Result, error) {
 	if r.ControlPlane != nil {
 		r.ControlPlane.Forget(ds.UID)
@@ -51,17 +54,22 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, ds *v1alpha1.DittoServ
 	elapsed := time.Since(ds.DeletionTimestamp.Time)
 	timedOut := elapsed >= r.cleanupTimeout()
 
-	done, waitMsg, err := r.cleanupPercona(ctx, ds, timedOut)
+	kept, err := r.cleanupData(ctx, ds, timedOut)
+	done, waitMsg := false, ""
+	if err == nil {
+		done, waitMsg, err = r.cleanupPercona(ctx, ds, timedOut)
+	}
 	reason, msg := specs.ReasonDeleting, waitMsg
 	switch {
 	case err != nil && timedOut:
-		// Never drop the finalizer while the cluster may still carry our owner reference.
+		// Never drop the finalizer while the cluster or the credentials may still carry our
+		// owner reference.
 		reason = specs.ReasonCleanupTimeout
-		msg = fmt.Sprintf("cleanup has not finished after %s; the finalizer stays until the PerconaPGCluster is orphaned or gone: %v", r.cleanupTimeout(), err)
+		msg = fmt.Sprintf("cleanup has not finished after %s; the finalizer stays until the PerconaPGCluster and the generated credentials are released or gone: %v", r.cleanupTimeout(), err)
 	case err != nil:
 		msg = fmt.Sprintf("cleanup failed, retrying: %v", err)
 	case done:
-		msg = "owned objects are garbage-collected, PersistentVolumeClaims are kept"
+		msg = "owned objects are garbage-collected; " + kept
 	}
 	if serr := r.markDeleting(ctx, ds, reason, msg); serr != nil {
 		log.FromContext(ctx).Error(serr, "writing the Deleting status")
@@ -73,12 +81,67 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, ds *v1alpha1.DittoServ
 		// Back when the timeout passes at the latest (the cluster's delete event comes first).
 		return ctrl.Result{RequeueAfter: max(min(cleanupPoll, r.cleanupTimeout()-elapsed+10*time.Millisecond), 100*time.Millisecond)}, nil
 	}
-	r.Recorder.Event(ds, corev1.EventTypeNormal, specs.EventDeleting, "Deleting: owned objects are garbage-collected, PersistentVolumeClaims are kept")
+	r.Recorder.Event(ds, corev1.EventTypeNormal, specs.EventDeleting, "Deleting: owned objects are garbage-collected; "+kept)
 	if err := r.removeFinalizer(ctx, ds); err != nil {
 		return ctrl.Result{}, err
 	}
 	r.forgetSecrets(ctx, ds)
 	return ctrl.Result{}, nil
+}
+
+// cleanupData keeps the server's volumes and generated credentials (their owner references
+// removed), or deletes them with spec.storage.deleteWithServer. It says what happened to them.
+// A deletion that still fails after the cleanup timeout leaves them (the safe side) and lets
+// the server go.
+func (r *Reconciler) cleanupData(ctx context.Context, ds *v1alpha1.DittoServer, timedOut bool) (string, error) {
+	if !ds.Spec.Storage.DeleteWithServer {
+		if err := r.releaseCredentials(ctx, ds); err != nil {
+			return "", err
+		}
+		return "PersistentVolumeClaims and generated credentials are kept: a DittoServer created again with this name adopts them", nil
+	}
+	deleted, err := r.deleteData(ctx, ds)
+	if err != nil {
+		if !timedOut {
+			return "", err
+		}
+		r.Recorder.Eventf(ds, corev1.EventTypeWarning, specs.EventCleanupTimeout,
+			"deleting the data (spec.storage.deleteWithServer) has not finished after %s: %v; what is left is kept", r.cleanupTimeout(), err)
+		return "deleting the data did not finish; what is left is kept", nil
+	}
+	return "deleted (spec.storage.deleteWithServer): " + orNone(deleted), nil
+}
+
+// deleteData deletes the server's PVCs and generated credentials, and returns their names.
+func (r *Reconciler) deleteData(ctx context.Context, ds *v1alpha1.DittoServer) ([]string, error) {
+	var deleted []string
+	pvcs := &corev1.PersistentVolumeClaimList{}
+	if err := r.APIReader.List(ctx, pvcs, client.InNamespace(ds.Namespace),
+		client.MatchingLabels{specs.LabelInstance: ds.Name, specs.LabelPartOf: specs.PartOf}); err != nil {
+		return nil, fmt.Errorf("listing the PersistentVolumeClaims of %s: %w", ds.Name, err)
+	}
+	for i := range pvcs.Items {
+		pvc := &pvcs.Items[i]
+		if err := r.Client.Delete(ctx, pvc); err != nil && !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("deleting PersistentVolumeClaim %s: %w", pvc.Name, err)
+		}
+		deleted = append(deleted, "PersistentVolumeClaim "+pvc.Name)
+	}
+	for _, name := range credentialSecretNames(ds) {
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ds.Namespace, Name: name}}
+		err := r.Client.Delete(ctx, secret)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, fmt.Errorf("deleting Secret %s: %w", name, err)
+		default:
+			deleted = append(deleted, "Secret "+name)
+		}
+	}
+	if len(deleted) > 0 {
+		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventDataDeleted, "Deleted with the server (spec.storage.deleteWithServer): %s", strings.Join(deleted, ", "))
+	}
+	return deleted, nil
 }
 
 // cleanupPercona handles the server's PerconaPGCluster. done means no cluster carries our

@@ -63,7 +63,7 @@ func TestReconcileDelete(t *testing.T) {
 	assert.Zero(t, res.RequeueAfter)
 	err = k8s.Get(ctx(), client.ObjectKeyFromObject(gone), &v1alpha1.DittoServer{})
 	assert.True(t, apierrors.IsNotFound(err), "the finalizer is removed: %v", err)
-	assert.Contains(t, drain(events), "Normal Deleting Deleting: owned objects are garbage-collected, PersistentVolumeClaims are kept")
+	assert.Contains(t, drain(events), "Normal Deleting Deleting: owned objects are garbage-collected; PersistentVolumeClaims and generated credentials are kept: a DittoServer created again with this name adopts them")
 	assert.Equal(t, 2, r.Secrets.kept(), "server %s still reads both Secrets", stays.Name)
 
 	require.NoError(t, k8s.Delete(ctx(), stays))

@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
@@ -238,16 +237,6 @@ func (r *Reconciler) perconaClusterMeta(ctx context.Context, ds *v1alpha1.DittoS
 	return m, nil
 }
 
-// ownedBy reports whether any owner reference of m points at ds.
-func ownedBy(m metav1.Object, ds *v1alpha1.DittoServer) bool {
-	for _, ref := range m.GetOwnerReferences() {
-		if ref.UID == ds.UID {
-			return true
-		}
-	}
-	return false
-}
-
 // orphanPerconaCluster removes the server's owner reference from its cluster (optimistic
 // lock, conflicts retried at once on a fresh read, no sleep in the worker). It reports whether
 // a reference was removed; a cluster that is gone or not ours is left alone.
@@ -259,15 +248,7 @@ func (r *Reconciler) orphanPerconaCluster(ctx context.Context, ds *v1alpha1.Ditt
 		if err != nil || m == nil || !ownedBy(m, ds) {
 			return false, err
 		}
-		orig := m.DeepCopy()
-		var refs []metav1.OwnerReference
-		for _, ref := range m.OwnerReferences {
-			if ref.UID != ds.UID {
-				refs = append(refs, ref)
-			}
-		}
-		m.OwnerReferences = refs
-		err = r.Client.Patch(ctx, m, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+		err = r.disown(ctx, m, ds)
 		if err == nil {
 			r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventPerconaOrphaned,
 				"Removed the owner reference from PerconaPGCluster %s (%s): the database and its volumes are kept; delete it with kubectl delete perconapgcluster %s -n %s",

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	"github.com/dittofs/dittofs-operator/internal/specs"
@@ -20,8 +19,12 @@ import (
 // resolvedSecrets is what the controller learned from the Secrets the server depends on.
 type resolvedSecrets struct {
 	jwt, admin specs.SecretKey
-	// hashInput is name/key/value of every referenced key.
+	// hashInput is name/key/value of every referenced key the process reads at boot: the JWT
+	// signing key and PostgreSQL settings, not the admin password (read on first boot only; a
+	// new one is set through the REST API).
 	hashInput []specs.HashPart
+	// adminHashPart is the admin password, which operators before this one hashed too.
+	adminHashPart specs.HashPart
 	// postgres holds the discrete PostgreSQL settings parsed from a URI, when one is given.
 	postgres map[string]string
 	// warnings are non-fatal findings (e.g. an S3 Secret that does not exist yet).
@@ -34,6 +37,9 @@ type resolvedSecrets struct {
 func (r *Reconciler) reconcileSecrets(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	ds := s.ds
 	if err := r.ensureGeneratedSecrets(ctx, ds); err != nil {
+		return ctrl.Result{}, halt, err
+	}
+	if err := r.releaseCredentials(ctx, ds); err != nil {
 		return ctrl.Result{}, halt, err
 	}
 	secrets, err := resolveSecrets(ctx, r.Secrets, ds)
@@ -59,7 +65,9 @@ func (r *Reconciler) reconcileSecrets(ctx context.Context, s *scope) (ctrl.Resul
 }
 
 // ensureGeneratedSecrets creates the JWT and admin Secrets the user did not provide. They are
-// created once and never updated, so a password is never rotated behind the user's back.
+// created once and never updated, so a password is never rotated behind the user's back. They
+// have no owner reference: like the PVCs they are kept when the server is deleted (they open
+// its data), and a server created again with the same name adopts them.
 func (r *Reconciler) ensureGeneratedSecrets(ctx context.Context, ds *v1alpha1.DittoServer) error {
 	if jwt := specs.JWTSecretRef(ds); jwt.Name == specs.JWTSecretName(ds) {
 		value, err := specs.RandomString(48)
@@ -97,9 +105,6 @@ func (r *Reconciler) createSecretOnce(ctx context.Context, ds *v1alpha1.DittoSer
 		Type:       corev1.SecretTypeOpaque,
 		StringData: data,
 	}
-	if err := controllerutil.SetControllerReference(ds, secret, r.Scheme); err != nil {
-		return err
-	}
 	if err := r.Client.Create(ctx, secret); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil
@@ -132,10 +137,11 @@ func resolveSecrets(ctx context.Context, secrets client.Reader, ds *v1alpha1.Dit
 			out.jwt.Name, out.jwt.Key, specs.JWTSecretMinLength)
 	}
 
-	value, err = read("spec.identity.admin.passwordSecretRef", out.admin)
+	value, err = requiredKey(ctx, secrets, ds.Namespace, "spec.identity.admin.passwordSecretRef", out.admin)
 	if err != nil {
 		return nil, err
 	}
+	out.adminHashPart = specs.HashPart{Name: out.admin.Name, Key: out.admin.Key, Value: value}
 	if len(strings.TrimSpace(string(value))) == 0 {
 		return nil, specs.Problemf(specs.ReasonSecretInvalid,
 			"Secret %s key %q (spec.identity.admin.passwordSecretRef) is empty; DittoFS needs the admin password in cleartext there",
@@ -224,4 +230,40 @@ func secretDataEquals(have map[string][]byte, want map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// credentialSecretNames are the Secrets the operator generated for a server: the ones that open
+// its data (admin password, JWT signing key, the operator's account).
+func credentialSecretNames(ds *v1alpha1.DittoServer) []string {
+	names := []string{specs.OperatorSecretName(ds)}
+	if ref := specs.JWTSecretRef(ds); ref.Name == specs.JWTSecretName(ds) {
+		names = append(names, ref.Name)
+	}
+	if ref := specs.AdminSecretRef(ds); ref.Name == specs.AdminSecretName(ds) {
+		names = append(names, ref.Name)
+	}
+	return names
+}
+
+// releaseCredentials removes the server's owner reference from its generated credentials:
+// operators before this one set it, and the garbage collector would delete them with the server
+// while its volumes are kept. One write per Secret, once.
+func (r *Reconciler) releaseCredentials(ctx context.Context, ds *v1alpha1.DittoServer) error {
+	for _, name := range credentialSecretNames(ds) {
+		secret := &corev1.Secret{}
+		err := r.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, secret)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !ownedBy(secret, ds) {
+			continue
+		}
+		if err := r.disown(ctx, secret, ds); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("keeping Secret %s/%s with the data (removing its owner reference): %w", ds.Namespace, name, err)
+		}
+	}
+	return nil
 }

@@ -71,6 +71,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		Reader:       mgr.GetClient(),
 		SecretReader: secrets,
 		Mapper:       mgr.GetRESTMapper(),
+		Renderer:     renderer,
 	}
 	if opts.EnableWebhook {
 		if err := validation.SetupWebhook(mgr, validator); err != nil {
@@ -91,7 +92,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	}
 	if !opts.ControlPlane.Disabled {
 		r.ControlPlane = controlplane.New(opts.ControlPlane, controlplane.Deps{
-			Client: mgr.GetClient(), Secrets: secrets, Scheme: mgr.GetScheme(), Recorder: recorder,
+			Client: mgr.GetClient(), Secrets: secrets, Recorder: recorder,
 		})
 	}
 	return r.SetupWithManager(ctx, mgr, opts)
@@ -232,7 +233,9 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 		For(&v1alpha1.DittoServer{}, builder.WithPredicates(specOrHelmStatusChanged())).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&corev1.ConfigMap{}, builder.WithPredicates(r.configMapCreateAfterDeploy())).
-		Owns(&corev1.Secret{}).
+		// The operator's Secrets: the generated credentials carry no owner reference (they are
+		// kept with the data), so they are mapped to their server by its instance label.
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(serverOfLabelledObject)).
 		WatchesRawSource(source.Kind(secretCache, secretMeta, secretToServers, secretDataChanged())).
 		Watches(&storagev1.StorageClass{}, storageClassToServers, builder.WithPredicates(predicate.Funcs{
 			// Only a change of allowVolumeExpansion matters (a blocked expansion can proceed).
@@ -250,6 +253,15 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 	}
 	pw.setController(c)
 	return nil
+}
+
+// serverOfLabelledObject maps an object the operator labelled to its server.
+func serverOfLabelledObject(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[specs.LabelInstance]
+	if name == "" || o.GetLabels()[specs.LabelPartOf] != specs.PartOf {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: name}}}
 }
 
 // serversReferencing lists the DittoServers whose index entry matches value.

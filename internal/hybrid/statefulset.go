@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -33,8 +35,13 @@ func (r *Reconciler) reconcileStatefulSet(ctx context.Context, s *scope) (ctrl.R
 	if s.secrets.postgres != nil {
 		postgresSecret = specs.PostgresEnvSecretName(ds)
 	}
+	hash, err := r.podConfigHash(ctx, s)
+	if err != nil {
+		return ctrl.Result{}, halt, err
+	}
+	s.status.config.hash = hash
 	desired := specs.DesiredStatefulSet(ds, specs.StatefulSetInputs{
-		Image: specs.ServerImage(ds), ConfigHash: s.hash, JWTSecret: s.secrets.jwt, AdminPassword: s.secrets.admin,
+		Image: specs.ServerImage(ds), ConfigHash: hash, JWTSecret: s.secrets.jwt, AdminPassword: s.secrets.admin,
 		PostgresSecret: postgresSecret, PerconaSecret: s.db.secret, RemoteStoreUpdated: storeUpdated,
 	})
 	res, err := r.applyStatefulSet(ctx, ds, desired)
@@ -58,6 +65,25 @@ func (r *Reconciler) reconcileStatefulSet(ctx context.Context, s *scope) (ctrl.R
 		result.RequeueAfter = invalidSpecRecheck
 	}
 	return result, proceed, nil
+}
+
+// podConfigHash is the config hash for the pod template. Operators before this one also hashed
+// the admin password, which DittoFS reads on first boot only (a new one is set through the API):
+// a pod that runs with that older hash of the same configuration keeps it, so upgrading the
+// operator restarts no server.
+func (r *Reconciler) podConfigHash(ctx context.Context, s *scope) (string, error) {
+	existing := &appsv1.StatefulSet{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.ds.Namespace, Name: s.ds.Name}, existing)
+	if apierrors.IsNotFound(err) {
+		return s.hash, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if running := existing.Spec.Template.Annotations[specs.AnnotationConfigHash]; running == s.legacyHash {
+		return running, nil
+	}
+	return s.hash, nil
 }
 
 // appliedStatefulSet is what applying the StatefulSet gave.
@@ -107,8 +133,14 @@ func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoSer
 		return appliedStatefulSet{}, err
 	}
 	desired.Annotations = map[string]string{specs.AnnotationSpecHash: specHash}
-	if found && !statefulSetNeedsApply(existing, desired) {
-		return appliedStatefulSet{sts: existing, blocked: blocked}, nil
+	if found {
+		needed, err := statefulSetNeedsApply(existing, desired)
+		if err != nil {
+			return appliedStatefulSet{}, err
+		}
+		if !needed {
+			return appliedStatefulSet{sts: existing, blocked: blocked}, nil
+		}
 	}
 	if err := r.apply(ctx, ds, desired); err != nil {
 		if found && apierrors.IsInvalid(err) {
@@ -123,13 +155,24 @@ func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoSer
 }
 
 // statefulSetNeedsApply reports whether the existing StatefulSet differs from desired in what
-// the operator sets: the spec it last applied, the annotations that restart the pod, replicas.
-func statefulSetNeedsApply(existing, desired *appsv1.StatefulSet) bool {
-	have, want := existing.Spec.Template.Annotations, desired.Spec.Template.Annotations
-	return existing.Annotations[specs.AnnotationSpecHash] != desired.Annotations[specs.AnnotationSpecHash] ||
-		have[specs.AnnotationConfigHash] != want[specs.AnnotationConfigHash] ||
-		have[specs.AnnotationRemoteStoreUpdated] != want[specs.AnnotationRemoteStoreUpdated] ||
-		existing.Spec.Replicas == nil || *existing.Spec.Replicas != *desired.Spec.Replicas
+// the operator sets: the spec it last applied, or any field of it edited since (an image set
+// with kubectl, an env var, resources, probes, volumes, the security context, replicas). Fields
+// the operator does not set, and entries other owners added to its lists, are left alone.
+func statefulSetNeedsApply(existing, desired *appsv1.StatefulSet) (bool, error) {
+	if existing.Annotations[specs.AnnotationSpecHash] != desired.Annotations[specs.AnnotationSpecHash] {
+		return true, nil
+	}
+	have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&existing.Spec)
+	if err != nil {
+		return false, err
+	}
+	want, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&desired.Spec)
+	if err != nil {
+		return false, err
+	}
+	// Claim templates cannot change in place (volumes.go grows them).
+	delete(want, "volumeClaimTemplates")
+	return !specs.FieldsMatch(want, have, true), nil
 }
 
 // emitStatefulSetEvents says why the StatefulSet was written: created, new config (the pod rolls),
@@ -146,6 +189,9 @@ func (r *Reconciler) emitStatefulSetEvents(ds *v1alpha1.DittoServer, existing, d
 	case existing.Spec.Template.Annotations[specs.AnnotationRemoteStoreUpdated] != desired.Spec.Template.Annotations[specs.AnnotationRemoteStoreUpdated]:
 		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventRollingRestart, "Rolling the DittoFS pod to load remote block store %s as updated at %s (DittoFS uses a changed store only after a restart)",
 			specs.S3StoreName, desired.Spec.Template.Annotations[specs.AnnotationRemoteStoreUpdated])
+	case existing.Annotations[specs.AnnotationSpecHash] == desired.Annotations[specs.AnnotationSpecHash]:
+		r.Recorder.Eventf(ds, corev1.EventTypeWarning, specs.EventDriftReverted,
+			"Restored StatefulSet %s: fields the operator sets were changed outside it (change the DittoServer instead)", ds.Name)
 	}
 }
 

@@ -3,6 +3,7 @@ package hybrid
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -83,7 +84,9 @@ func (r *Reconciler) reconcileConfig(ctx context.Context, s *scope) (ctrl.Result
 		s.status.configReady(ds.Status.ConfigHash)
 		return ctrl.Result{}, halt, nil
 	}
-	s.hash = specs.ConfigHash(s.configYAML, append(s.secrets.hashInput, s.db.hashInput...))
+	parts := slices.Concat(s.secrets.hashInput, s.db.hashInput)
+	s.hash = specs.ConfigHash(s.configYAML, parts)
+	s.legacyHash = specs.ConfigHash(s.configYAML, append(parts, s.secrets.adminHashPart))
 	s.status.configReady(s.hash)
 	return ctrl.Result{}, proceed, nil
 }

@@ -152,12 +152,13 @@ func TestReconcileSecretsStep(t *testing.T) {
 		require.True(t, next)
 		assert.Equal(t, specs.SecretKey{Name: "gen-jwt-secret", Key: specs.JWTSecretKey}, s.secrets.jwt)
 		assert.Equal(t, specs.SecretKey{Name: "gen-admin-credentials", Key: specs.AdminPasswordKey}, s.secrets.admin)
-		assert.Len(t, s.secrets.hashInput, 2)
+		assert.Len(t, s.secrets.hashInput, 1, "the JWT key; the admin password is read on first boot only")
+		assert.Equal(t, "gen-admin-credentials", s.secrets.adminHashPart.Name)
 		jwt := &corev1.Secret{}
 		require.NoError(t, k8s.Get(ctx(), types.NamespacedName{Namespace: ns, Name: "gen-jwt-secret"}, jwt))
 		assert.Len(t, jwt.Data[specs.JWTSecretKey], 48)
 		assert.Equal(t, specs.PartOf, jwt.Labels[specs.LabelPartOf], "in the operator's cache")
-		assert.True(t, metav1.IsControlledBy(jwt, ds))
+		assert.Empty(t, jwt.OwnerReferences, "kept with the data when the server is deleted")
 		assert.Len(t, drain(events), 2, "one SecretCreated event per Secret")
 
 		_, _, err = r.reconcileSecrets(ctx(), &scope{ds: ds, status: newObserved(ds)})
@@ -216,7 +217,7 @@ func TestReconcileSecretsStep(t *testing.T) {
 		assert.Equal(t, "p@ss", string(env.Data["password"]), "decoded once, read by the pod as env")
 		assert.Equal(t, "6432", string(env.Data["port"]))
 		assert.True(t, metav1.IsControlledBy(env, ds))
-		assert.Len(t, s.secrets.hashInput, 3, "the URI is part of the config hash")
+		assert.Len(t, s.secrets.hashInput, 2, "the JWT key and the URI are part of the config hash")
 	})
 }
 
@@ -239,7 +240,8 @@ func configMapFor(t *testing.T, r *Reconciler, ds *v1alpha1.DittoServer, config 
 func TestReconcileConfigStep(t *testing.T) {
 	r, _ := newReconciler(t)
 	ns := newNamespace(t)
-	secrets := &resolvedSecrets{hashInput: []specs.HashPart{{Name: "jwt", Key: "secret", Value: []byte("v")}}}
+	secrets := &resolvedSecrets{hashInput: []specs.HashPart{{Name: "jwt", Key: "secret", Value: []byte("v")}},
+		adminHashPart: specs.HashPart{Name: "admin", Key: "password", Value: []byte("pw")}}
 
 	t.Run("no ConfigMap yet", func(t *testing.T) {
 		ds := newServer(t, ns, "new")
@@ -269,6 +271,8 @@ func TestReconcileConfigStep(t *testing.T) {
 		assert.True(t, next)
 		assert.True(t, s.status.config.ok)
 		assert.Equal(t, specs.ConfigHash(s.configYAML, secrets.hashInput), s.hash)
+		assert.Equal(t, specs.ConfigHash(s.configYAML, append(secrets.hashInput, secrets.adminHashPart)), s.legacyHash,
+			"the hash operators before this one computed")
 		assert.Equal(t, s.hash, s.status.config.hash)
 	})
 	t.Run("database not ready", func(t *testing.T) {
@@ -298,11 +302,13 @@ func TestReconcileConfigStep(t *testing.T) {
 func TestReconcileStatefulSetStep(t *testing.T) {
 	r, events := newReconciler(t)
 	ns := newNamespace(t)
-	ds := newServer(t, ns, "sts")
+	ds := newServer(t, ns, "sts", func(s *v1alpha1.DittoServerSpec) {
+		s.Resources = corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}}
+	})
 	secrets := &resolvedSecrets{jwt: specs.SecretKey{Name: "j", Key: "k"}, admin: specs.SecretKey{Name: "a", Key: "k"}}
 	run := func(hash string) (*scope, ctrl.Result) {
 		t.Helper()
-		s := &scope{ds: ds, status: newObserved(ds), secrets: secrets, hash: hash}
+		s := &scope{ds: ds, status: newObserved(ds), secrets: secrets, hash: hash, legacyHash: "legacy-" + hash}
 		res, next, err := r.reconcileStatefulSet(ctx(), s)
 		require.NoError(t, err)
 		require.True(t, next)
@@ -331,6 +337,50 @@ func TestReconcileStatefulSetStep(t *testing.T) {
 	require.Len(t, ev, 2)
 	assert.Contains(t, ev[0], "ConfigChanged Configuration or referenced Secrets changed (hash h1 -> h2)")
 	assert.Contains(t, ev[1], "RollingRestart")
+
+	// Drift: every field the operator sets is put back; what others add to its lists stays.
+	edits := map[string]func(*corev1.PodSpec){
+		"image":           func(p *corev1.PodSpec) { p.Containers[0].Image = "someone/else:1" },
+		"env value":       func(p *corev1.PodSpec) { p.Containers[0].Env[1].ValueFrom.SecretKeyRef.Key = "other" },
+		"probe":           func(p *corev1.PodSpec) { p.Containers[0].ReadinessProbe.PeriodSeconds = 99 },
+		"volume":          func(p *corev1.PodSpec) { p.Volumes[0].ConfigMap.Name = "elsewhere" },
+		"securityContext": func(p *corev1.PodSpec) { p.SecurityContext.RunAsUser = ptr.To(int64(0)) },
+		"root filesystem": func(p *corev1.PodSpec) { p.Containers[0].SecurityContext.ReadOnlyRootFilesystem = ptr.To(false) },
+		"resources": func(p *corev1.PodSpec) {
+			p.Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("64Mi")
+		},
+	}
+	for name, edit := range edits {
+		t.Run("drift: "+name, func(t *testing.T) {
+			sts := get()
+			want := sts.Spec.Template.Spec.DeepCopy()
+			edit(&sts.Spec.Template.Spec)
+			require.NoError(t, k8s.Update(ctx(), sts))
+			drain(events)
+			run("h2")
+			assert.Equal(t, *want, get().Spec.Template.Spec, "restored")
+			assert.Contains(t, strings.Join(drain(events), "\n"), "Restored StatefulSet sts")
+		})
+	}
+	t.Run("entries of others stay", func(t *testing.T) {
+		sts := get()
+		sts.Spec.Template.Spec.Containers[0].Env = append(sts.Spec.Template.Spec.Containers[0].Env, corev1.EnvVar{Name: "EXTRA", Value: "1"})
+		require.NoError(t, k8s.Update(ctx(), sts))
+		rv := get().ResourceVersion
+		run("h2")
+		assert.Equal(t, rv, get().ResourceVersion, "server-side apply cannot remove another owner's entry: no write")
+	})
+	t.Run("a pod running with the hash of an older operator keeps it", func(t *testing.T) {
+		run("legacy-h5") // as an operator that hashed the admin password applied it
+		drain(events)
+		rv := get().ResourceVersion
+		s, _ := run("h5")
+		assert.Equal(t, rv, get().ResourceVersion, "no restart for the admin password leaving the hash")
+		assert.Equal(t, "legacy-h5", s.status.config.hash, "status shows the hash the pod runs with")
+		run("h2")
+		assert.Equal(t, "h2", get().Spec.Template.Annotations[specs.AnnotationConfigHash], "a new configuration rolls out the new hash")
+		drain(events)
+	})
 
 	// A larger volume on a StorageClass that cannot grow it: the rest still applies.
 	require.NoError(t, k8s.Create(ctx(), &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: ns + "-fixed"}, Provisioner: "example.com/none"}))
@@ -370,7 +420,7 @@ func TestReconcileControlPlaneStep(t *testing.T) {
 	r.ControlPlane = controlplane.New(controlplane.Options{APIEndpoint: func(*v1alpha1.DittoServer, string) string {
 		calls++
 		return "http://127.0.0.1:1"
-	}}, controlplane.Deps{Client: k8s, Secrets: r.Secrets, Scheme: r.Scheme, Recorder: r.Recorder})
+	}}, controlplane.Deps{Client: k8s, Secrets: r.Secrets, Recorder: r.Recorder})
 	notReady := readySts(1)
 	notReady.Status.ReadyReplicas = 0
 	s.status.observeStatefulSet(notReady)

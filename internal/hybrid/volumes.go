@@ -19,7 +19,7 @@ import (
 	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
-// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;patch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;patch;delete
 
 // A StatefulSet's volumeClaimTemplates cannot change. A larger spec.storage size is applied the
 // way storage operators do it: each existing PVC is resized (the StorageClass must allow

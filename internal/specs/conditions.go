@@ -96,6 +96,8 @@ const (
 	EventSecretCreated    = "SecretCreated"
 	EventDeleting         = "Deleting"
 	EventVolumesExpanding = "VolumesExpanding"
+	EventDataDeleted      = "DataDeleted"
+	EventDriftReverted    = "DriftReverted"
 
 	EventPerconaCreated        = "PerconaCreated"
 	EventPerconaNotReady       = "PerconaNotReady"
@@ -108,6 +110,7 @@ const (
 
 	EventAdminCredentialUnauthorized = "AdminCredentialUnauthorized"
 	EventOperatorAccountProvisioned  = "OperatorAccountProvisioned"
+	EventAdminPasswordChanged        = "AdminPasswordChanged"
 	EventAdapterUpdated              = "AdapterUpdated"
 	EventStoreCreated                = "StoreCreated"
 	EventStoreUpdated                = "StoreUpdated"

@@ -48,6 +48,10 @@ const (
 	// AnnotationManagedShares on the operator Secret lists the shares the operator created
 	// (comma-separated); only those are ever pruned.
 	AnnotationManagedShares = "dittofs.dittofs.com/managed-shares"
+	// AnnotationAdminPassword on the operator Secret identifies the admin password the server
+	// has (an HMAC keyed with the operator's own password, so it reveals nothing without that
+	// Secret's data): a new value in the admin Secret is set through the REST API.
+	AnnotationAdminPassword = "dittofs.dittofs.com/admin-password"
 )
 
 // The DittoFS v0.29.0 container (docs/ARCHITECTURE.md, "The DittoFS contract").

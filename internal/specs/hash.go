@@ -1,6 +1,7 @@
 package specs
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -64,6 +65,14 @@ func StoreConfigHash(cfg map[string]any) string {
 		_, _ = fmt.Fprintf(h, "%s=%s\n", k, b)
 	}
 	return sum(h)
+}
+
+// KeyedHash is an HMAC-SHA256 of value under key: it tells whether a secret value changed
+// without revealing it to whoever reads the hash but not the key.
+func KeyedHash(key, value string) string {
+	m := hmac.New(sha256.New, []byte(key))
+	_, _ = m.Write([]byte(value))
+	return sum(m)
 }
 
 // sum is the first 128 bits of the digest, in hex: short enough for annotations, long enough

@@ -30,3 +30,11 @@ func TestHashFormatsAreStable(t *testing.T) {
 	assert.NotEqual(t, StoreConfigHash(map[string]any{"secret_access_key": "s"}), StoreConfigHash(map[string]any{"secret_access_key": "s2"}),
 		"a rotated key is a new configuration")
 }
+
+func TestKeyedHash(t *testing.T) {
+	a := KeyedHash("operator-password", "admin-password")
+	assert.Len(t, a, 32)
+	assert.Equal(t, a, KeyedHash("operator-password", "admin-password"))
+	assert.NotEqual(t, a, KeyedHash("operator-password", "rotated"), "a new value")
+	assert.NotEqual(t, a, KeyedHash("another-key", "admin-password"), "useless without the key")
+}

@@ -42,13 +42,15 @@ func (t Translator) Translate(_ context.Context, u *unstructured.Unstructured) (
 // TranslateValues builds the chart values for ds: typed translation of the (defaulted) spec,
 // then spec.chartValues merged over it, then a check against the chart's values.schema.json.
 func TranslateValues(chrt *chart.Chart, ds *v1alpha1.DittoServer) (chartutil.Values, error) {
-	vals := translateSpec(ds)
+	typed := translateSpec(ds)
+	vals := chartutil.Values(typed)
+	var extra map[string]any
 	if ds.Spec.ChartValues != nil && len(ds.Spec.ChartValues.Raw) > 0 {
-		var extra map[string]any
 		if err := json.Unmarshal(ds.Spec.ChartValues.Raw, &extra); err != nil {
 			return nil, invalidSpec("spec.chartValues", fmt.Sprintf("must be an object: %v", err))
 		}
-		vals = chartutil.MergeTables(extra, vals)
+		// Merged into copies: the protected values are compared with both as they were.
+		vals = chartutil.MergeTables(copyValues(extra), copyValues(typed))
 	}
 	if chrt != nil {
 		// Coalesce with the chart's values.yaml as Helm does (null removes a default), then
@@ -63,7 +65,70 @@ func TranslateValues(chrt *chart.Chart, ds *v1alpha1.DittoServer) (chartutil.Val
 				"the merged chart values do not match the chart's values.schema.json; fix or remove the offending keys: %s", oneLine(err.Error())))
 		}
 	}
+	if p := overridesProtected(extra, typed); p != nil {
+		return nil, p
+	}
 	return vals, nil
+}
+
+// protectedValues are the chart values other parts of the server depend on: the StatefulSet's
+// ports, probes and grace period, the operator's API client, the pod's env. spec.chartValues may
+// not change them (setting the value they already have is allowed).
+var protectedValues = []struct{ path, reason string }{
+	{"ports", "the Services follow spec.nfsPort, spec.smb, spec.controlPlane.port and spec.metrics; set those"},
+	{"sqlite", "set spec.database.sqlite.path"},
+	{"config.controlplane.port", "set spec.controlPlane.port: the probes, the -api Service and the operator use it"},
+	{"config.controlplane.host", "the API must listen on the pod's addresses"},
+	{"config.controlplane.require_initial_password_change", "the operator logs in with the admin Secret"},
+	{"config.metrics", "set spec.metrics: the container port and the -metrics Service follow it"},
+	{"config.shutdown_timeout", "the pod's termination grace period is computed from it"},
+	{"config.database", "set spec.database or spec.percona: the pod's env and init container follow them"},
+	{"config.logging.output", "the pod logs to stdout"},
+	{"config.admin", "set spec.identity.admin"},
+}
+
+// overridesProtected returns the Problem of a chartValues key that changes a protected value.
+func overridesProtected(extra, typed map[string]any) *Problem {
+	for _, p := range protectedValues {
+		keys := strings.Split(p.path, ".")
+		got, set := lookup(extra, keys)
+		if !set {
+			continue
+		}
+		want, _ := lookup(typed, keys)
+		if !FieldsMatch(got, want, false) || !FieldsMatch(want, got, false) {
+			return invalidSpec("spec.chartValues."+p.path, "may not be set here: "+p.reason+"; remove it from spec.chartValues")
+		}
+	}
+	return nil
+}
+
+// lookup returns the value at keys in a nested map.
+func lookup(m map[string]any, keys []string) (any, bool) {
+	var cur any = m
+	for _, k := range keys {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = mm[k]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// copyValues deep-copies the maps of chart values (MergeTables writes into its first argument
+// and shares the maps of its second; coalescing writes into the result).
+func copyValues(v map[string]any) map[string]any {
+	out := make(map[string]any, len(v))
+	for k, val := range v {
+		if m, ok := val.(map[string]any); ok {
+			val = copyValues(m)
+		}
+		out[k] = val
+	}
+	return out
 }
 
 // translateSpec is the typed spec -> values mapping. It never copies spec 1:1.

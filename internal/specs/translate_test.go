@@ -179,3 +179,31 @@ func FuzzTranslate(f *testing.F) {
 		}
 	})
 }
+
+// TestChartValuesCannotChangeWhatOthersDependOn: a key other parts of the server follow is
+// refused with its name; the same value is allowed.
+func TestChartValuesCannotChangeWhatOthersDependOn(t *testing.T) {
+	refused := map[string]map[string]any{
+		"spec.chartValues.config.controlplane.port":                            {"config": map[string]any{"controlplane": map[string]any{"port": 9999}}},
+		"spec.chartValues.config.metrics":                                      {"config": map[string]any{"metrics": map[string]any{"port": 9100}}},
+		"spec.chartValues.config.shutdown_timeout":                             {"config": map[string]any{"shutdown_timeout": "5m"}},
+		"spec.chartValues.config.database":                                     {"config": map[string]any{"database": map[string]any{"type": "postgres"}}},
+		"spec.chartValues.ports":                                               {"ports": map[string]any{"api": 9999}},
+		"spec.chartValues.config.controlplane.require_initial_password_change": {"config": map[string]any{"controlplane": map[string]any{"require_initial_password_change": true}}},
+	}
+	for field, values := range refused {
+		t.Run(field, func(t *testing.T) {
+			ds := server(func(s *v1alpha1.DittoServerSpec) { s.ChartValues = chartValues(t, values) })
+			_, err := testRenderer(t).Render(ds)
+			problem, ok := AsProblem(err)
+			require.True(t, ok, "got %v", err)
+			assert.Equal(t, ReasonRenderFailed, problem.Reason)
+			assert.True(t, strings.HasPrefix(problem.Message, field+": may not be set here"), problem.Message)
+		})
+	}
+	same := server(func(s *v1alpha1.DittoServerSpec) {
+		s.ChartValues = chartValues(t, map[string]any{"config": map[string]any{"controlplane": map[string]any{"port": 8080}, "shutdown_timeout": "30s"}})
+	})
+	_, err := testRenderer(t).Render(same)
+	assert.NoError(t, err, "the value the spec gives anyway")
+}

@@ -32,6 +32,8 @@ type Findings struct {
 	PerconaCRDMissing bool
 	// PostgresSecretIgnored is set when spec.database.postgresSecretRef loses to Percona.
 	PostgresSecretIgnored bool
+	// Render is the error of the chart render (spec.chartValues), also in Errors.
+	Render *specs.Problem
 }
 
 // PerconaCRDMissingMessage is the finding (and condition message) for a server with Percona
@@ -45,8 +47,15 @@ const PostgresSecretIgnoredMessage = "spec.database.postgresSecretRef is ignored
 // InvalidSpec message. A missing Percona CRD alone does not block (the reconciler reports it as
 // DatabaseReady=False and waits for the CRD); with other errors it is listed with them.
 func (f Findings) Blocking() *specs.Problem {
-	if len(f.Errors) == 0 || (f.PerconaCRDMissing && len(f.Errors) == 1) {
+	waited := 0
+	if f.PerconaCRDMissing {
+		waited = 1
+	}
+	switch {
+	case len(f.Errors) <= waited:
 		return nil
+	case f.Render != nil && len(f.Errors) == waited+1:
+		return f.Render // the chart does not render: RenderFailed, as the Helm reconciler says
 	}
 	return &specs.Problem{Reason: specs.ReasonInvalidSpec, Message: strings.Join(f.Errors, "; ")}
 }
@@ -60,6 +69,9 @@ type Validator struct {
 	// Mapper answers whether the Percona CRD is installed. A meta.ResettableRESTMapper is reset
 	// on a miss, so a CRD installed after the operator started is seen.
 	Mapper meta.RESTMapper
+	// Renderer renders the chart as the Helm reconciler will: spec.chartValues the chart refuses
+	// are refused before anything rolls out. nil skips the render.
+	Renderer *specs.Renderer
 }
 
 // Validate checks ds. It never returns a Secret's value in a message.
@@ -94,6 +106,19 @@ func (v *Validator) Validate(ctx context.Context, ds *v1alpha1.DittoServer) (Fin
 
 	if err := v.checkSecrets(ctx, ds, &f); err != nil {
 		return f, err
+	}
+	if err := v.checkBackupCredentials(ctx, ds, &f); err != nil {
+		return f, err
+	}
+	if v.Renderer != nil {
+		// Only a Problem is the spec's fault; another error (watches.yaml overrideValues) is
+		// the operator's configuration and reported by the reconcile.
+		if _, err := v.Renderer.Render(ds); err != nil {
+			if p, ok := specs.AsProblem(err); ok {
+				f.Errors = append(f.Errors, p.Message)
+				f.Render = p
+			}
+		}
 	}
 
 	for _, p := range privilegedPorts(s) {
@@ -167,6 +192,34 @@ func (v *Validator) checkSecrets(ctx context.Context, ds *v1alpha1.DittoServer, 
 			f.Warnings = append(f.Warnings, fmt.Sprintf("%s: Secret %s key %q holds fewer than %d characters; DittoFS refuses to start with it", r.field, r.name, r.key, specs.JWTSecretMinLength))
 		}
 	}
+	return nil
+}
+
+// checkBackupCredentials checks the pgBackRest Secret of Percona backups: missing is a warning
+// (it may be created later); present without the S3 key options is an error (backups would fail).
+func (v *Validator) checkBackupCredentials(ctx context.Context, ds *v1alpha1.DittoServer, f *Findings) error {
+	p := ds.Spec.Percona
+	if p == nil || !p.Enabled || p.Backup == nil || !p.Backup.Enabled || p.Backup.CredentialsSecretRef == nil {
+		return nil
+	}
+	const field = "spec.percona.backup.credentialsSecretRef"
+	name := p.Backup.CredentialsSecretRef.Name
+	secret := &corev1.Secret{}
+	err := v.SecretReader.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, secret)
+	if apierrors.IsNotFound(err) {
+		f.Warnings = append(f.Warnings, fmt.Sprintf("%s: Secret %s does not exist yet; backups start once it does", field, name))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading Secret %s/%s: %w", ds.Namespace, name, err)
+	}
+	for _, value := range secret.Data {
+		if ini := string(value); strings.Contains(ini, specs.PerconaBackupRepo+"-s3-key=") && strings.Contains(ini, specs.PerconaBackupRepo+"-s3-key-secret=") {
+			return nil
+		}
+	}
+	f.Errors = append(f.Errors, fmt.Sprintf("%s: Secret %s has no pgBackRest S3 key: one of its keys must hold an ini file with %s-s3-key= and %s-s3-key-secret= in its [global] section (see docs/PERCONA.md)",
+		field, name, specs.PerconaBackupRepo, specs.PerconaBackupRepo))
 	return nil
 }
 

@@ -15,6 +15,11 @@ func TestBlocking(t *testing.T) {
 	assert.Nil(t, Findings{Errors: []string{PerconaCRDMissingMessage}, PerconaCRDMissing: true}.Blocking(),
 		"a missing Percona CRD alone is waited for, not refused")
 
+	render := &specs.Problem{Reason: specs.ReasonRenderFailed, Message: "spec.chartValues.ports: may not be set here"}
+	assert.Equal(t, render, Findings{Errors: []string{render.Message}, Render: render}.Blocking(),
+		"a chart that does not render is RenderFailed, as the Helm reconciler reports it")
+	assert.Equal(t, specs.ReasonInvalidSpec, Findings{Errors: []string{"spec.x: no", render.Message}, Render: render}.Blocking().Reason)
+
 	p := Findings{Errors: []string{PerconaCRDMissingMessage, "spec.storage.storageClassName: no"}, PerconaCRDMissing: true}.Blocking()
 	if assert.NotNil(t, p) {
 		assert.Equal(t, specs.ReasonInvalidSpec, p.Reason)

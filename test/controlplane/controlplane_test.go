@@ -359,7 +359,8 @@ func TestAdminPasswordChangedOutOfBand(t *testing.T) {
 	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "admin"}, s))
 	s.Data["password"] = []byte("rotated-by-someone-else")
 	require.NoError(t, k8s.Update(ctx(), s))
-	// The admin password is part of the pod's config hash: the pod rolls (played here).
+	// The operator account is provisioned with the password now in the Secret (no restart: DittoFS
+	// reads the initial password on first boot only).
 	markReady(t, ns, "files")
 	waitCondition(t, ns, "files", specs.ConditionControlPlaneReady, metav1.ConditionTrue, specs.ReasonControlPlaneApplied)
 	sh, err := admin.GetShare(ctx(), specs.DefaultShareName)

@@ -149,7 +149,8 @@ func TestGeneratedSecretsAreCreatedOnce(t *testing.T) {
 	assert.Len(t, jwt.Data["secret"], 48)
 	assert.Equal(t, "admin", string(admin.Data["username"]))
 	assert.Len(t, admin.Data["password"], 24)
-	assert.Equal(t, "gen", jwt.OwnerReferences[0].Name)
+	assert.Empty(t, jwt.OwnerReferences, "no owner reference: kept with the data when the server is deleted")
+	assert.Equal(t, "gen", jwt.Labels[specs.LabelInstance], "found again by name and label")
 	env := map[string]string{}
 	for _, e := range sts.Spec.Template.Spec.Containers[0].Env {
 		if e.ValueFrom != nil {

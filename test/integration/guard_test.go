@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -127,4 +128,25 @@ func TestGuardWarningsDoNotBlock(t *testing.T) {
 	msg := condition(got, specs.ConditionReady).Message
 	assert.Contains(t, msg, "spec.cache has no effect")
 	assert.Contains(t, msg, "spec.identity.jwt.issuer has no effect")
+}
+
+// TestGuardChartValues: without the webhook, chartValues that change what the server depends on
+// get the webhook's answer as a condition, and nothing rolls out.
+func TestGuardChartValues(t *testing.T) {
+	mgr := env.StartManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	userSecrets(t, ns)
+	ds := basicServer(ns, "pinned")
+	ds.Spec.ChartValues = &apiextensionsv1.JSON{Raw: []byte(`{"config":{"shutdown_timeout":"10m"}}`)}
+	require.NoError(t, k8s.Create(ctx(), ds), "without a webhook the API server admits it")
+
+	got := waitCondition(t, ns, "pinned", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonRenderFailed)
+	msg := condition(got, specs.ConditionReady).Message
+	assert.Contains(t, msg, "spec.chartValues.config.shutdown_timeout: may not be set here")
+	assert.Contains(t, msg, "termination grace period")
+	assert.Equal(t, v1alpha1.PhaseFailed, got.Status.Phase)
+	waitCondition(t, ns, "pinned", specs.ConditionIrreconcilable, metav1.ConditionTrue, "")
+	err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "pinned"}, &appsv1.StatefulSet{})
+	assert.True(t, apierrors.IsNotFound(err), "no rollout")
 }

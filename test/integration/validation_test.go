@@ -102,6 +102,19 @@ func TestCRDRejectsInvalidSpecs(t *testing.T) {
 			spec: map[string]any{"storage": storage, "identity": map[string]any{"jwt": map[string]any{"accessTokenDuration": "15 minutes"}}},
 			want: []string{"spec.identity.jwt.accessTokenDuration"},
 		},
+		"postgres without a source": {
+			spec: map[string]any{"storage": storage, "database": map[string]any{"type": "postgres"}},
+			want: []string{"spec.database.type is postgres but no PostgreSQL is named"},
+		},
+		"s3 without a bucket": {
+			spec: map[string]any{"storage": storage, "s3": map[string]any{"region": "eu-west-1"}},
+			want: []string{"spec.s3.bucket is required"},
+		},
+		"backup without credentials": {
+			spec: map[string]any{"storage": storage, "percona": map[string]any{"enabled": true,
+				"backup": map[string]any{"enabled": true, "bucket": "b", "endpoint": "s3.example.com"}}},
+			want: []string{"spec.percona.backup.credentialsSecretRef is required"},
+		},
 		"unknown service type": {
 			spec: map[string]any{"storage": storage, "service": map[string]any{"type": "ExternalName"}},
 			want: []string{"spec.service.type", "Unsupported value"},
@@ -133,7 +146,7 @@ func TestCRDDefaultsMatchGo(t *testing.T) {
 			"storage": map[string]any{"metadataSize": "1Gi"},
 			"cache":   map[string]any{},
 			"smb":     map[string]any{},
-			"s3":      map[string]any{"credentialsSecretRef": map[string]any{"secretName": "s3"}},
+			"s3":      map[string]any{"bucket": "b", "credentialsSecretRef": map[string]any{"secretName": "s3"}},
 			"percona": map[string]any{"backup": map[string]any{}},
 		},
 	}
@@ -210,6 +223,12 @@ func TestCRDRejectsChangesThatCannotBeHonoured(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+	t.Run("class added", func(t *testing.T) {
+		u := create("imm-added", map[string]any{"metadataSize": "10Gi"})
+		err := update(u, map[string]any{"metadataSize": "10Gi", "storageClassName": "fast"})
+		require.Error(t, err, "a claim template cannot gain a class")
+		assert.Contains(t, err.Error(), "spec.storage.storageClassName cannot change")
+	})
 	t.Run("growing is allowed", func(t *testing.T) {
 		u := create("grow", base)
 		require.NoError(t, update(u, map[string]any{"metadataSize": "20Gi", "cacheSize": "5Gi", "storageClassName": "fast"}))

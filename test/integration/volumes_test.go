@@ -25,8 +25,17 @@ import (
 func playStatefulSetController(t *testing.T, sts *appsv1.StatefulSet) {
 	t.Helper()
 	for _, tpl := range sts.Spec.VolumeClaimTemplates {
+		// The StatefulSet controller labels each claim with its template's labels and the
+		// StatefulSet's selector.
+		labels := map[string]string{}
+		for k, v := range tpl.Labels {
+			labels[k] = v
+		}
+		for k, v := range sts.Spec.Selector.MatchLabels {
+			labels[k] = v
+		}
 		pvc := &corev1.PersistentVolumeClaim{
-			ObjectMeta: metav1.ObjectMeta{Namespace: sts.Namespace, Name: fmt.Sprintf("%s-%s-0", tpl.Name, sts.Name)},
+			ObjectMeta: metav1.ObjectMeta{Namespace: sts.Namespace, Name: fmt.Sprintf("%s-%s-0", tpl.Name, sts.Name), Labels: labels},
 			Spec:       *tpl.Spec.DeepCopy(),
 		}
 		require.NoError(t, k8s.Create(ctx(), pvc))

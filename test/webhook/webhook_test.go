@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -118,6 +120,8 @@ func TestValidatingWebhook(t *testing.T) {
 	require.NoError(t, c.Create(ctx, &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "present"}, Provisioner: "kubernetes.io/host-path"}))
 	require.NoError(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "short-jwt", Namespace: ns},
 		StringData: map[string]string{"secret": "too-short-jwt"}}))
+	require.NoError(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "backup-no-key", Namespace: ns},
+		StringData: map[string]string{"s3.conf": "[global]\nrepo1-s3-uri-style=path\n"}}))
 
 	jwtRef := func(name, key string) *v1alpha1.IdentitySpec {
 		return &v1alpha1.IdentitySpec{JWT: &v1alpha1.JWTSpec{SecretRef: &corev1.SecretKeySelector{
@@ -140,6 +144,28 @@ func TestValidatingWebhook(t *testing.T) {
 				s.Percona = &v1alpha1.PerconaSpec{Enabled: true, StorageClassName: ptr.To("nope-pg")}
 			},
 			wantErr: []string{"spec.percona.storageClassName", "Percona PostgreSQL operator is not installed"},
+		},
+		{
+			name: "chartValues that change what the server depends on",
+			mutate: func(s *v1alpha1.DittoServerSpec) {
+				s.ChartValues = &apiextensionsv1.JSON{Raw: []byte(`{"config":{"controlplane":{"port":9999}}}`)}
+			},
+			wantErr: []string{"spec.chartValues.config.controlplane.port", "may not be set here", "spec.controlPlane.port"},
+		},
+		{
+			name: "chartValues the chart's schema refuses",
+			mutate: func(s *v1alpha1.DittoServerSpec) {
+				s.ChartValues = &apiextensionsv1.JSON{Raw: []byte(`{"ports":{"nfs":70000}}`)}
+			},
+			wantErr: []string{"spec.chartValues", "values.schema.json"},
+		},
+		{
+			name: "backup credentials without the S3 key",
+			mutate: func(s *v1alpha1.DittoServerSpec) {
+				s.Percona = &v1alpha1.PerconaSpec{Enabled: true, Backup: &v1alpha1.PerconaBackupSpec{Enabled: true, Bucket: "b", Endpoint: "s3.example.com",
+					CredentialsSecretRef: &corev1.LocalObjectReference{Name: "backup-no-key"}}}
+			},
+			wantErr: []string{"spec.percona.backup.credentialsSecretRef", "Secret backup-no-key has no pgBackRest S3 key"},
 		},
 		{
 			name:         "existing StorageClass is fine",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"reflect"
 
 	helmclient "github.com/operator-framework/helm-operator-plugins/pkg/client"
 	"helm.sh/helm/v3/pkg/release"
@@ -15,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // driftRepairingClient replaces the Helm action client's Reconcile (drift repair of an
@@ -22,7 +23,8 @@ import (
 // patches with a three-way strategic merge whose "original" is the expected object itself, so an
 // edited list entry (e.g. a Service port) is merged next to the right one instead of replaced.
 // Here the objects are read from the cache, compared field by field with what the chart
-// rendered, and only a differing object gets a JSON merge patch that replaces lists whole.
+// rendered (lists must match whole: an extra Service port is drift), and only a differing
+// object gets a JSON merge patch that replaces lists whole.
 type driftRepairingClient struct {
 	helmclient.ActionInterface
 	ctx    context.Context
@@ -65,7 +67,7 @@ func RepairDrift(ctx context.Context, c client.Client, namespace, manifest strin
 			return err
 		}
 		want := desiredFields(expected)
-		if isSubset(want, have) {
+		if specs.FieldsMatch(want, have, false) {
 			continue
 		}
 		patch, err := json.Marshal(want)
@@ -120,53 +122,6 @@ func desiredFields(u *unstructured.Unstructured) map[string]any {
 		}
 	}
 	return out
-}
-
-// isSubset reports whether every field of want is in have with the same value. Lists must have
-// the same length and match element by element (so server-filled fields such as a nodePort do
-// not count as drift).
-func isSubset(want, have any) bool {
-	switch w := want.(type) {
-	case map[string]any:
-		h, ok := have.(map[string]any)
-		if !ok {
-			return false
-		}
-		for k, wv := range w {
-			hv, ok := h[k]
-			if !ok || !isSubset(wv, hv) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		h, ok := have.([]any)
-		if !ok || len(h) != len(w) {
-			return false
-		}
-		for i := range w {
-			if !isSubset(w[i], h[i]) {
-				return false
-			}
-		}
-		return true
-	default:
-		return reflect.DeepEqual(normalizeNumber(want), normalizeNumber(have))
-	}
-}
-
-func normalizeNumber(v any) any {
-	switch n := v.(type) {
-	case int:
-		return float64(n)
-	case int32:
-		return float64(n)
-	case int64:
-		return float64(n)
-	case float32:
-		return float64(n)
-	}
-	return v
 }
 
 func anyMap(in map[string]string) map[string]any {

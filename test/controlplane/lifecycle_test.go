@@ -1,0 +1,117 @@
+package controlplane
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/dittoapi"
+	"github.com/dittofs/dittofs-operator/internal/dittoapi/dfstest"
+	"github.com/dittofs/dittofs-operator/internal/specs"
+	"github.com/dittofs/dittofs-operator/test/testenv"
+)
+
+// TestAdminPasswordRotation: a new password in the admin Secret is set on the server through
+// the API, as the operator's account; the pod is not restarted (DittoFS reads the initial
+// password on first boot only).
+func TestAdminPasswordRotation(t *testing.T) {
+	mgr := startManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	be := startBackend(t, ns, "files")
+	server(t, ns, "files", nil)
+	testenv.GetStatefulSet(t, k8s, ns, "files")
+	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
+	waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionTrue, "")
+	hash := configHashOf(t, ns)
+
+	s := &corev1.Secret{}
+	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "admin"}, s))
+	s.Data["password"] = []byte("rotated-through-the-secret")
+	require.NoError(t, k8s.Update(ctx(), s))
+	testenv.Eventually(t, "the new admin password logs in", func() error {
+		_, err := dittoapi.New(be.dfs.URL, nil).Login(ctx(), specs.DefaultAdminUser, "rotated-through-the-secret")
+		return err
+	})
+	tok, err := dittoapi.New(be.dfs.URL, nil).Login(ctx(), specs.DefaultAdminUser, "rotated-through-the-secret")
+	require.NoError(t, err)
+	assert.False(t, tok.User.MustChangePassword, "usable at once: the operator confirmed it")
+	_, err = dittoapi.New(be.dfs.URL, nil).Login(ctx(), specs.DefaultAdminUser, dfstest.AdminPassword)
+	assert.True(t, dittoapi.IsUnauthorized(err), "the old password no longer logs in: %v", err)
+	assert.Equal(t, hash, configHashOf(t, ns), "no restart")
+	assert.Len(t, testenv.Events(t, k8s, ns, "files", specs.EventAdminPasswordChanged), 1)
+	waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionTrue, "")
+}
+
+// TestRecreateKeepsTheServer: a server deleted and created again with the same name, on the
+// same (kept) data, logs in with the kept credentials: no new admin password, the shares and
+// the operator account of the first one are used as they are.
+func TestRecreateKeepsTheServer(t *testing.T) {
+	mgr := startManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	be := startBackend(t, ns, "files")
+	// Generated admin credentials, as in the quick start: the dfs is started with them.
+	ds := &v1alpha1.DittoServer{
+		ObjectMeta: metav1.ObjectMeta{Name: "files", Namespace: ns},
+		Spec:       v1alpha1.DittoServerSpec{Storage: v1alpha1.StorageSpec{MetadataSize: "1Gi"}},
+	}
+	require.NoError(t, k8s.Create(ctx(), ds))
+	testenv.GetStatefulSet(t, k8s, ns, "files")
+	generated := &corev1.Secret{}
+	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "files-admin-credentials"}, generated))
+	password := string(generated.Data[specs.AdminPasswordKey])
+	// The pod would boot with it (first boot): set it on the test server as the first boot did.
+	_, err := be.dfs.Admin(t).ChangeOwnPassword(ctx(), dfstest.AdminPassword, password)
+	require.NoError(t, err)
+	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
+	waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionTrue, "")
+	opSecret := &corev1.Secret{}
+	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "files-operator-credentials"}, opSecret))
+	assert.Empty(t, opSecret.OwnerReferences, "kept with the data")
+
+	require.NoError(t, k8s.Delete(ctx(), ds))
+	testenv.Eventually(t, "server gone", func() error {
+		err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "files"}, &v1alpha1.DittoServer{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return assert.AnError
+	})
+	// The garbage collector's share (envtest runs none): the StatefulSet goes, its pod and
+	// volumes stay (here: the dfs keeps running on its data).
+	require.NoError(t, client.IgnoreNotFound(k8s.Delete(ctx(), testenv.GetStatefulSet(t, k8s, ns, "files"))))
+	for _, name := range []string{"files-admin-credentials", "files-jwt-secret", "files-operator-credentials"} {
+		require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, &corev1.Secret{}), "%s kept", name)
+	}
+
+	calls.reset(be.dfs.URL)
+	again := &v1alpha1.DittoServer{
+		ObjectMeta: metav1.ObjectMeta{Name: "files", Namespace: ns},
+		Spec:       v1alpha1.DittoServerSpec{Storage: v1alpha1.StorageSpec{MetadataSize: "1Gi"}},
+	}
+	require.NoError(t, k8s.Create(ctx(), again))
+	testenv.GetStatefulSet(t, k8s, ns, "files")
+	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
+	waitCondition(t, ns, "files", specs.ConditionControlPlaneReady, metav1.ConditionTrue, specs.ReasonControlPlaneApplied)
+	waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionTrue, "")
+	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "files-admin-credentials"}, generated))
+	assert.Equal(t, password, string(generated.Data[specs.AdminPasswordKey]), "adopted, not generated again")
+	_, err = dittoapi.New(be.dfs.URL, nil).Login(ctx(), specs.DefaultAdminUser, password)
+	assert.NoError(t, err, "the kept admin password still opens the server")
+	assert.Empty(t, testenv.Events(t, k8s, ns, "files", specs.EventAdminCredentialUnauthorized))
+	assert.Empty(t, testenv.Events(t, k8s, ns, "files", specs.EventOperatorAccountProvisioned)[1:], "the kept operator account logs in: provisioned once, by the first server")
+	admin := dittoapi.New(be.dfs.URL, nil)
+	_, err = admin.Login(ctx(), specs.DefaultAdminUser, password)
+	require.NoError(t, err)
+	shares, err := admin.ListShares(ctx())
+	require.NoError(t, err)
+	require.Len(t, shares, 1)
+	assert.Equal(t, specs.DefaultShareName, shares[0].Name, "the share of the first server, not a second one")
+}
