@@ -108,9 +108,9 @@ type DittoServerSpec struct {
 
 	// Shares the operator creates and updates through the DittoFS REST API. Each uses the
 	// badger metadata store "default" (on the metadata volume), the fs local block store
-	// "default" (on the cache volume) and, with spec.s3, the remote block store "s3". Unset:
-	// one share "/export". An empty list creates none. Shares removed from the list are kept
-	// unless pruneShares is true.
+	// "default" (on the content or cache volume, see storage) and, with spec.s3, the remote block
+	// store "s3". Unset: one share "/export". An empty list creates none. Shares removed from the
+	// list are kept unless pruneShares is true.
 	// +listType=map
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=32
@@ -165,12 +165,16 @@ type StorageSpec struct {
 	// +kubebuilder:example="10Gi"
 	MetadataSize string `json:"metadataSize"`
 
-	// ContentSize of the optional "content" volume (/data/content), for local content.
+	// ContentSize of the optional "content" volume (/data/content). On a server without s3 it
+	// holds the files (the local block store) and no cache volume is made. With s3 the files live
+	// in the bucket and no content volume is made (one made earlier is kept, and reported).
 	// +kubebuilder:validation:Pattern=`^[0-9]+(Mi|Gi|Ti)$`
 	// +optional
 	ContentSize string `json:"contentSize,omitempty"`
 
-	// CacheSize of the "cache" volume (/data/cache), the local block-store space.
+	// CacheSize of the "cache" volume (/data/cache): the local tier in front of s3 (a
+	// write-through cache), or the files themselves on a server with neither s3 nor
+	// contentSize. The local block store may use 90% of the volume that holds it.
 	// +kubebuilder:default="5Gi"
 	// +kubebuilder:validation:Pattern=`^[0-9]+(Mi|Gi|Ti)$`
 	// +optional

@@ -138,6 +138,8 @@ type Outcome struct {
 	Storage *metav1.Condition
 	// RequeueAfter is when to look again: the drift check, or a retry.
 	RequeueAfter time.Duration
+	// StoreVolume is the volume the local block store is on ("" when unknown or elsewhere).
+	StoreVolume string
 }
 
 // k8sError marks a Kubernetes API failure inside the step: Apply returns it as the reconcile
@@ -156,11 +158,15 @@ type run struct {
 	// without a name, until the operator account is provisioned).
 	secret  *corev1.Secret
 	storage *metav1.Condition
+	// volumes the pod mounts; storeVolume is the one the local block store is on ("" unknown).
+	volumes     []string
+	storeVolume string
 }
 
 // Apply applies ds's spec through the REST API of its ready pod. admin is the Secret key of the
-// admin password, used only to (re)provision the operator's account.
-func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.SecretKey) (Outcome, error) {
+// admin password; volumes are the volumes the pod mounts (a new local block store goes on one of
+// them).
+func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.SecretKey, volumes []string) (Outcome, error) {
 	base := s.opts.APIEndpoint(ds, s.opts.ClusterDomain)
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Budget)
 	defer cancel()
@@ -173,7 +179,7 @@ func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.
 	if apierrors.IsNotFound(err) {
 		secret = &corev1.Secret{}
 	}
-	r := &run{Step: s, ds: ds, secret: secret}
+	r := &run{Step: s, ds: ds, secret: secret, volumes: volumes}
 	err = r.login(ctx, base, admin)
 	if err == nil {
 		err = r.converge(ctx, base, admin)
@@ -188,7 +194,7 @@ func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.
 	if !dittoapi.IsUnreachable(err) {
 		s.markReached(ds.UID)
 	}
-	out := Outcome{Storage: r.storage}
+	out := Outcome{Storage: r.storage, StoreVolume: r.storeVolume}
 	cond := func(status metav1.ConditionStatus, reason, msg string) metav1.Condition {
 		return metav1.Condition{Type: specs.ConditionControlPlaneReady, Status: status, Reason: reason, Message: msg}
 	}
@@ -244,7 +250,11 @@ func (r *run) converge(ctx context.Context, base string, admin specs.SecretKey) 
 	if err != nil {
 		return err
 	}
-	return r.applyShares(ctx, remote)
+	if err := r.applyShares(ctx, remote); err != nil {
+		return err
+	}
+	r.storeVolume, err = r.applyLocalStoreSize(ctx)
+	return err
 }
 
 // Forget drops everything kept for a server (it is being deleted).

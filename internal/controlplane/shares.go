@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -126,16 +128,73 @@ func (r *run) ensureShareStores(ctx context.Context) error {
 		return err
 	}
 	if _, err := c.GetBlockStore(ctx, dittoapi.BlockLocal, specs.DefaultLocalStoreName); dittoapi.IsNotFound(err) {
+		volume := specs.StoreVolume(ds, r.volumes)
+		maxSize, err := specs.LocalStoreMaxSize(specs.VolumeSize(ds, volume))
+		if err != nil {
+			return err
+		}
 		if _, err := c.CreateBlockStore(ctx, dittoapi.BlockLocal, specs.DefaultLocalStoreName, "fs",
-			map[string]any{"path": r.podPath(ds, specs.CacheMountPath+"/blocks")}); err != nil && !dittoapi.IsConflict(err) {
+			map[string]any{"path": r.podPath(ds, specs.LocalStorePath(volume)), "max_size": maxSize}); err != nil && !dittoapi.IsConflict(err) {
 			return fmt.Errorf("creating local block store %s: %w", specs.DefaultLocalStoreName, err)
 		}
-		r.deps.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventStoreCreated, "Created local block store %s (fs on the cache volume)", specs.DefaultLocalStoreName)
+		r.deps.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventStoreCreated, "Created local block store %s (fs on the %s volume, up to %d bytes)",
+			specs.DefaultLocalStoreName, volume, maxSize)
 	} else if err != nil {
 		return err
 	}
 	return nil
 }
+
+// applyLocalStoreSize keeps the local block store's max_size at 90% of the volume it is on:
+// set at creation, raised when the volume grows, and set once on stores made before (DittoFS
+// otherwise caps a local-only store at a quarter of the pod's memory, and the cache in front of
+// S3 at 10 GiB, whatever the volume). A running share keeps the store it built at start, so an
+// update restarts the pod once (as for the S3 store). Steady state costs no call: the operator
+// Secret records the volume and size last applied. It returns the volume the store is on.
+func (r *run) applyLocalStoreSize(ctx context.Context) (string, error) {
+	ds, c := r.ds, r.api
+	volume, applied, _ := strings.Cut(r.secret.Annotations[specs.AnnotationLocalStore], ":")
+	if volume == localStoreElsewhere {
+		return "", nil
+	}
+	if volume != "" {
+		if want, err := specs.LocalStoreMaxSize(specs.VolumeSize(ds, volume)); err == nil && applied == strconv.FormatInt(want, 10) {
+			return volume, nil
+		}
+	}
+	store, err := c.GetBlockStore(ctx, dittoapi.BlockLocal, specs.DefaultLocalStoreName)
+	if dittoapi.IsNotFound(err) {
+		return "", nil // made with the first share
+	}
+	if err != nil {
+		return "", err
+	}
+	cfg := store.ConfigMap()
+	path, _ := cfg["path"].(string)
+	volume = specs.VolumeOfPath(path)
+	if volume == "" || specs.VolumeSize(ds, volume) == "" {
+		// Not on a volume of the pod (made with dfsctl): not the operator's to size.
+		return "", r.writeSecret(ctx, nil, map[string]string{specs.AnnotationLocalStore: localStoreElsewhere})
+	}
+	want, err := specs.LocalStoreMaxSize(specs.VolumeSize(ds, volume))
+	if err != nil {
+		return "", err
+	}
+	ann := map[string]string{specs.AnnotationLocalStore: volume + ":" + strconv.FormatInt(want, 10)}
+	if have, _ := cfg["max_size"].(float64); int64(have) != want {
+		cfg["max_size"] = want
+		if _, err := c.UpdateBlockStore(ctx, dittoapi.BlockLocal, specs.DefaultLocalStoreName, store.Type, cfg); err != nil {
+			return "", fmt.Errorf("sizing local block store %s: %w", specs.DefaultLocalStoreName, err)
+		}
+		ann[specs.AnnotationRemoteStoreUpdated] = time.Now().UTC().Format(time.RFC3339Nano)
+		r.deps.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventStoreUpdated,
+			"Local block store %s may use up to %d bytes of the %s volume (it had %d); the pod restarts to load it", specs.DefaultLocalStoreName, want, volume, int64(have))
+	}
+	return volume, r.writeSecret(ctx, nil, ann)
+}
+
+// localStoreElsewhere records a local store the operator does not size.
+const localStoreElsewhere = "elsewhere"
 
 func splitNames(s string) map[string]bool {
 	out := map[string]bool{}

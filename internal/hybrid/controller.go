@@ -70,7 +70,9 @@ type scope struct {
 	// configYAML is the config.yaml the spec renders to, and hash its config hash; legacyHash
 	// is the hash operators before this one computed (with the admin password).
 	configYAML, hash, legacyHash string
-	status                       observed
+	// volumes are the claim templates of the StatefulSet.
+	volumes []string
+	status  observed
 }
 
 // step is one phase of reconcileServer. It returns when to come back (merged over all steps by

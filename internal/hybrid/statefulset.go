@@ -35,14 +35,24 @@ func (r *Reconciler) reconcileStatefulSet(ctx context.Context, s *scope) (ctrl.R
 	if s.secrets.postgres != nil {
 		postgresSecret = specs.PostgresEnvSecretName(ds)
 	}
-	hash, err := r.podConfigHash(ctx, s)
+	existing := &appsv1.StatefulSet{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name}, existing)
+	switch {
+	case apierrors.IsNotFound(err):
+		existing = nil
+	case err != nil:
+		return ctrl.Result{}, halt, err
+	}
+	volumes, err := r.volumes(ctx, ds, existing)
 	if err != nil {
 		return ctrl.Result{}, halt, err
 	}
+	s.volumes = volumes
+	hash := podConfigHash(s, existing)
 	s.status.config.hash = hash
 	desired := specs.DesiredStatefulSet(ds, specs.StatefulSetInputs{
 		Image: specs.ServerImage(ds), ConfigHash: hash, JWTSecret: s.secrets.jwt, AdminPassword: s.secrets.admin,
-		PostgresSecret: postgresSecret, PerconaSecret: s.db.secret, RemoteStoreUpdated: storeUpdated,
+		PostgresSecret: postgresSecret, PerconaSecret: s.db.secret, RemoteStoreUpdated: storeUpdated, Volumes: volumes,
 	})
 	res, err := r.applyStatefulSet(ctx, ds, desired)
 	if err != nil {
@@ -71,19 +81,39 @@ func (r *Reconciler) reconcileStatefulSet(ctx context.Context, s *scope) (ctrl.R
 // the admin password, which DittoFS reads on first boot only (a new one is set through the API):
 // a pod that runs with that older hash of the same configuration keeps it, so upgrading the
 // operator restarts no server.
-func (r *Reconciler) podConfigHash(ctx context.Context, s *scope) (string, error) {
-	existing := &appsv1.StatefulSet{}
-	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.ds.Namespace, Name: s.ds.Name}, existing)
-	if apierrors.IsNotFound(err) {
-		return s.hash, nil
+func podConfigHash(s *scope, existing *appsv1.StatefulSet) string {
+	if existing != nil && existing.Spec.Template.Annotations[specs.AnnotationConfigHash] == s.legacyHash {
+		return s.legacyHash
 	}
-	if err != nil {
-		return "", err
+	return s.hash
+}
+
+// volumes are the claim templates of the StatefulSet: an existing one keeps its own (they
+// cannot change; volumes.go grows them); a new one gets what the spec needs, plus the volumes
+// whose PersistentVolumeClaims a server of this name left (kept data is mounted again).
+func (r *Reconciler) volumes(ctx context.Context, ds *v1alpha1.DittoServer, existing *appsv1.StatefulSet) ([]string, error) {
+	if existing != nil {
+		out := make([]string, 0, len(existing.Spec.VolumeClaimTemplates))
+		for _, c := range existing.Spec.VolumeClaimTemplates {
+			out = append(out, c.Name)
+		}
+		return out, nil
 	}
-	if running := existing.Spec.Template.Annotations[specs.AnnotationConfigHash]; running == s.legacyHash {
-		return running, nil
+	if ds.Spec.Storage.ContentSize == "" {
+		return specs.PlanVolumes(ds, nil), nil // the cache volume is the only optional one, and planned
 	}
-	return s.hash, nil
+	pvcs := &corev1.PersistentVolumeClaimList{}
+	if err := r.APIReader.List(ctx, pvcs, client.InNamespace(ds.Namespace),
+		client.MatchingLabels{specs.LabelInstance: ds.Name, specs.LabelPartOf: specs.PartOf}); err != nil {
+		return nil, fmt.Errorf("listing the PersistentVolumeClaims of %s: %w", ds.Name, err)
+	}
+	var kept []string
+	for _, pvc := range pvcs.Items {
+		if v := pvc.Labels[specs.LabelComponent]; v != "" && pvc.Name == fmt.Sprintf("%s-%s-0", v, ds.Name) {
+			kept = append(kept, v)
+		}
+	}
+	return specs.PlanVolumes(ds, kept), nil
 }
 
 // appliedStatefulSet is what applying the StatefulSet gave.

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	"github.com/dittofs/dittofs-operator/internal/specs"
 	"github.com/dittofs/dittofs-operator/internal/validation"
 )
@@ -113,10 +114,30 @@ func (r *Reconciler) reconcileControlPlane(ctx context.Context, s *scope) (ctrl.
 		// Nothing listens yet; the StatefulSet's status change brings us back.
 		return ctrl.Result{}, proceed, nil
 	}
-	out, err := r.ControlPlane.Apply(ctx, s.ds, s.secrets.admin)
+	out, err := r.ControlPlane.Apply(ctx, s.ds, s.secrets.admin, s.volumes)
 	if err != nil {
 		return ctrl.Result{}, halt, err
 	}
 	s.status.controlPlane = &out
+	s.status.warnings = append(s.status.warnings, unusedVolumes(s.ds, s.volumes, out.StoreVolume)...)
 	return ctrl.Result{RequeueAfter: out.RequeueAfter}, proceed, nil
+}
+
+// unusedVolumes reports the volumes of the pod that hold nothing: a cache or content volume the
+// local block store is not on (a server made before the operator stopped provisioning them, or
+// whose spec.s3 changed). They are kept: the operator never deletes a volume on its own.
+func unusedVolumes(ds *v1alpha1.DittoServer, volumes []string, storeVolume string) []string {
+	if storeVolume == "" {
+		return nil
+	}
+	var out []string
+	for _, v := range volumes {
+		if v == specs.VolumeCache || v == specs.VolumeContent {
+			if v != storeVolume {
+				out = append(out, fmt.Sprintf("PersistentVolumeClaim %s-%s-0 (%s) holds nothing: the local block store is on the %s volume; it is kept, delete it yourself if you do not need it",
+					v, ds.Name, specs.SizeField(v), storeVolume))
+			}
+		}
+	}
+	return out
 }

@@ -503,3 +503,13 @@ func TestExpandVolumes(t *testing.T) {
 	}
 	assert.Contains(t, strings.Join(drain(events), "\n"), "Normal VolumesExpanding Resized PersistentVolumeClaims: metadata-grow-0 to 3Gi")
 }
+
+func TestUnusedVolumes(t *testing.T) {
+	ds := &v1alpha1.DittoServer{ObjectMeta: metav1.ObjectMeta{Name: "x"}}
+	all := []string{"controlplane", "metadata", "cache", "content"}
+	assert.Nil(t, unusedVolumes(ds, all, ""), "not known yet")
+	assert.Empty(t, unusedVolumes(ds, []string{"controlplane", "metadata", "content"}, "content"))
+	got := unusedVolumes(ds, all, "cache")
+	require.Len(t, got, 1)
+	assert.Equal(t, "PersistentVolumeClaim content-x-0 (spec.storage.contentSize) holds nothing: the local block store is on the cache volume; it is kept, delete it yourself if you do not need it", got[0])
+}

@@ -38,9 +38,10 @@ const (
 	// content the operator last applied, so an unchanged object costs no write.
 	AnnotationSpecHash = "dittofs.dittofs.com/spec-hash"
 	// AnnotationRemoteStoreUpdated (on the operator Secret and the pod template) is the time the
-	// operator last updated the S3 remote store through the API. DittoFS v0.29.0 keeps using the
-	// remote store it built for a running share, so a changed store (credential rotation) takes
-	// effect only after the pod restarts: changing this annotation restarts it.
+	// operator last updated a store of running shares through the API (the S3 store, the local
+	// store's size). DittoFS v0.29.0 keeps using the stores it built for a running share, so a
+	// changed store (credential rotation) takes effect only after the pod restarts: changing
+	// this annotation restarts it. (The name predates the local store.)
 	AnnotationRemoteStoreUpdated = "dittofs.dittofs.com/remote-store-updated"
 	// AnnotationS3ConfigHash on the operator Secret is the hash of the S3 store configuration
 	// last sent (the server redacts the secret key on reads, so a rotation is seen here).
@@ -48,6 +49,9 @@ const (
 	// AnnotationManagedShares on the operator Secret lists the shares the operator created
 	// (comma-separated); only those are ever pruned.
 	AnnotationManagedShares = "dittofs.dittofs.com/managed-shares"
+	// AnnotationLocalStore on the operator Secret is "<volume>:<max_size>" of the local block
+	// store as last sized by the operator.
+	AnnotationLocalStore = "dittofs.dittofs.com/local-store"
 	// AnnotationAdminPassword on the operator Secret identifies the admin password the server
 	// has (an HMAC keyed with the operator's own password, so it reveals nothing without that
 	// Secret's data): a new value in the admin Secret is set through the REST API.

@@ -31,9 +31,12 @@ type StatefulSetInputs struct {
 	PerconaSecret string
 	// PostgresClientImage runs the init container; empty means PostgresClientImage().
 	PostgresClientImage string
-	// RemoteStoreUpdated is the operator Secret's AnnotationRemoteStoreUpdated ("" when the S3
-	// store was never updated): a new value restarts the pod.
+	// RemoteStoreUpdated is the operator Secret's AnnotationRemoteStoreUpdated ("" when no
+	// store was ever updated): a new value restarts the pod.
 	RemoteStoreUpdated string
+	// Volumes are the claim templates, in order; nil means PlanVolumes for a server without
+	// claims yet. An existing StatefulSet keeps its own (they cannot change).
+	Volumes []string
 }
 
 func podAnnotations(inputs StatefulSetInputs) map[string]string {
@@ -57,21 +60,18 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 	s := &ds.Spec
 
 	labels := CommonLabels(ds, "server")
-	claims := []corev1.PersistentVolumeClaim{
-		claim(ds, VolumeControlPlane, s.Storage.ControlPlaneSize),
-		claim(ds, VolumeMetadata, s.Storage.MetadataSize),
-		claim(ds, VolumeCache, s.Storage.CacheSize),
+	volumes := inputs.Volumes
+	if volumes == nil {
+		volumes = PlanVolumes(ds, nil)
 	}
 	mounts := []corev1.VolumeMount{
 		{Name: VolumeConfig, MountPath: ConfigMountPath, ReadOnly: true},
 		{Name: VolumeTmp, MountPath: TmpMountPath},
-		{Name: VolumeControlPlane, MountPath: ControlPlaneMountPath},
-		{Name: VolumeMetadata, MountPath: MetadataMountPath},
-		{Name: VolumeCache, MountPath: CacheMountPath},
 	}
-	if s.Storage.ContentSize != "" {
-		claims = append(claims, claim(ds, VolumeContent, s.Storage.ContentSize))
-		mounts = append(mounts, corev1.VolumeMount{Name: VolumeContent, MountPath: ContentMountPath})
+	claims := make([]corev1.PersistentVolumeClaim, 0, len(volumes))
+	for _, v := range volumes {
+		claims = append(claims, claim(ds, v, VolumeSize(ds, v)))
+		mounts = append(mounts, corev1.VolumeMount{Name: v, MountPath: MountPath(v)})
 	}
 
 	container := corev1.Container{

@@ -70,7 +70,7 @@ func TestDesiredStatefulSet(t *testing.T) {
 				s.ControlPlane = &v1alpha1.ControlPlaneSpec{Port: 9000}
 			},
 			check: func(t *testing.T, c corev1.Container, _ corev1.PodSpec, claims []string) {
-				assert.Equal(t, []string{"controlplane", "metadata", "cache", "content"}, claims)
+				assert.Equal(t, []string{"controlplane", "metadata", "content"}, claims, "the content volume holds the files: no cache volume nothing uses")
 				ports := map[string]int32{}
 				for _, p := range c.Ports {
 					ports[p.Name] = p.ContainerPort

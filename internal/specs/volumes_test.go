@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 )
 
 func TestGrownClaims(t *testing.T) {
@@ -55,4 +57,48 @@ func TestSizeField(t *testing.T) {
 	} {
 		assert.Equal(t, field, SizeField(tpl))
 	}
+}
+
+func TestPlanVolumes(t *testing.T) {
+	server := func(content string, s3 bool) *v1alpha1.DittoServer {
+		ds := &v1alpha1.DittoServer{Spec: v1alpha1.DittoServerSpec{Storage: v1alpha1.StorageSpec{MetadataSize: "1Gi", ContentSize: content}}}
+		if s3 {
+			ds.Spec.S3 = &v1alpha1.S3Spec{Bucket: "b"}
+		}
+		return ds
+	}
+	cases := map[string]struct {
+		ds         *v1alpha1.DittoServer
+		withClaims []string
+		volumes    []string
+		store      string
+	}{
+		"local files on the cache volume":   {server("", false), nil, []string{"controlplane", "metadata", "cache"}, "cache"},
+		"local files on the content volume": {server("50Gi", false), nil, []string{"controlplane", "metadata", "content"}, "content"},
+		"cache in front of S3":              {server("", true), nil, []string{"controlplane", "metadata", "cache"}, "cache"},
+		"content declared, files in S3":     {server("50Gi", true), nil, []string{"controlplane", "metadata", "cache"}, "cache"},
+		"kept claims are mounted again": {server("50Gi", false), []string{"controlplane", "metadata", "cache", "content"},
+			[]string{"controlplane", "metadata", "cache", "content"}, "content"},
+		"a claim the spec has no size for is not": {server("", false), []string{"content"}, []string{"controlplane", "metadata", "cache"}, "cache"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := PlanVolumes(tc.ds, tc.withClaims)
+			assert.Equal(t, tc.volumes, got)
+			assert.Equal(t, tc.store, StoreVolume(tc.ds, got))
+		})
+	}
+	assert.Equal(t, VolumeContent, StoreVolume(server("", true), []string{"controlplane", "metadata", "content"}),
+		"the preferred volume is not mounted (fixed earlier): the other one")
+}
+
+func TestLocalStoreMaxSize(t *testing.T) {
+	n, err := LocalStoreMaxSize("10Gi")
+	assert.NoError(t, err)
+	assert.Equal(t, int64(10<<30)/10*9, n)
+	_, err = LocalStoreMaxSize("lots")
+	assert.Error(t, err)
+	assert.Equal(t, VolumeCache, VolumeOfPath("/data/cache/blocks"))
+	assert.Equal(t, VolumeContent, VolumeOfPath("/tmp/test-123/pod/data/content/blocks"), "a test server's mapped path")
+	assert.Equal(t, "", VolumeOfPath("/var/lib/blocks"))
 }

@@ -1,6 +1,9 @@
 package controlplane
 
 import (
+	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -114,4 +117,70 @@ func TestRecreateKeepsTheServer(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, shares, 1)
 	assert.Equal(t, specs.DefaultShareName, shares[0].Name, "the share of the first server, not a second one")
+}
+
+// TestStoresOnTheirVolumes: the stores the operator creates are on the volumes the spec declares
+// for them, sized to them: the content volume holds the files of a server without spec.s3; a
+// store made before (no size) is sized once, with one restart.
+func TestStoresOnTheirVolumes(t *testing.T) {
+	mgr := startManager(t)
+	defer mgr.Stop(t)
+
+	t.Run("content volume", func(t *testing.T) {
+		ns := newNamespace(t)
+		be := startBackend(t, ns, "files")
+		server(t, ns, "files", func(s *v1alpha1.DittoServerSpec) { s.Storage.ContentSize = "2Gi" })
+		sts := testenv.GetStatefulSet(t, k8s, ns, "files")
+		var claims []string
+		for _, c := range sts.Spec.VolumeClaimTemplates {
+			claims = append(claims, c.Name)
+		}
+		assert.Equal(t, []string{"controlplane", "metadata", "content"}, claims, "no cache volume nothing would use")
+		testenv.MarkStatefulSetReady(t, k8s, ns, "files")
+		waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionTrue, "")
+		store, err := be.dfs.Admin(t).GetBlockStore(ctx(), dittoapi.BlockLocal, specs.DefaultLocalStoreName)
+		require.NoError(t, err)
+		cfg := store.ConfigMap()
+		assert.True(t, strings.HasSuffix(cfg["path"].(string), "/data/content/blocks"), "on the content volume: %v", cfg["path"])
+		assert.EqualValues(t, int64(2<<30)/10*9, cfg["max_size"], "90% of the volume")
+		md, err := be.dfs.Admin(t).GetMetadataStore(ctx(), specs.DefaultMetadataStoreName)
+		require.NoError(t, err)
+		assert.True(t, strings.HasSuffix(md.ConfigMap()["path"].(string), "/data/metadata/default"), "metadata on the metadata volume")
+	})
+
+	t.Run("a store made before is sized once", func(t *testing.T) {
+		ns := newNamespace(t)
+		be := startBackend(t, ns, "files")
+		admin := be.dfs.Admin(t)
+		// As operators before this one made it: on the cache volume, no size.
+		_, err := admin.CreateBlockStore(ctx(), dittoapi.BlockLocal, specs.DefaultLocalStoreName, "fs",
+			map[string]any{"path": filepath.Join(be.dfs.Dir, "pod", "data", "cache", "blocks")})
+		require.NoError(t, err)
+		server(t, ns, "files", nil)
+		testenv.GetStatefulSet(t, k8s, ns, "files")
+		testenv.MarkStatefulSetReady(t, k8s, ns, "files")
+		testenv.Eventually(t, "sized", func() error {
+			store, err := admin.GetBlockStore(ctx(), dittoapi.BlockLocal, specs.DefaultLocalStoreName)
+			if err != nil {
+				return err
+			}
+			if n, _ := store.ConfigMap()["max_size"].(float64); int64(n) != int64(5<<30)/10*9 {
+				return fmt.Errorf("max_size %v", store.ConfigMap()["max_size"])
+			}
+			return nil
+		})
+		testenv.Eventually(t, "the pod restarts to load it", func() error {
+			if testenv.GetStatefulSet(t, k8s, ns, "files").Spec.Template.Annotations[specs.AnnotationRemoteStoreUpdated] == "" {
+				return fmt.Errorf("no restart yet")
+			}
+			return nil
+		})
+		markReady(t, ns, "files")
+		restartedAt := testenv.GetStatefulSet(t, k8s, ns, "files").Spec.Template.Annotations[specs.AnnotationRemoteStoreUpdated]
+		calls.reset(be.dfs.URL)
+		poke(t, ns, "admin") // one more reconcile
+		_, writes, detail := quiesce(t, be.dfs.URL)
+		assert.Zero(t, writes, "sized once: %s", detail)
+		assert.Equal(t, restartedAt, testenv.GetStatefulSet(t, k8s, ns, "files").Spec.Template.Annotations[specs.AnnotationRemoteStoreUpdated], "one restart")
+	})
 }

@@ -98,14 +98,14 @@ func TestCreateProducesObjectsAndStatus(t *testing.T) {
 	}
 	assert.Equal(t, "/data/controlplane", mounts["controlplane"])
 	assert.Equal(t, "/data/metadata", mounts["metadata"])
-	assert.Equal(t, "/data/cache", mounts["cache"])
 	assert.Equal(t, "/data/content", mounts["content"])
+	assert.NotContains(t, mounts, "cache", "the content volume holds the files (no spec.s3): no cache volume nothing would use")
 	assert.Equal(t, "/config", mounts["config"])
 	var claims []string
 	for _, vc := range sts.Spec.VolumeClaimTemplates {
 		claims = append(claims, vc.Name)
 	}
-	assert.Equal(t, []string{"controlplane", "metadata", "cache", "content"}, claims)
+	assert.Equal(t, []string{"controlplane", "metadata", "content"}, claims)
 	assert.Equal(t, appsv1.RetainPersistentVolumeClaimRetentionPolicyType, sts.Spec.PersistentVolumeClaimRetentionPolicy.WhenDeleted)
 	assert.Equal(t, appsv1.RetainPersistentVolumeClaimRetentionPolicyType, sts.Spec.PersistentVolumeClaimRetentionPolicy.WhenScaled)
 	assert.NotEmpty(t, sts.Spec.Template.Annotations[specs.AnnotationConfigHash])
