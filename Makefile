@@ -105,8 +105,14 @@ bench: build k8s-binaries ## Benchmark on a local kwok control plane (N=1,50,200
 	bash hack/bench.sh
 
 .PHONY: fuzz
-fuzz: ## Fuzz the value translator for 30s.
+fuzz: ## Fuzz the value translator and the validator for 30s each.
 	go test ./internal/specs -run '^$$' -fuzz FuzzTranslate -fuzztime 30s
+	go test ./internal/validation -run '^$$' -fuzz FuzzValidate -fuzztime 30s
+
+.PHONY: fuzz-long
+fuzz-long: ## Fuzz the translator and the validator for 10^6 executions each (~30 min on 2 cores; not in make test).
+	go test ./internal/specs -run '^$$' -fuzz FuzzTranslate -fuzztime 1000000x
+	go test ./internal/validation -run '^$$' -fuzz FuzzValidate -fuzztime 1000000x
 
 ##@ OLM
 

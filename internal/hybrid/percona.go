@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -179,11 +180,16 @@ func (r *Reconciler) ensurePerconaCluster(ctx context.Context, ds *v1alpha1.Ditt
 	if err != nil {
 		return nil, err
 	}
-	if found && live.Annotations[specs.AnnotationSpecHash] == specHash && metav1.IsControlledBy(live, ds) {
-		return live, nil
-	}
 	if found {
 		specs.KeepCreationFields(desired, live)
+	}
+	if found && live.Annotations[specs.AnnotationSpecHash] == specHash && metav1.IsControlledBy(live, ds) {
+		drifted, err := perconaDrifted(desired, live)
+		if err != nil || !drifted {
+			return live, err
+		}
+		r.Recorder.Eventf(ds, corev1.EventTypeWarning, specs.EventDriftReverted,
+			"Restored PerconaPGCluster %s: fields the operator sets were changed outside it (change spec.percona instead)", key.Name)
 	}
 	desired.Annotations = map[string]string{specs.AnnotationSpecHash: specHash}
 	if err := controllerutil.SetControllerReference(ds, desired, r.Scheme); err != nil {
@@ -206,6 +212,21 @@ func (r *Reconciler) ensurePerconaCluster(ctx context.Context, ds *v1alpha1.Ditt
 			key.Name, desired.Spec.PostgresVersion, *desired.Spec.InstanceSets[0].Replicas)
 	}
 	return applied, nil
+}
+
+// perconaDrifted reports whether a field the operator sets on the cluster (its labels and spec,
+// as applied) was changed since; fields of other owners and their list entries do not count.
+func perconaDrifted(desired, live *pgv2.PerconaPGCluster) (bool, error) {
+	want, err := specs.PerconaApplyObject(desired)
+	if err != nil {
+		return false, err
+	}
+	have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(live)
+	if err != nil {
+		return false, err
+	}
+	return !specs.FieldsMatch(want.Object["spec"], have["spec"], true) ||
+		!specs.FieldsMatch(want.GetLabels(), live.GetLabels(), true), nil
 }
 
 // releasePercona runs for a server without spec.percona.enabled that had a cluster: the cluster

@@ -3,6 +3,7 @@ package hybrid
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -70,48 +71,100 @@ func (r *Reconciler) reconcileSecrets(ctx context.Context, s *scope) (ctrl.Resul
 // its data), and a server created again with the same name adopts them.
 func (r *Reconciler) ensureGeneratedSecrets(ctx context.Context, ds *v1alpha1.DittoServer) error {
 	if jwt := specs.JWTSecretRef(ds); jwt.Name == specs.JWTSecretName(ds) {
-		value, err := specs.RandomString(48)
-		if err != nil {
-			return err
-		}
-		if err := r.createSecretOnce(ctx, ds, jwt.Name, "jwt", map[string]string{specs.JWTSecretKey: value}); err != nil {
+		if err := r.ensureGeneratedSecret(ctx, ds, jwt.Name, "jwt", []generatedKey{{specs.JWTSecretKey, 48, ""}}); err != nil {
 			return err
 		}
 	}
 	if admin := specs.AdminSecretRef(ds); admin.Name == specs.AdminSecretName(ds) {
-		value, err := specs.RandomString(24)
-		if err != nil {
-			return err
-		}
-		data := map[string]string{specs.AdminUsernameKey: specs.DefaultAdminUser, specs.AdminPasswordKey: value}
-		if err := r.createSecretOnce(ctx, ds, admin.Name, "admin-credentials", data); err != nil {
+		keys := []generatedKey{{specs.AdminUsernameKey, 0, specs.DefaultAdminUser}, {specs.AdminPasswordKey, 24, ""}}
+		if err := r.ensureGeneratedSecret(ctx, ds, admin.Name, "admin-credentials", keys); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *Reconciler) createSecretOnce(ctx context.Context, ds *v1alpha1.DittoServer, name, component string, data map[string]string) error {
+// generatedKey is a key of a generated Secret: a fixed value, or a random one of length n.
+type generatedKey struct {
+	name  string
+	n     int
+	fixed string
+}
+
+func (k generatedKey) value() (string, error) {
+	if k.fixed != "" {
+		return k.fixed, nil
+	}
+	return specs.RandomString(k.n)
+}
+
+// ensureGeneratedSecret creates a generated Secret once. One edited out of band is repaired
+// where it can be without touching a value it holds: its labels (the operator's cache and
+// watches select by them) and a key that was removed or emptied (a new value: a new admin
+// password is then set on the server through the API, a new JWT key restarts the pod).
+func (r *Reconciler) ensureGeneratedSecret(ctx context.Context, ds *v1alpha1.DittoServer, name, component string, keys []generatedKey) error {
+	labels := specs.CommonLabels(ds, component)
 	existing := &corev1.Secret{}
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, existing)
-	if err == nil {
-		return nil
-	}
-	if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("reading Secret %s/%s: %w", ds.Namespace, name, err)
-	}
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ds.Namespace, Labels: specs.CommonLabels(ds, component)},
-		Type:       corev1.SecretTypeOpaque,
-		StringData: data,
-	}
-	if err := r.Client.Create(ctx, secret); err != nil {
-		if apierrors.IsAlreadyExists(err) {
+	if apierrors.IsNotFound(err) {
+		data := map[string]string{}
+		for _, k := range keys {
+			if data[k.name], err = k.value(); err != nil {
+				return err
+			}
+		}
+		secret := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ds.Namespace, Labels: labels},
+			Type:       corev1.SecretTypeOpaque,
+			StringData: data,
+		}
+		err = r.Client.Create(ctx, secret)
+		if err == nil {
+			r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventSecretCreated, "Created Secret %s (generated once, never rotated by the operator)", name)
 			return nil
 		}
-		return fmt.Errorf("creating Secret %s/%s: %w", ds.Namespace, name, err)
+		if !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating Secret %s/%s: %w", ds.Namespace, name, err)
+		}
+		// There, but not in the cache: its labels were removed.
+		err = r.APIReader.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, existing)
 	}
-	r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventSecretCreated, "Created Secret %s (generated once, never rotated by the operator)", name)
+	if err != nil {
+		return fmt.Errorf("reading Secret %s/%s: %w", ds.Namespace, name, err)
+	}
+	patch := client.MergeFrom(existing.DeepCopy())
+	var repaired []string
+	for k, v := range labels {
+		if existing.Labels[k] != v {
+			if existing.Labels == nil {
+				existing.Labels = map[string]string{}
+			}
+			existing.Labels[k] = v
+			repaired = append(repaired, "label "+k)
+		}
+	}
+	for _, k := range keys {
+		if len(existing.Data[k.name]) > 0 {
+			continue
+		}
+		value, err := k.value()
+		if err != nil {
+			return err
+		}
+		if existing.Data == nil {
+			existing.Data = map[string][]byte{}
+		}
+		existing.Data[k.name] = []byte(value)
+		repaired = append(repaired, "key "+k.name)
+	}
+	if len(repaired) == 0 {
+		return nil
+	}
+	sort.Strings(repaired)
+	if err := r.Client.Patch(ctx, existing, patch); err != nil {
+		return fmt.Errorf("repairing Secret %s/%s: %w", ds.Namespace, name, err)
+	}
+	r.Recorder.Eventf(ds, corev1.EventTypeWarning, specs.EventDriftReverted, "Repaired Secret %s, edited outside the operator: %s", name, strings.Join(repaired, ", "))
 	return nil
 }
 

@@ -167,6 +167,21 @@ func TestReconcileSecretsStep(t *testing.T) {
 		require.NoError(t, k8s.Get(ctx(), types.NamespacedName{Namespace: ns, Name: "gen-jwt-secret"}, again))
 		assert.Equal(t, jwt.ResourceVersion, again.ResourceVersion, "never rewritten")
 		assert.Empty(t, drain(events))
+
+		// Edited out of band: labels put back, a removed key made again; kept values untouched.
+		admin := &corev1.Secret{}
+		require.NoError(t, k8s.Get(ctx(), types.NamespacedName{Namespace: ns, Name: "gen-admin-credentials"}, admin))
+		password := string(admin.Data[specs.AdminPasswordKey])
+		admin.Labels = nil
+		delete(admin.Data, specs.AdminUsernameKey)
+		require.NoError(t, k8s.Update(ctx(), admin))
+		_, _, err = r.reconcileSecrets(ctx(), &scope{ds: ds, status: newObserved(ds)})
+		require.NoError(t, err)
+		require.NoError(t, k8s.Get(ctx(), types.NamespacedName{Namespace: ns, Name: "gen-admin-credentials"}, admin))
+		assert.Equal(t, specs.PartOf, admin.Labels[specs.LabelPartOf])
+		assert.Equal(t, specs.DefaultAdminUser, string(admin.Data[specs.AdminUsernameKey]))
+		assert.Equal(t, password, string(admin.Data[specs.AdminPasswordKey]), "a value is never replaced")
+		assert.Contains(t, strings.Join(drain(events), "\n"), "Repaired Secret gen-admin-credentials")
 	})
 
 	problems := map[string]struct {

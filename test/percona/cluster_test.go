@@ -15,6 +15,7 @@ import (
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	"github.com/dittofs/dittofs-operator/internal/specs"
+	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
 // The clusters the operator generates, with and without backups, pass the real CRD schema of
@@ -110,4 +111,20 @@ func TestPerconaUserEditsSurvive(t *testing.T) {
 	waitObserved(t, ns, "edited", ds.Generation)
 	require.NoError(t, k8s.Get(ctx(), client.ObjectKeyFromObject(pg), pg))
 	assert.Equal(t, rv, pg.ResourceVersion, "no write for an unchanged desired cluster")
+
+	// A field the operator sets is edited: it is put back.
+	drift := []byte(`[{"op":"replace","path":"/spec/instances/0/replicas","value":5}]`)
+	require.NoError(t, k8s.Patch(ctx(), pg, client.RawPatch(types.JSONPatchType, drift), client.FieldOwner("kubectl-edit")))
+	eventually(t, "replicas restored to the spec's 2", func() error {
+		pg = &pgv2.PerconaPGCluster{}
+		if err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "edited-postgres"}, pg); err != nil {
+			return err
+		}
+		if r := pg.Spec.InstanceSets[0].Replicas; r == nil || *r != 2 {
+			return assert.AnError
+		}
+		return nil
+	})
+	assert.Equal(t, "2Gi", pg.Spec.InstanceSets[0].Resources.Limits.Memory().String(), "the user's field stays")
+	assert.NotEmpty(t, testenv.Events(t, k8s, ns, "edited", specs.EventDriftReverted))
 }
