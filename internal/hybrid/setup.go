@@ -71,10 +71,13 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		Reader:       mgr.GetClient(),
 		SecretReader: secrets,
 		Mapper:       mgr.GetRESTMapper(),
-		Renderer:     renderer,
 	}
 	if opts.EnableWebhook {
-		if err := validation.SetupWebhook(mgr, validator); err != nil {
+		// The webhook also renders the chart, so bad spec.chartValues are refused at admission;
+		// the guard leaves that to the config step, which renders anyway (once per reconcile).
+		withRender := *validator
+		withRender.Renderer = renderer
+		if err := validation.SetupWebhook(mgr, &withRender); err != nil {
 			return fmt.Errorf("setting up the validating webhook: %w", err)
 		}
 	}
