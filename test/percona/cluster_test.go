@@ -128,3 +128,21 @@ func TestPerconaUserEditsSurvive(t *testing.T) {
 	assert.Equal(t, "2Gi", pg.Spec.InstanceSets[0].Resources.Limits.Memory().String(), "the user's field stays")
 	assert.NotEmpty(t, testenv.Events(t, k8s, ns, "edited", specs.EventDriftReverted))
 }
+
+// TestBackupCredentialsWithoutKeyAreRefused: without the webhook, a backup Secret that holds no
+// pgBackRest S3 key gets the webhook's answer as a condition, and no cluster is created.
+func TestBackupCredentialsWithoutKeyAreRefused(t *testing.T) {
+	mgr := env.StartManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t, k8s)
+	require.NoError(t, k8s.Create(ctx(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "pgbackrest", Namespace: ns},
+		StringData: map[string]string{"s3.conf": "[global]\nrepo1-s3-uri-style=path\n"}}))
+	require.NoError(t, k8s.Create(ctx(), perconaServer(ns, "nokey", func(p *v1alpha1.PerconaSpec) {
+		p.Backup = &v1alpha1.PerconaBackupSpec{Enabled: true, Bucket: "b", Endpoint: "s3.example.com",
+			CredentialsSecretRef: &corev1.LocalObjectReference{Name: "pgbackrest"}}
+	})))
+	waitCondition(t, k8s, ns, "nokey", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonInvalidSpec,
+		"spec.percona.backup.credentialsSecretRef: Secret pgbackrest has no pgBackRest S3 key")
+	err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "nokey-postgres"}, &pgv2.PerconaPGCluster{})
+	assert.True(t, apierrors.IsNotFound(err), "no cluster for a spec that is refused: %v", err)
+}
