@@ -14,6 +14,8 @@ const PostgresWaitTimeoutSeconds = 300
 // the host and port from the same env the server reads (DITTOFS_DATABASE_POSTGRES_HOST and
 // DITTOFS_DATABASE_POSTGRES_PORT, default 5432), runs pg_isready until the server accepts
 // connections, and exits 1 after PostgresWaitTimeoutSeconds (or at once on invalid parameters).
+// The deadline is compared with "greater than": date +%s counts whole seconds, so "greater or
+// equal" gave up up to a second early.
 // It needs only a POSIX sh, date and pg_isready. The user name is passed explicitly (from
 // DITTOFS_DATABASE_POSTGRES_USER, else "postgres"): the pod runs as uid 65532, which has no
 // passwd entry in a PostgreSQL image, and pg_isready without -U then answers "no attempt"
@@ -45,7 +47,7 @@ while :; do
     echo "pg_isready: invalid parameters for $host:$port" >&2
     exit 1
   fi
-  if [ "$(date +%s)" -ge "$deadline" ]; then
+  if [ "$(date +%s)" -gt "$deadline" ]; then
     echo "PostgreSQL at $host:$port did not accept connections within __TIMEOUT__s (pg_isready exit $rc)" >&2
     exit 1
   fi
