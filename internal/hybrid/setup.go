@@ -108,7 +108,6 @@ func setupHelm(mgr ctrl.Manager, opts Options) (*specs.Renderer, error) {
 	if err != nil {
 		return nil, err
 	}
-	started := time.Now()
 	chartNames := make([]string, 0, len(ws))
 	for _, w := range ws {
 		chartNames = append(chartNames, w.Chart.Name())
@@ -140,7 +139,7 @@ func setupHelm(mgr ctrl.Manager, opts Options) (*specs.Renderer, error) {
 			reconciler.WithMaxReleaseHistory(opts.MaxReleaseHistory),
 			reconciler.WithWaitForDeletionTimeout(opts.WaitForDeletionTimeout),
 			reconciler.WithSelector(*w.Selector),
-			reconciler.WithActionClientGetter(helmext.WrapActionClients(getter, started, mgr.GetClient())),
+			reconciler.WithActionClientGetter(helmext.WrapActionClients(getter, mgr.GetClient())),
 			reconciler.WithClient(helmext.NewStatusClient(mgr.GetClient())),
 			reconciler.WithLog(ctrl.Log.WithName("helm").WithName(w.Kind)),
 		}

@@ -43,7 +43,7 @@ func (r *Reconciler) reconcileStatefulSet(ctx context.Context, s *scope) (ctrl.R
 	case err != nil:
 		return ctrl.Result{}, halt, err
 	}
-	volumes, err := r.volumes(ctx, ds, existing)
+	volumes, kept, err := r.volumes(ctx, ds, existing)
 	if err != nil {
 		return ctrl.Result{}, halt, err
 	}
@@ -54,7 +54,7 @@ func (r *Reconciler) reconcileStatefulSet(ctx context.Context, s *scope) (ctrl.R
 		Image: specs.ServerImage(ds), ConfigHash: hash, JWTSecret: s.secrets.jwt, AdminPassword: s.secrets.admin,
 		PostgresSecret: postgresSecret, PerconaSecret: s.db.secret, RemoteStoreUpdated: storeUpdated, Volumes: volumes,
 	})
-	res, err := r.applyStatefulSet(ctx, ds, desired)
+	res, err := r.applyStatefulSet(ctx, ds, desired, kept)
 	if err != nil {
 		return ctrl.Result{}, halt, err
 	}
@@ -90,30 +90,31 @@ func podConfigHash(s *scope, existing *appsv1.StatefulSet) string {
 
 // volumes are the claim templates of the StatefulSet: an existing one keeps its own (they
 // cannot change; volumes.go grows them); a new one gets what the spec needs, plus the volumes
-// whose PersistentVolumeClaims a server of this name left (kept data is mounted again).
-func (r *Reconciler) volumes(ctx context.Context, ds *v1alpha1.DittoServer, existing *appsv1.StatefulSet) ([]string, error) {
+// whose PersistentVolumeClaims a server of this name left (kept data is mounted again). For a
+// new StatefulSet it also returns those kept PVCs, by volume (volumes.go grows the smaller ones).
+func (r *Reconciler) volumes(ctx context.Context, ds *v1alpha1.DittoServer, existing *appsv1.StatefulSet) ([]string, map[string]*corev1.PersistentVolumeClaim, error) {
 	if existing != nil {
 		out := make([]string, 0, len(existing.Spec.VolumeClaimTemplates))
 		for _, c := range existing.Spec.VolumeClaimTemplates {
 			out = append(out, c.Name)
 		}
-		return out, nil
-	}
-	if ds.Spec.Storage.ContentSize == "" {
-		return specs.PlanVolumes(ds, nil), nil // the cache volume is the only optional one, and planned
+		return out, nil, nil
 	}
 	pvcs := &corev1.PersistentVolumeClaimList{}
 	if err := r.APIReader.List(ctx, pvcs, client.InNamespace(ds.Namespace),
 		client.MatchingLabels{specs.LabelInstance: ds.Name, specs.LabelPartOf: specs.PartOf}); err != nil {
-		return nil, fmt.Errorf("listing the PersistentVolumeClaims of %s: %w", ds.Name, err)
+		return nil, nil, fmt.Errorf("listing the PersistentVolumeClaims of %s: %w", ds.Name, err)
 	}
-	var kept []string
-	for _, pvc := range pvcs.Items {
-		if v := pvc.Labels[specs.LabelComponent]; v != "" && pvc.Name == fmt.Sprintf("%s-%s-0", v, ds.Name) {
-			kept = append(kept, v)
+	kept := map[string]*corev1.PersistentVolumeClaim{}
+	names := []string{}
+	for i := range pvcs.Items {
+		pvc := &pvcs.Items[i]
+		if v := pvc.Labels[specs.LabelComponent]; v != "" && pvc.Name == fmt.Sprintf("%s-%s-0", v, ds.Name) && pvc.DeletionTimestamp.IsZero() {
+			kept[v] = pvc
+			names = append(names, v)
 		}
 	}
-	return specs.PlanVolumes(ds, kept), nil
+	return specs.PlanVolumes(ds, names), kept, nil
 }
 
 // appliedStatefulSet is what applying the StatefulSet gave.
@@ -130,7 +131,7 @@ type appliedStatefulSet struct {
 // applyStatefulSet server-side-applies the StatefulSet when the desired spec differs from what
 // was last applied (AnnotationSpecHash), the config hash or restart annotation changed, or the
 // replica count drifted.
-func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoServer, desired *appsv1.StatefulSet) (appliedStatefulSet, error) {
+func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoServer, desired *appsv1.StatefulSet, kept map[string]*corev1.PersistentVolumeClaim) (appliedStatefulSet, error) {
 	existing := &appsv1.StatefulSet{}
 	err := r.Client.Get(ctx, client.ObjectKeyFromObject(desired), existing)
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -156,6 +157,8 @@ func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoSer
 			blocked = problem
 			desired.Spec.VolumeClaimTemplates = existing.Spec.VolumeClaimTemplates
 		}
+	} else if blocked, err = r.growKeptClaims(ctx, ds, desired, kept); err != nil {
+		return appliedStatefulSet{}, err
 	}
 
 	specHash, err := specs.ObjectHash(desired.Spec)

@@ -81,6 +81,50 @@ func (r *Reconciler) expandVolumes(ctx context.Context, ds *v1alpha1.DittoServer
 	return fmt.Sprintf("re-creating StatefulSet %s for the new volume sizes (PVCs resized: %s)", existing.Name, orNone(resized)), nil, nil
 }
 
+// growKeptClaims applies the spec's sizes to the PVCs a new StatefulSet adopts: kept from a
+// server of the same name, or made from an older template while the StatefulSet was being
+// re-created. The StatefulSet controller never resizes an existing PVC, so a smaller one is
+// resized here when its StorageClass allows expansion. Otherwise its claim template keeps the
+// PVC's size: the StatefulSet then says what the server really has, and the next reconciles
+// see the growth, report it blocked and retry, as for a running server.
+func (r *Reconciler) growKeptClaims(ctx context.Context, ds *v1alpha1.DittoServer, desired *appsv1.StatefulSet, kept map[string]*corev1.PersistentVolumeClaim) (*specs.Problem, error) {
+	var blocked *specs.Problem
+	var resized []string
+	for i := range desired.Spec.VolumeClaimTemplates {
+		tpl := &desired.Spec.VolumeClaimTemplates[i]
+		pvc := kept[tpl.Name]
+		if pvc == nil {
+			continue
+		}
+		want, cur := tpl.Spec.Resources.Requests[corev1.ResourceStorage], pvc.Spec.Resources.Requests[corev1.ResourceStorage]
+		if cur.Cmp(want) >= 0 {
+			continue
+		}
+		problem, err := r.checkExpandable(ctx, pvc, tpl.Name, cur, want)
+		if err != nil {
+			return nil, err
+		}
+		if problem != nil {
+			tpl.Spec.Resources.Requests = corev1.ResourceList{corev1.ResourceStorage: cur}
+			if blocked == nil {
+				blocked = problem
+			}
+			continue
+		}
+		patch := client.MergeFrom(pvc.DeepCopy())
+		pvc.Spec.Resources.Requests[corev1.ResourceStorage] = want
+		if err := r.Client.Patch(ctx, pvc, patch); err != nil {
+			return nil, fmt.Errorf("resizing PersistentVolumeClaim %s to %s: %w", pvc.Name, want.String(), err)
+		}
+		resized = append(resized, fmt.Sprintf("%s to %s", pvc.Name, want.String()))
+	}
+	if len(resized) > 0 {
+		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventVolumesExpanding,
+			"Resized kept PersistentVolumeClaims to the spec's sizes: %s", strings.Join(resized, ", "))
+	}
+	return blocked, nil
+}
+
 // checkExpandable returns the Problem that keeps the PVC from growing: a StorageClass that
 // does not allow expansion (or none).
 func (r *Reconciler) checkExpandable(ctx context.Context, pvc *corev1.PersistentVolumeClaim, tpl string, from, to resource.Quantity) (*specs.Problem, error) {

@@ -53,15 +53,19 @@ func SetupController(mgr ctrl.Manager, r *reconciler.Reconciler, workers int) er
 
 // helmRelevantChange selects the DittoServer events the Helm reconciler must act on.
 //
-// Create events pass only for objects that already carry the Go controller's finalizer:
-// existing servers when the operator starts (a spec changed while it was down gets upgraded),
-// not brand-new ones, where the Go controller adds both finalizers in one write and that update
-// starts the Helm reconcile (no racing finalizer writes). Updates pass on spec (generation),
+// Create events pass only for objects that already carry the Go controller's finalizer or are
+// being deleted: existing servers when the operator starts (a spec changed while it was down
+// gets upgraded; a deletion the Go controller finished before a kill still needs its release
+// uninstalled and Helm's finalizer removed), not brand-new ones, where the Go controller adds
+// both finalizers in one write and that update starts the Helm reconcile (no racing finalizer
+// writes). Updates pass on spec (generation),
 // labels, annotations (pause, install/upgrade options), deletion and finalizer changes; status
 // writes do not.
 func helmRelevantChange() predicate.Predicate {
 	return predicate.Funcs{
-		CreateFunc: func(e event.CreateEvent) bool { return controllerutil.ContainsFinalizer(e.Object, specs.Finalizer) },
+		CreateFunc: func(e event.CreateEvent) bool {
+			return controllerutil.ContainsFinalizer(e.Object, specs.Finalizer) || !e.Object.GetDeletionTimestamp().IsZero()
+		},
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			o, n := e.ObjectOld, e.ObjectNew
 			return o.GetGeneration() != n.GetGeneration() ||
