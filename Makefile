@@ -100,6 +100,17 @@ conformance: dittofs ## Boot the real DittoFS v0.29.0 on what the operator rende
 e2e: k8s-binaries build ## Run the end-to-end test on a local kwok control plane.
 	go test $(GO_TEST_FLAGS) ./test/e2e/...
 
+CHAOS_KILLS ?= 100
+CHAOS_SERVERS ?= 12
+CHAOS_LEADER_KILLS ?= 3
+CHAOS_CHECK_EVERY ?= 10
+
+.PHONY: chaos
+chaos: build k8s-binaries ## Fault suite, long run on kwok: 100 operator SIGKILLs, API server restart, leader kills, pending releases (docs/RELIABILITY.md; not part of make test, which runs a short one).
+	CHAOS_KILLS=$(CHAOS_KILLS) CHAOS_SERVERS=$(CHAOS_SERVERS) CHAOS_LEADER_KILLS=$(CHAOS_LEADER_KILLS) \
+	CHAOS_CHECK_EVERY=$(CHAOS_CHECK_EVERY) CHAOS_QUIET=30s CHAOS_REPORT=$(BIN)/chaos/long.json \
+		go test -count=1 -timeout 90m -v -run '^TestFaults$$' ./test/chaos/
+
 .PHONY: bench
 bench: build k8s-binaries ## Benchmark on a local kwok control plane (N=1,50,200; ~18 min; not part of make test).
 	bash hack/bench.sh

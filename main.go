@@ -42,6 +42,7 @@ func main() {
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "serve metrics over HTTPS with Kubernetes authn/authz")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election (required with more than one replica)")
+	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease (empty: the operator's own namespace, read in-cluster; required out of cluster with --leader-elect)")
 	flag.StringVar(&o.watchesFile, "watches-file", "", "watches.yaml to use instead of the embedded one (charts still come from the binary)")
 	flag.Float64Var(&o.qps, "kube-api-qps", 50, "client QPS towards the API server")
 	flag.IntVar(&o.burst, "kube-api-burst", 100, "client burst towards the API server")
@@ -68,6 +69,7 @@ func main() {
 // runOptions are the flags.
 type runOptions struct {
 	metricsAddr, probeAddr, watchesFile string
+	leaderElectionNamespace             string
 	secureMetrics, leaderElect          bool
 	qps                                 float64
 	burst, helmWorkers, goWorkers       int
@@ -116,13 +118,14 @@ func run(o runOptions) error {
 	setupLog := ctrl.Log.WithName("setup")
 	setupLog.Info("starting", "watchNamespaces", namespaces, "webhook", webhooks)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		WebhookServer:          webhook.NewServer(webhook.Options{CertDir: o.webhookCertDir, Port: 9443}),
-		Scheme:                 scheme,
-		Cache:                  hybrid.CacheOptions(namespaces),
-		Metrics:                metricsOpts,
-		HealthProbeBindAddress: o.probeAddr,
-		LeaderElection:         o.leaderElect,
-		LeaderElectionID:       "dittofs-operator.dittofs.com",
+		WebhookServer:           webhook.NewServer(webhook.Options{CertDir: o.webhookCertDir, Port: 9443}),
+		Scheme:                  scheme,
+		Cache:                   hybrid.CacheOptions(namespaces),
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "dittofs-operator.dittofs.com",
+		LeaderElectionNamespace: o.leaderElectionNamespace,
 	})
 	if err != nil {
 		return err

@@ -5,17 +5,11 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,248 +20,69 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
-	"github.com/dittofs/dittofs-operator/test/apiserver"
-	"github.com/dittofs/dittofs-operator/test/testenv"
+	"github.com/dittofs/dittofs-operator/test/kwok"
 )
 
 const (
 	namespace  = "dittofs"
 	serverName = "dittoserver-sample" // config/samples/dittofs_v1alpha1_dittoserver.yaml
-	tick       = 200 * time.Millisecond
 )
-
-var k8sBinaries = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd", "kwok", "kwokctl"}
-
-// cluster is a kwok cluster started by hack/kwok-cluster.sh.
-type cluster struct {
-	t          *testing.T
-	root, name string
-	kubectl    string
-	kubeconfig string
-}
-
-func (c *cluster) script(args ...string) string {
-	c.t.Helper()
-	cmd := exec.Command("bash", append([]string{filepath.Join(c.root, "hack", "kwok-cluster.sh")}, args...)...)
-	cmd.Dir = c.root
-	cmd.Env = append(os.Environ(), "KWOK_CLUSTER="+c.name)
-	out, err := cmd.CombinedOutput()
-	require.NoError(c.t, err, "hack/kwok-cluster.sh %s:\n%s", strings.Join(args, " "), out)
-	return strings.TrimSpace(string(out))
-}
-
-func (c *cluster) kubectlRun(args ...string) string {
-	c.t.Helper()
-	cmd := exec.Command(c.kubectl, append([]string{"--kubeconfig", c.kubeconfig}, args...)...)
-	cmd.Dir = c.root
-	out, err := cmd.CombinedOutput()
-	require.NoError(c.t, err, "kubectl %s:\n%s", strings.Join(args, " "), out)
-	return strings.TrimSpace(string(out))
-}
-
-// operator is bin/manager running as a subprocess.
-type operator struct {
-	cmd         *exec.Cmd
-	log         string
-	metricsPort int
-	done        chan error
-}
-
-// stop terminates the operator by its PID (SIGTERM, then SIGKILL after 15 s).
-func (o *operator) stop(t *testing.T) {
-	if o.cmd.Process == nil {
-		return
-	}
-	_ = o.cmd.Process.Signal(syscall.SIGTERM)
-	var err error
-	select {
-	case err = <-o.done:
-	case <-time.After(15 * time.Second):
-		t.Logf("operator (pid %d) did not stop on SIGTERM, killing it", o.cmd.Process.Pid)
-		_ = o.cmd.Process.Kill()
-		err = <-o.done
-	}
-	if err != nil {
-		t.Logf("operator (pid %d) exited: %v", o.cmd.Process.Pid, err)
-	}
-}
-
-func (o *operator) logTail(n int) string {
-	data, err := os.ReadFile(o.log)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// requests is the operator's rest_client_requests_total, summed over all labels.
-func (o *operator) requests() (int, error) {
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", o.metricsPort))
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	total := 0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "rest_client_requests_total{") {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			return 0, err
-		}
-		total += int(v)
-	}
-	return total, sc.Err()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// eventually polls cond until it returns true or the timeout passes; on timeout it fails with
-// the last state cond described.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, last)
-		}
-		time.Sleep(tick)
-	}
-}
 
 func TestOperatorOnKwok(t *testing.T) {
 	if testing.Short() {
 		t.Skip("e2e: skipped in -short mode")
 	}
 	start := time.Now()
-	root, err := filepath.Abs(apiserver.RepoRoot())
-	require.NoError(t, err)
-	bindir := filepath.Join(root, "bin", "k8s", apiserver.K8sVersion)
-	for _, b := range k8sBinaries {
-		if _, err := os.Stat(filepath.Join(bindir, b)); err != nil {
-			t.Skipf("e2e: %s is missing: build the Kubernetes test binaries first with `bash hack/build-k8s.sh` (make k8s-binaries)", filepath.Join(bindir, b))
-		}
-	}
+	// The cluster, deleted at the end whatever happens.
+	c := kwok.NewCluster(t, fmt.Sprintf("dittofs-e2e-%d", os.Getpid()))
+	root := c.Root
 
 	// The operator binary as make build (and the image) builds it; a no-op when up to date.
 	phase := time.Now()
-	manager := filepath.Join(root, "bin", "manager")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", manager, ".")
-	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "building bin/manager:\n%s", out)
+	manager := kwok.BuildManager(t, root)
 	t.Logf("bin/manager ready in %s", time.Since(phase).Round(time.Millisecond))
 
-	// The cluster, deleted at the end whatever happens.
-	c := &cluster{
-		t: t, root: root, name: fmt.Sprintf("dittofs-e2e-%d", os.Getpid()),
-		kubectl: filepath.Join(bindir, "kubectl"),
-	}
-	t.Cleanup(func() {
-		phase := time.Now()
-		cmd := exec.Command("bash", filepath.Join(root, "hack", "kwok-cluster.sh"), "down")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "KWOK_CLUSTER="+c.name)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("deleting cluster %s: %v\n%s", c.name, err, out)
-		}
-		t.Logf("cluster %s deleted in %s", c.name, time.Since(phase).Round(time.Millisecond))
-	})
 	phase = time.Now()
-	c.script("up")
-	c.kubeconfig = c.script("kubeconfig")
-	t.Logf("cluster %s up in %s", c.name, time.Since(phase).Round(time.Millisecond))
+	c.Up()
+	t.Logf("cluster %s up in %s", c.Name, time.Since(phase).Round(time.Millisecond))
 
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
-	require.NoError(t, err)
-	k8s, err := client.New(cfg, client.Options{Scheme: apiserver.Scheme()})
-	require.NoError(t, err)
+	_, k8s := c.Client()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
 	// CRD; then restart the controller-manager so its garbage collector knows DittoServer at once.
 	phase = time.Now()
-	c.kubectlRun("apply", "--server-side", "--force-conflicts", "-f", filepath.Join(root, "config", "crd", "bases"))
-	// Poll rather than `kubectl wait`, which fails outright when it reads the CRD before the API
-	// server has written any status condition.
-	testenv.Eventually(t, "CRD Established", func() error {
-		out, err := exec.Command(c.kubectl, "--kubeconfig", c.kubeconfig, "get", "crd", "dittoservers.dittofs.dittofs.com",
-			"-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`).CombinedOutput()
-		if err != nil || strings.TrimSpace(string(out)) != "True" {
-			return fmt.Errorf("not established yet: %w (%s)", err, out)
-		}
-		return nil
-	})
-	c.script("restart-kcm")
-	c.kubectlRun("create", "namespace", namespace)
+	c.InstallCRDs([]string{"dittoservers.dittofs.dittofs.com"}, filepath.Join(root, "config", "crd", "bases"))
+	c.MustKubectl("create", "namespace", namespace)
 	t.Logf("CRD installed, kube-controller-manager restarted in %s", time.Since(phase).Round(time.Millisecond))
 
 	// The operator, out of cluster, everything on 127.0.0.1.
-	op := &operator{log: filepath.Join(t.TempDir(), "manager.log"), metricsPort: freePort(t), done: make(chan error, 1)}
-	logFile, err := os.Create(op.log)
+	op, err := kwok.StartOperator(kwok.OperatorOptions{Manager: manager, Kubeconfig: c.Kubeconfig, Log: filepath.Join(t.TempDir(), "manager.log")})
 	require.NoError(t, err)
-	defer func() { _ = logFile.Close() }()
-	op.cmd = exec.Command(manager,
-		"--kubeconfig", c.kubeconfig,
-		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", op.metricsPort), "--metrics-secure=false",
-		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-	)
-	op.cmd.Stdout, op.cmd.Stderr = logFile, logFile
-	require.NoError(t, op.cmd.Start())
-	go func() { op.done <- op.cmd.Wait() }()
 	// Registered after the cluster's cleanup, so it runs before it (LIFO).
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("operator log tail (%s):\n%s", op.log, op.logTail(60))
+			t.Logf("operator log tail (%s):\n%s", op.Log, op.LogTail(60))
 		}
-		op.stop(t)
-	})
-	eventually(t, 30*time.Second, "the operator's metrics endpoint", func() (bool, string) {
-		select {
-		case err := <-op.done:
-			op.done <- err
-			t.Fatalf("the operator exited: %v\n%s", err, op.logTail(40))
-		default:
+		if err := op.Stop(15 * time.Second); err != nil {
+			t.Logf("operator (pid %d) exited: %v", op.PID, err)
 		}
-		_, err := op.requests()
-		return err == nil, fmt.Sprint(err)
 	})
-	reqStart, err := op.requests()
+	require.NoError(t, op.WaitReady(30*time.Second))
+	reqStart, err := op.Requests()
 	require.NoError(t, err)
 
 	// The basic sample and its Secrets, as a user would apply them.
 	phase = time.Now()
-	c.kubectlRun("apply", "-n", namespace, "-f", filepath.Join(root, "config", "samples", "dittofs_secrets.yaml"))
-	c.kubectlRun("apply", "-n", namespace, "-f", filepath.Join(root, "config", "samples", "dittofs_v1alpha1_dittoserver.yaml"))
+	c.MustKubectl("apply", "-n", namespace, "-f", filepath.Join(root, "config", "samples", "dittofs_secrets.yaml"))
+	c.MustKubectl("apply", "-n", namespace, "-f", filepath.Join(root, "config", "samples", "dittofs_v1alpha1_dittoserver.yaml"))
 
 	podKey := client.ObjectKey{Namespace: namespace, Name: serverName + "-0"}
-	eventually(t, 60*time.Second, "pod "+podKey.String()+" Running and Ready", func() (bool, string) {
+	kwok.Eventually(t, 60*time.Second, "pod "+podKey.String()+" Running and Ready", func() (bool, string) {
 		pod := &corev1.Pod{}
 		if err := k8s.Get(ctx, podKey, pod); err != nil {
 			return false, err.Error()
@@ -281,7 +96,7 @@ func TestOperatorOnKwok(t *testing.T) {
 		return pod.Status.Phase == corev1.PodRunning && ready, fmt.Sprintf("phase=%s ready=%v", pod.Status.Phase, ready)
 	})
 	dsKey := client.ObjectKey{Namespace: namespace, Name: serverName}
-	eventually(t, 60*time.Second, "DittoServer "+dsKey.String()+" Ready=True", func() (bool, string) {
+	kwok.Eventually(t, 60*time.Second, "DittoServer "+dsKey.String()+" Ready=True", func() (bool, string) {
 		ds := &v1alpha1.DittoServer{}
 		if err := k8s.Get(ctx, dsKey, ds); err != nil {
 			return false, err.Error()
@@ -295,7 +110,7 @@ func TestOperatorOnKwok(t *testing.T) {
 		return false, "no Ready condition yet"
 	})
 	t.Logf("DittoServer Ready %s after apply", time.Since(phase).Round(time.Millisecond))
-	if n, err := op.requests(); err == nil {
+	if n, err := op.Requests(); err == nil {
 		t.Logf("operator API requests: %d at startup, +%d from create to Ready", reqStart, n-reqStart)
 	}
 
@@ -319,8 +134,9 @@ func TestOperatorOnKwok(t *testing.T) {
 	for _, tpl := range sts.Spec.VolumeClaimTemplates {
 		claims = append(claims, tpl.Name+"-"+serverName+"-0")
 	}
-	require.Subset(t, templateNames(sts), []string{"controlplane", "metadata", "cache"})
-	eventually(t, 30*time.Second, "PVCs Bound", func() (bool, string) {
+	// The sample declares a content volume and no S3: the files go there, no cache volume.
+	require.Equal(t, []string{"controlplane", "metadata", "content"}, templateNames(sts))
+	kwok.Eventually(t, 30*time.Second, "PVCs Bound", func() (bool, string) {
 		var notBound []string
 		for _, name := range claims {
 			pvc := &corev1.PersistentVolumeClaim{}
@@ -344,7 +160,7 @@ func TestOperatorOnKwok(t *testing.T) {
 	require.NoError(t, k8s.Get(ctx, dsKey, ds))
 	ds.Spec.Storage.MetadataSize = "20Gi"
 	require.NoError(t, k8s.Update(ctx, ds))
-	eventually(t, 60*time.Second, "StatefulSet re-created with the 20Gi metadata template and Ready", func() (bool, string) {
+	kwok.Eventually(t, 60*time.Second, "StatefulSet re-created with the 20Gi metadata template and Ready", func() (bool, string) {
 		cur := &appsv1.StatefulSet{}
 		if err := k8s.Get(ctx, dsKey, cur); err != nil {
 			return false, err.Error()
@@ -379,7 +195,7 @@ func TestOperatorOnKwok(t *testing.T) {
 	// Secrets stay.
 	phase = time.Now()
 	require.NoError(t, k8s.Delete(ctx, &v1alpha1.DittoServer{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: serverName}}))
-	eventually(t, 30*time.Second, "DittoServer gone", func() (bool, string) {
+	kwok.Eventually(t, 30*time.Second, "DittoServer gone", func() (bool, string) {
 		ds := &v1alpha1.DittoServer{}
 		err := k8s.Get(ctx, dsKey, ds)
 		if apierrors.IsNotFound(err) {
@@ -389,7 +205,7 @@ func TestOperatorOnKwok(t *testing.T) {
 	})
 	owned = append(owned, &corev1.Pod{})
 	ownedNames = append(ownedNames, serverName+"-0")
-	eventually(t, 60*time.Second, "StatefulSet, Pod, Services and ConfigMap garbage-collected", func() (bool, string) {
+	kwok.Eventually(t, 60*time.Second, "StatefulSet, Pod, Services and ConfigMap garbage-collected", func() (bool, string) {
 		var left []string
 		for i, obj := range owned {
 			err := k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ownedNames[i]}, obj)

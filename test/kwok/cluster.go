@@ -1,0 +1,300 @@
+// Package kwok drives a local kwok cluster (kube-apiserver, kube-controller-manager,
+// kube-scheduler, etcd and kwok, built by hack/build-k8s.sh, started by hack/kwok-cluster.sh)
+// and the operator binary as a subprocess. test/e2e and test/chaos share it.
+//
+// Every process it starts binds to 127.0.0.1 and is stopped by its PID, never by name.
+package kwok
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dittofs/dittofs-operator/test/apiserver"
+	"github.com/dittofs/dittofs-operator/test/testenv"
+)
+
+// Binaries are the Kubernetes test binaries a kwok cluster needs (hack/build-k8s.sh).
+var Binaries = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd", "kwok", "kwokctl"}
+
+// scriptTimeout bounds every call of hack/kwok-cluster.sh and kubectl.
+const scriptTimeout = 3 * time.Minute
+
+// Cluster is a kwok cluster started by hack/kwok-cluster.sh.
+type Cluster struct {
+	t          testing.TB
+	Root, Name string
+	// BinDir holds the Kubernetes binaries; Kubectl is the kubectl in it.
+	BinDir, Kubectl string
+	// Kubeconfig is set by Up.
+	Kubeconfig string
+}
+
+// NewCluster describes a cluster named name (not started yet). It skips the test when a
+// Kubernetes binary is missing.
+func NewCluster(t testing.TB, name string) *Cluster {
+	t.Helper()
+	root, err := filepath.Abs(apiserver.RepoRoot())
+	require.NoError(t, err)
+	bindir := filepath.Join(root, "bin", "k8s", apiserver.K8sVersion)
+	for _, b := range Binaries {
+		if _, err := os.Stat(filepath.Join(bindir, b)); err != nil {
+			t.Skipf("%s is missing: build the Kubernetes test binaries first with `bash hack/build-k8s.sh` (make k8s-binaries)", filepath.Join(bindir, b))
+		}
+	}
+	return &Cluster{t: t, Root: root, Name: name, BinDir: bindir, Kubectl: filepath.Join(bindir, "kubectl")}
+}
+
+// Script runs hack/kwok-cluster.sh with args for this cluster.
+func (c *Cluster) Script(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(c.Root, "hack", "kwok-cluster.sh")}, args...)...)
+	cmd.Dir = c.Root
+	cmd.Env = append(os.Environ(), "KWOK_CLUSTER="+c.Name)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("hack/kwok-cluster.sh %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// MustScript is Script that fails the test on an error.
+func (c *Cluster) MustScript(args ...string) string {
+	c.t.Helper()
+	out, err := c.Script(args...)
+	require.NoError(c.t, err)
+	return out
+}
+
+// KubectlRun runs kubectl against the cluster.
+func (c *Cluster) KubectlRun(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.Kubectl, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	cmd.Dir = c.Root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// MustKubectl is KubectlRun that fails the test on an error.
+func (c *Cluster) MustKubectl(args ...string) string {
+	c.t.Helper()
+	out, err := c.KubectlRun(args...)
+	require.NoError(c.t, err)
+	return out
+}
+
+// Up starts the cluster and registers its deletion with t.Cleanup (registered first, it runs
+// after the cleanups registered later, such as the operator's). A cluster of the same name left
+// by an interrupted run is deleted first.
+func (c *Cluster) Up() {
+	c.t.Helper()
+	if _, err := os.Stat(filepath.Join(c.Root, "bin", "kwok", "clusters", c.Name)); err == nil {
+		c.t.Logf("deleting cluster %s left by an earlier run", c.Name)
+		_, _ = c.Script("down")
+	}
+	c.t.Cleanup(func() {
+		phase := time.Now()
+		if out, err := c.Script("down"); err != nil {
+			c.t.Errorf("deleting cluster %s: %v\n%s", c.Name, err, out)
+		}
+		c.t.Logf("cluster %s deleted in %s", c.Name, time.Since(phase).Round(time.Millisecond))
+	})
+	// kwokctl picks each component's port as the first free one below 32768 that no other
+	// cluster of bin/kwok records: two clusters created at once (test/e2e and test/chaos run in
+	// parallel under go test ./...) could pick the same ones. Creation is serialized across
+	// processes with a lock file.
+	unlock := c.lock()
+	defer unlock()
+	c.MustScript("up")
+	c.Kubeconfig = c.MustScript("kubeconfig")
+}
+
+// lock takes an exclusive flock on bin/kwok/.create.lock (bounded: 5 minutes).
+func (c *Cluster) lock() (unlock func()) {
+	c.t.Helper()
+	dir := filepath.Join(c.Root, "bin", "kwok")
+	require.NoError(c.t, os.MkdirAll(dir, 0o755))
+	f, err := os.OpenFile(filepath.Join(dir, ".create.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	require.NoError(c.t, err)
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			_ = f.Close()
+			require.NoError(c.t, err, "locking %s", f.Name())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = f.Close()
+	}
+}
+
+// InstallCRDs applies the CRDs in paths (files or directories), waits until each is
+// Established and restarts kube-controller-manager so its garbage collector knows the new kinds
+// at once (it rediscovers them only every 30 s otherwise).
+func (c *Cluster) InstallCRDs(names []string, paths ...string) {
+	c.t.Helper()
+	args := []string{"apply", "--server-side", "--force-conflicts"}
+	for _, p := range paths {
+		args = append(args, "-f", p)
+	}
+	c.MustKubectl(args...)
+	// Poll rather than `kubectl wait`, which fails outright when it reads the CRD before the API
+	// server has written any status condition.
+	for _, name := range names {
+		testenv.Eventually(c.t, "CRD "+name+" Established", func() error {
+			out, err := exec.Command(c.Kubectl, "--kubeconfig", c.Kubeconfig, "get", "crd", name,
+				"-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`).CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != "True" {
+				return fmt.Errorf("not established yet: %w (%s)", err, out)
+			}
+			return nil
+		})
+	}
+	c.MustScript("restart-kcm")
+}
+
+// Client connects to the cluster with the operator's scheme (100 QPS).
+func (c *Cluster) Client() (*rest.Config, client.Client) {
+	c.t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	require.NoError(c.t, err)
+	// the tests poll whole namespaces; client-go's default (5 QPS) would throttle them
+	cfg.QPS, cfg.Burst = 100, 200
+	k8s, err := client.New(cfg, client.Options{Scheme: apiserver.Scheme()})
+	require.NoError(c.t, err)
+	return cfg, k8s
+}
+
+func (c *Cluster) dir() string { return filepath.Join(c.Root, "bin", "kwok", "clusters", c.Name) }
+
+// ComponentPID is the PID of a control-plane component (kube-apiserver, etcd, ...) from the PID
+// file kwokctl (or a restart) wrote.
+func (c *Cluster) ComponentPID(component string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(c.dir(), "pids", component+".pid"))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// KillComponent SIGKILLs a control-plane component (by the PID in its PID file, after checking
+// that the PID still runs that binary) and returns a function that starts it again with the
+// same command line and working directory (detached, log appended, PID file rewritten, as
+// kwokctl does, so `hack/kwok-cluster.sh down` stops the new process).
+func (c *Cluster) KillComponent(component string) (restart func() error, err error) {
+	pid, err := c.ComponentPID(component)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return nil, fmt.Errorf("%s (pid %d) is not running: %w", component, pid, err)
+	}
+	args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	if filepath.Base(args[0]) != component {
+		return nil, fmt.Errorf("pid %d runs %s, not %s", pid, args[0], component)
+	}
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	if err != nil {
+		cwd = c.dir()
+	}
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return nil, err
+	}
+	if err := proc.Signal(syscall.SIGKILL); err != nil {
+		return nil, fmt.Errorf("killing %s (pid %d): %w", component, pid, err)
+	}
+	// kwokctl started it, not us: poll /proc until the process is gone (bounded).
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && isZombie(string(st)) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return func() error {
+		logFile, err := os.OpenFile(filepath.Join(c.dir(), "logs", component+".log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = logFile.Close() }()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = cwd
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		go func() { _ = cmd.Wait() }() // reaped when it exits (hack/kwok-cluster.sh down)
+		return os.WriteFile(filepath.Join(c.dir(), "pids", component+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
+	}, nil
+}
+
+// isZombie reports whether a /proc/<pid>/stat line is a zombie's (state Z): dead, not reaped
+// by its parent yet.
+func isZombie(stat string) bool {
+	i := strings.LastIndexByte(stat, ')')
+	return i >= 0 && len(stat) > i+2 && stat[i+2] == 'Z'
+}
+
+// RestartAPIServer SIGKILLs kube-apiserver, starts it again and waits (bounded by timeout) until
+// it answers /readyz. It returns how long the API was unavailable.
+func (c *Cluster) RestartAPIServer(timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	restart, err := c.KillComponent("kube-apiserver")
+	if err != nil {
+		return 0, err
+	}
+	if err := restart(); err != nil {
+		return time.Since(start), fmt.Errorf("starting kube-apiserver again: %w", err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		return time.Since(start), err
+	}
+	cfg.Timeout = 2 * time.Second
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return time.Since(start), err
+	}
+	rc := dc.RESTClient()
+	deadline := time.Now().Add(timeout)
+	for {
+		body, err := rc.Get().AbsPath("/readyz").DoRaw(context.Background())
+		if err == nil && strings.TrimSpace(string(body)) == "ok" {
+			return time.Since(start), nil
+		}
+		if time.Now().After(deadline) {
+			return time.Since(start), fmt.Errorf("kube-apiserver not ready %s after the restart: %w", timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
