@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -126,10 +127,13 @@ func TestRecoversWhatAKilledOperatorLeft(t *testing.T) {
 		if !apierrors.IsNotFound(err) {
 			return fmt.Errorf("-metrics Service of the killed install still there: %w", err)
 		}
+		// The objects are applied before Helm records the upgrade: wait for the record too.
+		if statuses := releaseStatuses(t, ns, "pending"); !slices.Contains(statuses, "v2:deployed") {
+			return fmt.Errorf("release revisions %v, want v2 deployed", statuses)
+		}
 		return nil
 	})
 	statuses := releaseStatuses(t, ns, "pending")
-	assert.Contains(t, statuses, "v2:deployed", "upgraded from the recovered install")
 	assert.NotContains(t, fmt.Sprint(statuses), "pending", "no revision left pending: %v", statuses)
 	if c := condition(getServer(t, ns, "pending"), specs.ConditionReleaseFailed); c != nil {
 		assert.Equal(t, metav1.ConditionFalse, c.Status, "ReleaseFailed: %s", c.Message)
