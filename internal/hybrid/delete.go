@@ -20,6 +20,8 @@ import (
 	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;delete
+
 // DefaultCleanupTimeout bounds how long a deleted server waits for its PerconaPGCluster to be
 // gone (deleteWithServer: true) before the finalizer is removed anyway.
 const DefaultCleanupTimeout = 60 * time.Second
@@ -54,7 +56,11 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, ds *v1alpha1.DittoServ
 	elapsed := time.Since(ds.DeletionTimestamp.Time)
 	timedOut := elapsed >= r.cleanupTimeout()
 
-	kept, err := r.cleanupData(ctx, ds, timedOut)
+	err := r.deleteOrphanedPods(ctx, ds)
+	kept := ""
+	if err == nil {
+		kept, err = r.cleanupData(ctx, ds, timedOut)
+	}
 	done, waitMsg := false, ""
 	if err == nil {
 		done, waitMsg, err = r.cleanupPercona(ctx, ds, timedOut)
@@ -87,6 +93,30 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, ds *v1alpha1.DittoServ
 	}
 	r.forgetSecrets(ctx, ds)
 	return ctrl.Result{}, nil
+}
+
+// deleteOrphanedPods deletes the server's pods that no controller owns. The volume step
+// re-creates a StatefulSet by deleting it with orphan propagation (its pod keeps running and
+// the new StatefulSet adopts it); an operator stopped between the two, then the server deleted,
+// leaves that pod with no owner for the garbage collector to follow, running and holding the
+// volumes. Pods a controller owns go with it.
+func (r *Reconciler) deleteOrphanedPods(ctx context.Context, ds *v1alpha1.DittoServer) error {
+	pods := &corev1.PodList{}
+	if err := r.APIReader.List(ctx, pods, client.InNamespace(ds.Namespace), client.MatchingLabels(specs.SelectorLabels(ds))); err != nil {
+		return fmt.Errorf("listing the pods of %s: %w", ds.Name, err)
+	}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if metav1.GetControllerOf(pod) != nil || !pod.DeletionTimestamp.IsZero() {
+			continue
+		}
+		uid := pod.UID
+		if err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("deleting pod %s, left without a StatefulSet: %w", pod.Name, err)
+		}
+		log.FromContext(ctx).Info("deleted a pod left without a StatefulSet by an interrupted re-creation", "pod", pod.Name)
+	}
+	return nil
 }
 
 // cleanupData keeps the server's volumes and generated credentials (their owner references

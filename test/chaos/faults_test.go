@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -493,7 +494,16 @@ func (r *run) versions() (map[string]string, error) {
 	addAll("Pod", ptrs(snap.pods))
 	addAll("Secret", ptrs(snap.secrets))
 	addAll("PerconaPGCluster", ptrs(snap.percona))
-	addAll("Event", ptrs(snap.events))
+	// The operator's events are about DittoServers; the scheduler's and kubelet's (kwok's) are
+	// about pods, and their writes are asynchronous: a FailedScheduling counted up before the
+	// pod was bound can land after convergence. The pods themselves are compared above.
+	var ours []corev1.Event
+	for _, ev := range snap.events {
+		if ev.InvolvedObject.Kind == "DittoServer" {
+			ours = append(ours, ev)
+		}
+	}
+	addAll("Event", ptrs(ours))
 	return out, nil
 }
 

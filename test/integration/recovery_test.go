@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -186,4 +187,49 @@ func TestKeptVolumesGrowWithTheSpec(t *testing.T) {
 	ready := waitCondition(t, ns, "stays", specs.ConditionReady, metav1.ConditionTrue, "")
 	assert.Contains(t, condition(ready, specs.ConditionReady).Message, "spec.storage.metadataSize 10Gi -> 12Gi is not applied")
 	assert.NotEmpty(t, events(t, ns, "stays", specs.ReasonVolumeExpansionBlocked))
+}
+
+// TestDeletionTakesThePodAnInterruptedRecreationLeft: the volume step re-creates a StatefulSet
+// by deleting it with orphan propagation (the pod keeps running, the new StatefulSet adopts
+// it). An operator stopped between the two, then the server deleted, left that pod with no
+// owner: the garbage collector never took it and it kept the volumes mounted (found by the
+// fault suite, chaos-2). Deleting the server deletes such a pod; a pod some controller owns,
+// and a pod of another server, are left to their owners.
+func TestDeletionTakesThePodAnInterruptedRecreationLeft(t *testing.T) {
+	mgr := env.StartManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	userSecrets(t, ns)
+	require.NoError(t, k8s.Create(ctx(), basicServer(ns, "orphans")))
+	sts := getStatefulSet(t, ns, "orphans")
+	markStatefulSetReady(t, ns, "orphans")
+	waitCondition(t, ns, "orphans", specs.ConditionReady, metav1.ConditionTrue, "")
+
+	pod := func(name string, labels map[string]string, owner *appsv1.StatefulSet) *corev1.Pod {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "dittofs", Image: "example.com/dittofs"}}},
+		}
+		if owner != nil {
+			p.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(owner, appsv1.SchemeGroupVersion.WithKind("StatefulSet"))}
+		}
+		require.NoError(t, k8s.Create(ctx(), p))
+		return p
+	}
+	orphan := pod("orphans-0", sts.Spec.Template.Labels, nil)
+	owned := pod("orphans-owned", sts.Spec.Template.Labels, sts)
+	other := map[string]string{}
+	for k, v := range sts.Spec.Template.Labels {
+		other[k] = v
+	}
+	other[specs.LabelInstance] = "another-server"
+	neighbour := pod("another-server-0", other, nil)
+
+	require.NoError(t, k8s.Delete(ctx(), getServer(t, ns, "orphans")))
+	waitGone(t, ns, "orphans")
+	err := k8s.Get(ctx(), client.ObjectKeyFromObject(orphan), &corev1.Pod{})
+	assert.True(t, apierrors.IsNotFound(err), "the pod left without a StatefulSet is deleted with its server: %v", err)
+	for _, p := range []*corev1.Pod{owned, neighbour} {
+		assert.NoError(t, k8s.Get(ctx(), client.ObjectKeyFromObject(p), &corev1.Pod{}), "pod %s is not the operator's to delete", p.Name)
+	}
 }
