@@ -124,7 +124,6 @@ req_before="$(requests)"
 
 step "DittoServer ${NS}/${DS}"
 t="$(now)"
-k apply -n "${NS}" -f config/samples/dittofs_secrets.yaml
 k apply -n "${NS}" -f config/samples/dittofs_v1alpha1_dittoserver.yaml
 if ! k wait -n "${NS}" --for=condition=Ready "dittoserver/${DS}" --timeout="${READY_TIMEOUT}"; then
   echo >&2
@@ -163,5 +162,6 @@ echo "apply -> Ready:        ${t_ready}"
 echo "whole demo:            $(since "${t_start}")"
 echo
 echo "kubectl:  ${kubectl} --kubeconfig ${kubeconfig} -n ${NS} get dittoserver"
+echo "admin:    ${kubectl} --kubeconfig ${kubeconfig} -n ${NS} get secret ${DS}-admin-credentials -o jsonpath='{.data.password}' | base64 -d"
 echo "log:      ${logfile}"
 echo "stop:     make demo-down   (hack/demo.sh down: stops the operator by its PID file, deletes the cluster)"

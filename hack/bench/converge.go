@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
@@ -181,6 +182,12 @@ func sampleServer(root string) (*v1alpha1.DittoServer, error) {
 	ds := &v1alpha1.DittoServer{}
 	if err := yaml.Unmarshal(data, ds); err != nil {
 		return nil, err
+	}
+	// The namespace's own Secrets (benchSecrets), as in every earlier run: the generated ones
+	// would add two Secret creations per server and change the figures' meaning.
+	ds.Spec.Identity = &v1alpha1.IdentitySpec{
+		JWT:   &v1alpha1.JWTSpec{SecretRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: benchJWTSecret}, Key: "secret"}},
+		Admin: &v1alpha1.AdminSpec{PasswordSecretRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: benchAdminSecret}, Key: "password"}},
 	}
 	return ds, nil
 }

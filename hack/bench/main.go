@@ -3,7 +3,7 @@
 //
 // For each N (BENCH_N, default 1,50,200) it creates a fresh kwok cluster (KWOK_CLUSTER, default
 // dittofs-bench), installs the CRD, restarts kube-controller-manager, creates ceil(N/BENCH_PER_NS)
-// namespaces with the sample Secrets, starts bin/manager as a subprocess (metrics on 127.0.0.1)
+// namespaces with random Secrets the servers reference, starts bin/manager as a subprocess (metrics on 127.0.0.1)
 // and measures:
 //
 //   - converge: N DittoServers (the basic sample) created at once; time from each create to

@@ -2,20 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 )
 
-// prepare creates the namespaces with the sample Secrets, starts the benchmark's watches (with
+// prepare creates the namespaces with the benchmark's Secrets, starts the benchmark's watches (with
 // the timeline of the first server) and, with BENCH_TRACE, the tracer the operator will talk
 // through. Teardown closes the tracker and the tracer.
 func (br *benchRun) prepare(ctx context.Context) error {
@@ -73,10 +73,10 @@ func (br *benchRun) startTracing(runStart time.Time) error {
 	return nil
 }
 
-// prepareNamespaces creates the namespaces with the sample Secrets and returns the keys of the
+// prepareNamespaces creates the namespaces with the benchmark's Secrets and returns the keys of the
 // servers to create (round-robin over the namespaces).
 func (b *bench) prepareNamespaces(ctx context.Context, k8s client.Client, n, nns int) ([]types.NamespacedName, error) {
-	secrets, err := sampleSecrets(b.root)
+	secrets, err := benchSecrets()
 	if err != nil {
 		return nil, err
 	}
@@ -116,20 +116,23 @@ func (b *bench) prepareNamespaces(ctx context.Context, k8s client.Client, n, nns
 
 func nsName(n, i int) string { return fmt.Sprintf("bench-n%d-%02d", n, i) }
 
-func sampleSecrets(root string) ([]*corev1.Secret, error) {
-	data, err := os.ReadFile(filepath.Join(root, "config", "samples", "dittofs_secrets.yaml"))
-	if err != nil {
-		return nil, err
-	}
-	var out []*corev1.Secret
-	for _, doc := range strings.Split(string(data), "\n---") {
-		s := &corev1.Secret{}
-		if err := yaml.Unmarshal([]byte(doc), s); err != nil {
+// The Secrets every benchmark server references (the sample brings none: a user's server
+// would have generated ones).
+const (
+	benchJWTSecret   = "bench-jwt-secret"
+	benchAdminSecret = "bench-admin-secret"
+)
+
+// benchSecrets are random credentials for the benchmark's namespaces.
+func benchSecrets() ([]*corev1.Secret, error) {
+	jwt, admin := make([]byte, 36), make([]byte, 18)
+	for _, b := range [][]byte{jwt, admin} {
+		if _, err := rand.Read(b); err != nil {
 			return nil, err
 		}
-		if s.Name != "" {
-			out = append(out, s)
-		}
 	}
-	return out, nil
+	return []*corev1.Secret{
+		{ObjectMeta: metav1.ObjectMeta{Name: benchJWTSecret}, StringData: map[string]string{"secret": base64.StdEncoding.EncodeToString(jwt)}},
+		{ObjectMeta: metav1.ObjectMeta{Name: benchAdminSecret}, StringData: map[string]string{"password": base64.StdEncoding.EncodeToString(admin)}},
+	}, nil
 }

@@ -16,6 +16,8 @@ package chaos
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math/rand"
@@ -29,6 +31,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -214,7 +217,10 @@ func (r *run) setup() {
 	}
 	r.c.InstallCRDs(crds, paths...)
 	r.c.MustKubectl("create", "namespace", namespace)
-	r.c.MustKubectl("apply", "-n", namespace, "-f", filepath.Join(r.c.Root, "config", "samples", "dittofs_secrets.yaml"))
+	// The user's own Secrets of every third server, made as the samples' comments say: with
+	// generated values, never literal ones.
+	r.c.MustKubectl("create", "secret", "generic", userJWTSecret, "-n", namespace, "--from-literal=secret="+randomString(t, 36))
+	r.c.MustKubectl("create", "secret", "generic", userAdminSecret, "-n", namespace, "--from-literal=password="+randomString(t, 18))
 	ctx, cancel := r.ctx()
 	defer cancel()
 	sc := &storagev1.StorageClass{}
@@ -317,8 +323,11 @@ func (r *run) newServer(s *server) *v1alpha1.DittoServer {
 	ds.Spec.Storage.DeleteWithServer = s.deleteData
 	ds.Spec.NFSPort = ptr.To(s.nfsPort)
 	ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: s.metrics}
-	if !s.userSecrets {
-		ds.Spec.Identity = nil // generated <name>-jwt-secret and <name>-admin-credentials
+	if s.userSecrets { // otherwise generated <name>-jwt-secret and <name>-admin-credentials
+		ds.Spec.Identity = &v1alpha1.IdentitySpec{
+			JWT:   &v1alpha1.JWTSpec{SecretRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: userJWTSecret}, Key: "secret"}},
+			Admin: &v1alpha1.AdminSpec{PasswordSecretRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: userAdminSecret}, Key: "password"}},
+		}
 	}
 	if s.percona {
 		ds.Spec.Database = nil
@@ -551,4 +560,12 @@ func (r *run) converge(since time.Time, timeout time.Duration) (time.Duration, [
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// randomString is n random bytes, base64-encoded.
+func randomString(t *testing.T, n int) string {
+	b := make([]byte, n)
+	_, err := crand.Read(b)
+	require.NoError(t, err)
+	return base64.StdEncoding.EncodeToString(b)
 }

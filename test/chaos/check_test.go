@@ -26,8 +26,8 @@ import (
 const (
 	labelInstance   = "app.kubernetes.io/instance"
 	annotationHash  = "dittofs.dittofs.com/config-hash"
-	userJWTSecret   = "dittofs-jwt-secret"   // config/samples/dittofs_secrets.yaml
-	userAdminSecret = "dittofs-admin-secret" // config/samples/dittofs_secrets.yaml
+	userJWTSecret   = "dittofs-jwt-secret"   // the user's own, made by the suite
+	userAdminSecret = "dittofs-admin-secret" // the user's own, made by the suite
 )
 
 // generatedSecrets are the credentials the operator generates for a server without identity

@@ -26,7 +26,7 @@ const maxGrowths = 4
 // gate's write lock) touch it.
 type server struct {
 	name string
-	// userSecrets: identity from the sample's user Secrets; otherwise the operator generates
+	// userSecrets: identity from the user's own Secrets (made by the suite); otherwise the operator generates
 	// <name>-jwt-secret and <name>-admin-credentials.
 	userSecrets bool
 	// deleteData: spec.storage.deleteWithServer (PVCs and generated credentials go with it).
@@ -66,7 +66,7 @@ func (s *server) String() string {
 	return s.name + " (" + strings.Join(p, ", ") + ")"
 }
 
-// profiles is the mix: every third server uses the sample's user Secrets, the others generated
+// profiles is the mix: every third server uses the user's own Secrets, the others generated
 // credentials; servers 1 and 4 opt in to deleteWithServer; with the Percona CRD, the last server
 // runs on Percona (cluster kept) and, from 6 servers, the one before it too (cluster deleted with
 // the server).

@@ -76,9 +76,8 @@ func TestOperatorOnKwok(t *testing.T) {
 	reqStart, err := op.Requests()
 	require.NoError(t, err)
 
-	// The basic sample and its Secrets, as a user would apply them.
+	// The basic sample, as a user would apply it: no Secret, the operator generates them.
 	phase = time.Now()
-	c.MustKubectl("apply", "-n", namespace, "-f", filepath.Join(root, "config", "samples", "dittofs_secrets.yaml"))
 	c.MustKubectl("apply", "-n", namespace, "-f", filepath.Join(root, "config", "samples", "dittofs_v1alpha1_dittoserver.yaml"))
 
 	podKey := client.ObjectKey{Namespace: namespace, Name: serverName + "-0"}
@@ -191,8 +190,8 @@ func TestOperatorOnKwok(t *testing.T) {
 	require.NotEqual(t, sts.UID, owner.UID)
 	t.Logf("volume expansion: Ready again %s after the size change", time.Since(phase).Round(time.Millisecond))
 
-	// Delete the server: the owned objects are garbage-collected, the PVCs and the user's
-	// Secrets stay.
+	// Delete the server: the owned objects are garbage-collected (by the real garbage
+	// collector), the PVCs and the generated credentials that open them stay.
 	phase = time.Now()
 	require.NoError(t, k8s.Delete(ctx, &v1alpha1.DittoServer{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: serverName}}))
 	kwok.Eventually(t, 30*time.Second, "DittoServer gone", func() (bool, string) {
@@ -221,8 +220,8 @@ func TestOperatorOnKwok(t *testing.T) {
 		require.NoError(t, k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, pvc), "PVC %s must be kept", name)
 		require.True(t, pvc.DeletionTimestamp.IsZero(), "PVC %s is being deleted", name)
 	}
-	for _, name := range []string{"dittofs-jwt-secret", "dittofs-admin-secret"} {
-		require.NoError(t, k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &corev1.Secret{}), "user Secret %s must be kept", name)
+	for _, name := range []string{serverName + "-jwt-secret", serverName + "-admin-credentials"} {
+		require.NoError(t, k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &corev1.Secret{}), "generated Secret %s must be kept with the data", name)
 	}
 	t.Logf("kept PVCs: %s", strings.Join(claims, ", "))
 	t.Logf("e2e flow done in %s (before cleanup)", time.Since(start).Round(time.Millisecond))

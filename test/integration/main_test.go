@@ -51,7 +51,7 @@ func newNamespace(t *testing.T) string {
 	return name
 }
 
-// userSecrets creates the JWT and admin Secrets the basic sample references.
+// userSecrets creates the JWT and admin Secrets basicServer references (the user's own).
 func userSecrets(t *testing.T, ns string) {
 	t.Helper()
 	require.NoError(t, k8s.Create(ctx(), &corev1.Secret{
@@ -64,7 +64,8 @@ func userSecrets(t *testing.T, ns string) {
 	}))
 }
 
-// basicServer mirrors config/samples/dittofs_v1alpha1_dittoserver.yaml.
+// basicServer mirrors config/samples/dittofs_v1alpha1_dittoserver.yaml, with the user's own
+// Secrets (userSecrets) in spec.identity.
 func basicServer(ns, name string) *v1alpha1.DittoServer {
 	return &v1alpha1.DittoServer{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},

@@ -518,3 +518,49 @@ func TestCatalogMatchesBundle(t *testing.T) {
 	sort.Strings(bundleObjects)
 	assert.Equal(t, bundleObjects, catalogObjects, "catalog/ is stale: run make catalog")
 }
+
+// TestNoPublishedCredentials: the samples, and the alm-examples made from them, publish no
+// credential. The quick start relies on the credentials the operator generates; a sample that
+// needs a Secret says how to generate it (a command in its comments), never with literal values
+// that everyone following the docs would share.
+func TestNoPublishedCredentials(t *testing.T) {
+	credentialKeys := map[string]bool{"password": true, "secret": true, "token": true, "secretaccesskey": true,
+		"accesskeyid": true, "connection-string": true, "connectionstring": true, "stringdata": true, "data": true}
+	var walk func(where string, v any)
+	walk = func(where string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, val := range v {
+				if _, isString := val.(string); credentialKeys[strings.ToLower(k)] && (isString || k == "stringData" || k == "data") {
+					t.Errorf("%s: key %q holds a literal value", where, k)
+				}
+				walk(where+"."+k, val)
+			}
+		case []any:
+			for _, val := range v {
+				walk(where, val)
+			}
+		}
+	}
+	files, err := filepath.Glob(path("config", "samples", "*.yaml"))
+	require.NoError(t, err)
+	for _, f := range files {
+		for _, doc := range readDocs(t, f) {
+			assert.NotEqual(t, "Secret", doc["kind"], "%s: a Secret with literal values; generate it with a command in the sample's comments instead", filepath.Base(f))
+			walk(filepath.Base(f), doc)
+		}
+	}
+	var examples []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(loadBundle(t).CSV.Annotations["alm-examples"]), &examples))
+	for _, ex := range examples {
+		assert.NotEqual(t, "Secret", ex["kind"], "alm-examples: a Secret")
+		walk("alm-examples", normalize(t, ex))
+	}
+
+	// The quick start's sample (the one kubectl apply -k config/samples applies) references no
+	// Secret at all: the operator generates them.
+	basic := readDocs(t, path("config", "samples", "dittofs_v1alpha1_dittoserver.yaml"))
+	require.Len(t, basic, 1)
+	_, hasIdentity := basic[0]["spec"].(map[string]any)["identity"]
+	assert.False(t, hasIdentity, "the basic sample brings its own credentials")
+}
