@@ -48,7 +48,9 @@ func (d *DittoServer) Default() {
 		orZero(&s.Cache.Size, DefaultCacheSizeCompat)
 	}
 	orZero(&orNew(&s.Metrics).Port, DefaultMetricsPort)
-	orZero(&orNew(&s.ControlPlane).Port, DefaultAPIPort)
+	cp := orNew(&s.ControlPlane)
+	orZero(&cp.Port, DefaultAPIPort)
+	orZero(&orNew(&cp.Service).Type, "ClusterIP")
 
 	id := orNew(&s.Identity)
 	orZero(&id.Type, DefaultIdentityType)

@@ -83,7 +83,8 @@ type DittoServerSpec struct {
 	// +optional
 	AdapterDiscovery *AdapterDiscoverySpec `json:"adapterDiscovery,omitempty"`
 
-	// Service configures the "-file" and "-api" Services.
+	// Service configures the "-file" Service (NFS, SMB): how clients reach the file server. The
+	// REST admin API has its own exposure, spec.controlPlane.service.
 	// +kubebuilder:default={}
 	// +optional
 	Service *ServiceSpec `json:"service,omitempty"`
@@ -266,6 +267,27 @@ type ControlPlaneSpec struct {
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
 	Port int32 `json:"port,omitempty"`
+
+	// Service configures the "-api" Service of the REST admin API. It is ClusterIP (reachable
+	// inside the cluster only) unless set here on purpose: the API takes the admin password and
+	// manages users, shares and stores.
+	// +kubebuilder:default={}
+	// +optional
+	Service *APIServiceSpec `json:"service,omitempty"`
+}
+
+// APIServiceSpec exposes the REST admin API.
+type APIServiceSpec struct {
+	// Type of the "-api" Service. Anything but ClusterIP makes the admin API reachable from
+	// outside the cluster.
+	// +kubebuilder:default=ClusterIP
+	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
+	// +optional
+	Type corev1.ServiceType `json:"type,omitempty"`
+
+	// Annotations of the "-api" Service. Keys removed here are removed from the Service.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // IdentitySpec configures authentication of the REST API.
@@ -336,14 +358,14 @@ type AdapterDiscoverySpec struct {
 
 // ServiceSpec configures the user-facing Services.
 type ServiceSpec struct {
-	// Type of the "-file" and "-api" Services.
+	// Type of the "-file" Service.
 	// +kubebuilder:default=ClusterIP
 	// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
 	// +optional
 	Type corev1.ServiceType `json:"type,omitempty"`
 
-	// Annotations for the "-file" and "-api" Services (e.g. load-balancer settings). Keys removed
-	// here are removed from the Services.
+	// Annotations of the "-file" Service (e.g. load-balancer settings). Keys removed here are
+	// removed from the Service.
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
@@ -462,6 +484,15 @@ type S3Spec struct {
 	// Bucket name.
 	// +optional
 	Bucket string `json:"bucket,omitempty"`
+
+	// AllowPrivateEndpoint lets the endpoint (the Secret's endpoint key) be cluster-internal
+	// (a Service name, *.svc) or on a private network (10/8, 172.16/12, 192.168/16, fc00::/7).
+	// DittoFS refuses such endpoints unless told otherwise (its guard against server-side
+	// request forgery); set it only for an S3 service you run, such as MinIO in the cluster.
+	// Loopback and link-local endpoints (169.254.169.254 is the cloud metadata service) are
+	// refused whatever this says.
+	// +optional
+	AllowPrivateEndpoint bool `json:"allowPrivateEndpoint,omitempty"`
 }
 
 // S3CredentialsSecretRef names a Secret and its keys.

@@ -49,6 +49,10 @@ type Options struct {
 	// Resync is how often a converged server's control plane is checked for drift (the API
 	// has no watch); 0 means DefaultResync.
 	Resync time.Duration
+	// LoopbackS3 accepts an S3 endpoint on a loopback address (as a private one: with
+	// spec.s3.allowPrivateEndpoint). Only for an operator and a DittoFS on one host, as in the
+	// tests, where the S3 service listens on 127.0.0.1; in a cluster, loopback is the pod itself.
+	LoopbackS3 bool
 	// Budget bounds the whole control-plane step of one reconcile (every API call, however
 	// many), so a slow DittoFS never holds a worker of the Go controller for long; 0 means
 	// DefaultBudget. Running out counts as the API not answering.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
@@ -14,25 +15,73 @@ import (
 func TestNormalizeEndpoint(t *testing.T) {
 	cases := []struct {
 		in, out string
-		private bool
+		reach   endpointReach
 	}{
-		{"s3.eu-west-1.amazonaws.com", "https://s3.eu-west-1.amazonaws.com", false},
-		{"https://s3.example.com:9000", "https://s3.example.com:9000", false},
-		{"minio.storage.svc:9000", "http://minio.storage.svc:9000", true},
-		{"minio.storage.svc.cluster.local", "http://minio.storage.svc.cluster.local", true},
-		{"https://minio.storage.svc.cluster.local", "https://minio.storage.svc.cluster.local", true},
-		{"minio:9000", "http://minio:9000", true},
-		{"10.1.2.3:9000", "http://10.1.2.3:9000", true},
-		{"http://127.0.0.1:9000", "http://127.0.0.1:9000", true},
-		{"8.8.8.8", "https://8.8.8.8", false},
+		{"s3.eu-west-1.amazonaws.com", "https://s3.eu-west-1.amazonaws.com", reachPublic},
+		{"https://s3.example.com:9000", "https://s3.example.com:9000", reachPublic},
+		{"minio.storage.svc:9000", "http://minio.storage.svc:9000", reachPrivate},
+		{"minio.storage.svc.cluster.local", "http://minio.storage.svc.cluster.local", reachPrivate},
+		{"https://minio.storage.svc.cluster.local", "https://minio.storage.svc.cluster.local", reachPrivate},
+		{"minio:9000", "http://minio:9000", reachPrivate},
+		{"10.1.2.3:9000", "http://10.1.2.3:9000", reachPrivate},
+		{"http://[fd00::1]:9000", "http://[fd00::1]:9000", reachPrivate},
+		{"http://127.0.0.1:9000", "http://127.0.0.1:9000", reachLocal},
+		{"localhost:9000", "http://localhost:9000", reachLocal},
+		{"http://0.0.0.0", "http://0.0.0.0", reachLocal},
+		{"169.254.169.254", "http://169.254.169.254", reachLinkLocal},
+		{"http://[fe80::1]", "http://[fe80::1]", reachLinkLocal},
+		{"8.8.8.8", "https://8.8.8.8", reachPublic},
 	}
 	for _, c := range cases {
-		out, private := normalizeEndpoint(c.in, DefaultClusterDomain)
+		out, reach := normalizeEndpoint(c.in, DefaultClusterDomain)
 		assert.Equal(t, c.out, out, c.in)
-		assert.Equal(t, c.private, private, c.in)
+		assert.Equal(t, c.reach, reach, c.in)
 	}
-	_, private := normalizeEndpoint("minio.storage.svc.corp.example", "corp.example")
-	assert.True(t, private, "custom cluster domain")
+	_, reach := normalizeEndpoint("minio.storage.svc.corp.example", "corp.example")
+	assert.Equal(t, reachPrivate, reach, "custom cluster domain")
+}
+
+// TestEndpointPolicy: DittoFS's guard against request forgery is turned off only for a private
+// endpoint the spec allows; loopback and link-local are refused whatever it says, and the
+// refusal names the host, the Secret and the fix, never the URL's credentials.
+func TestEndpointPolicy(t *testing.T) {
+	cases := []struct {
+		name     string
+		endpoint string
+		allow    bool
+		loopback bool // the LoopbackS3 option (tests on one host)
+		refused  string
+		private  bool
+	}{
+		{name: "public", endpoint: "https://s3.amazonaws.com"},
+		{name: "public, allow set", endpoint: "https://s3.amazonaws.com", allow: true},
+		{name: "cluster MinIO without the field", endpoint: "minio.storage.svc:9000", refused: "set spec.s3.allowPrivateEndpoint: true"},
+		{name: "cluster MinIO allowed", endpoint: "minio.storage.svc:9000", allow: true, private: true},
+		{name: "metadata service", endpoint: "http://169.254.169.254", allow: true, refused: "link-local"},
+		{name: "loopback", endpoint: "http://user:hunter2@127.0.0.1:9000", allow: true, refused: "loopback"},
+		{name: "loopback on one host, allowed", endpoint: "http://127.0.0.1:9000", allow: true, loopback: true, private: true},
+		{name: "loopback on one host, not allowed", endpoint: "http://127.0.0.1:9000", loopback: true, refused: "allowPrivateEndpoint"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := &run{
+				ds:   &v1alpha1.DittoServer{Spec: v1alpha1.DittoServerSpec{S3: &v1alpha1.S3Spec{AllowPrivateEndpoint: c.allow}}},
+				Step: &Step{opts: Options{LoopbackS3: c.loopback}},
+			}
+			ep, reach := normalizeEndpoint(c.endpoint, DefaultClusterDomain)
+			p := r.endpointProblem(ep, reach, "s3-creds", "endpoint")
+			if c.refused == "" {
+				assert.Nil(t, p)
+				assert.Equal(t, c.private, reach != reachPublic, "allow_private_endpoint")
+				return
+			}
+			require.NotNil(t, p)
+			assert.Equal(t, specs.ReasonS3EndpointRefused, p.Reason)
+			assert.Contains(t, p.Message, c.refused)
+			assert.Contains(t, p.Message, `Secret s3-creds key "endpoint"`)
+			assert.NotContains(t, p.Message, "hunter2")
+		})
+	}
 }
 
 func TestS3Matches(t *testing.T) {

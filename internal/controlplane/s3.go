@@ -43,13 +43,37 @@ func (r *run) desiredS3(ctx context.Context) (map[string]any, *specs.Problem, er
 	}
 	cfg["access_key_id"], cfg["secret_access_key"] = id, sk
 	if ep := strings.TrimSpace(string(secret.Data[endpointKey])); ep != "" {
-		ep, private := normalizeEndpoint(ep, r.opts.ClusterDomain)
+		ep, reach := normalizeEndpoint(ep, r.opts.ClusterDomain)
+		if p := r.endpointProblem(ep, reach, ref.SecretName, endpointKey); p != nil {
+			return nil, p, nil
+		}
 		cfg["endpoint"] = ep
-		if private {
+		if reach != reachPublic {
 			cfg["allow_private_endpoint"] = true
 		}
 	}
 	return cfg, nil, nil
+}
+
+// endpointProblem refuses an endpoint DittoFS's guard against server-side request forgery
+// exists for: loopback and link-local always (the cloud metadata service lives at
+// 169.254.169.254), cluster-internal and private ones unless spec.s3.allowPrivateEndpoint.
+func (r *run) endpointProblem(ep string, reach endpointReach, secretName, key string) *specs.Problem {
+	host := ep // named by its host only: the URL may carry credentials
+	if u, err := url.Parse(ep); err == nil {
+		host = u.Host
+	}
+	switch {
+	case reach == reachLocal && !r.opts.LoopbackS3, reach == reachLinkLocal:
+		return specs.Problemf(specs.ReasonS3EndpointRefused,
+			"the S3 endpoint host %s (Secret %s key %q) is a loopback or link-local address (169.254.169.254 is the cloud metadata service), which is refused; put the S3 service's own address there",
+			host, secretName, key)
+	case reach != reachPublic && !r.ds.Spec.S3.AllowPrivateEndpoint:
+		return specs.Problemf(specs.ReasonS3EndpointRefused,
+			"the S3 endpoint host %s (Secret %s key %q) is cluster-internal or on a private network, which DittoFS refuses by default; set spec.s3.allowPrivateEndpoint: true if it is an S3 service you run",
+			host, secretName, key)
+	}
+	return nil
 }
 
 func keyOr(k, def string) string {
@@ -59,16 +83,25 @@ func keyOr(k, def string) string {
 	return k
 }
 
-// normalizeEndpoint adds a scheme when missing (http:// for cluster-internal hosts, https://
-// otherwise) and reports whether the host is cluster-internal or private, for which DittoFS
-// requires allow_private_endpoint.
-func normalizeEndpoint(ep, clusterDomain string) (string, bool) {
+// endpointReach is where an S3 endpoint's host is, as DittoFS's guard sees it.
+type endpointReach int
+
+const (
+	reachPublic    endpointReach = iota
+	reachPrivate                 // cluster-internal name or private network
+	reachLocal                   // loopback, "localhost", unspecified (0.0.0.0, ::)
+	reachLinkLocal               // link-local (169.254/16, fe80::/10) or multicast
+)
+
+// normalizeEndpoint adds a scheme when missing (http:// for cluster-internal and private
+// hosts, https:// otherwise) and says where the host is.
+func normalizeEndpoint(ep, clusterDomain string) (string, endpointReach) {
 	if !strings.Contains(ep, "://") {
 		host := ep
 		if i := strings.IndexAny(host, ":/"); i >= 0 {
 			host = host[:i]
 		}
-		if isPrivateHost(host, clusterDomain) {
+		if hostReach(host, clusterDomain) != reachPublic {
 			ep = "http://" + ep
 		} else {
 			ep = "https://" + ep
@@ -76,18 +109,32 @@ func normalizeEndpoint(ep, clusterDomain string) (string, bool) {
 	}
 	u, err := url.Parse(ep)
 	if err != nil {
-		return ep, false
+		return ep, reachPublic
 	}
-	return ep, isPrivateHost(u.Hostname(), clusterDomain)
+	return ep, hostReach(u.Hostname(), clusterDomain)
 }
 
-func isPrivateHost(host, clusterDomain string) bool {
+func hostReach(host, clusterDomain string) endpointReach {
 	h := strings.ToLower(strings.TrimSuffix(host, "."))
 	if ip := net.ParseIP(h); ip != nil {
-		return ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast()
+		switch {
+		case ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast():
+			return reachLinkLocal
+		case ip.IsLoopback() || ip.IsUnspecified():
+			return reachLocal
+		case ip.IsPrivate():
+			return reachPrivate
+		}
+		return reachPublic
 	}
-	return h == "localhost" || !strings.Contains(h, ".") || strings.HasSuffix(h, ".svc") ||
-		strings.HasSuffix(h, ".svc."+clusterDomain) || strings.HasSuffix(h, "."+clusterDomain)
+	switch {
+	case h == "localhost" || strings.HasSuffix(h, ".localhost"):
+		return reachLocal
+	case !strings.Contains(h, ".") || strings.HasSuffix(h, ".svc") ||
+		strings.HasSuffix(h, ".svc."+clusterDomain) || strings.HasSuffix(h, "."+clusterDomain):
+		return reachPrivate
+	}
+	return reachPublic
 }
 
 // storageCondition is a StorageReady condition.

@@ -77,7 +77,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		// the guard leaves that to the config step, which renders anyway (once per reconcile).
 		withRender := *validator
 		withRender.Renderer = renderer
-		if err := validation.SetupWebhook(mgr, &withRender); err != nil {
+		if err := validation.SetupWebhook(mgr, &withRender, opts.Namespaces); err != nil {
 			return fmt.Errorf("setting up the validating webhook: %w", err)
 		}
 	}

@@ -81,6 +81,7 @@ const (
 	ReasonAdminCredentialUnauthorized = "AdminCredentialUnauthorized"
 	ReasonS3CredentialsMissing        = "S3CredentialsMissing"
 	ReasonStoreRejected               = "StoreRejected"
+	ReasonS3EndpointRefused           = "S3EndpointRefused"
 	ReasonStoreUnhealthy              = "StoreUnhealthy"
 	ReasonStoreHealthy                = "StoreHealthy"
 )

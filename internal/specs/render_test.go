@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
@@ -73,4 +75,39 @@ func TestRenderGolden(t *testing.T) {
 			require.Equal(t, string(want), b.String())
 		})
 	}
+}
+
+// TestAdminAPIExposure: spec.service exposes the file protocols only; the REST admin API stays
+// ClusterIP (inside the cluster) unless spec.controlPlane.service exposes it on purpose, with
+// its own annotations.
+func TestAdminAPIExposure(t *testing.T) {
+	r := testRenderer(t)
+	services := func(ds *v1alpha1.DittoServer) map[string]corev1.Service {
+		t.Helper()
+		rendered, err := r.Render(ds)
+		require.NoError(t, err)
+		out := map[string]corev1.Service{}
+		for _, doc := range strings.Split(rendered.Manifests["dittoserver/templates/services.yaml"], "\n---") {
+			svc := corev1.Service{}
+			require.NoError(t, yaml.Unmarshal([]byte(doc), &svc))
+			if svc.Name != "" {
+				out[strings.TrimPrefix(svc.Name, ds.Name)] = svc
+			}
+		}
+		return out
+	}
+	ds := loadSample(t, "dittofs_v1alpha1_dittoserver_s3.yaml")
+	require.Equal(t, corev1.ServiceTypeLoadBalancer, ds.Spec.Service.Type, "the sample exposes its file service")
+	got := services(ds)
+	assert.Equal(t, corev1.ServiceTypeLoadBalancer, got["-file"].Spec.Type)
+	assert.Contains(t, got["-file"].Annotations, "service.beta.kubernetes.io/aws-load-balancer-type")
+	assert.Equal(t, corev1.ServiceTypeClusterIP, got["-api"].Spec.Type, "the admin API does not ride on the file service's exposure")
+	assert.NotContains(t, got["-api"].Annotations, "service.beta.kubernetes.io/aws-load-balancer-type")
+
+	ds.Spec.ControlPlane = &v1alpha1.ControlPlaneSpec{Service: &v1alpha1.APIServiceSpec{
+		Type: corev1.ServiceTypeNodePort, Annotations: map[string]string{"team": "storage"}}}
+	got = services(ds)
+	assert.Equal(t, corev1.ServiceTypeNodePort, got["-api"].Spec.Type, "exposed on purpose")
+	assert.Equal(t, "storage", got["-api"].Annotations["team"])
+	assert.NotContains(t, got["-file"].Annotations, "team")
 }

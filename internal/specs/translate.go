@@ -137,10 +137,7 @@ func translateSpec(in *v1alpha1.DittoServer) map[string]any {
 	ds.Default()
 	s := &ds.Spec
 
-	annotations := map[string]any{}
-	for k, v := range s.Service.Annotations {
-		annotations[k] = v
-	}
+	annotations := stringMap(s.Service.Annotations)
 
 	config := map[string]any{
 		"logging": map[string]any{
@@ -176,6 +173,10 @@ func translateSpec(in *v1alpha1.DittoServer) map[string]any {
 			"type":        string(s.Service.Type),
 			"annotations": annotations,
 		},
+		"apiService": map[string]any{
+			"type":        string(s.ControlPlane.Service.Type),
+			"annotations": stringMap(s.ControlPlane.Service.Annotations),
+		},
 		"ports": map[string]any{
 			"nfs":       int64(s.NFSServicePort()),
 			"nfsTarget": int64(NFSAdapterPort),
@@ -193,6 +194,15 @@ func translateSpec(in *v1alpha1.DittoServer) map[string]any {
 		"sqlite": map[string]any{"path": s.Database.SQLite.Path},
 		"config": config,
 	}
+}
+
+// stringMap is m as chart values.
+func stringMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // databaseConfig renders the database section. PostgreSQL connection details reach the pod

@@ -151,7 +151,7 @@ func TestTranslateNeverCopiesSpec(t *testing.T) {
 	}))
 	require.NoError(t, err)
 	for k := range vals {
-		assert.Contains(t, []string{"labels", "annotations", "service", "ports", "sqlite", "config"}, k)
+		assert.Contains(t, []string{"labels", "annotations", "service", "apiService", "ports", "sqlite", "config"}, k)
 	}
 }
 

@@ -121,6 +121,7 @@ func (v *Validator) Validate(ctx context.Context, ds *v1alpha1.DittoServer) (Fin
 		}
 	}
 
+	f.Errors = append(f.Errors, privilegeErrors(s)...)
 	for _, p := range privilegedPorts(s) {
 		f.Warnings = append(f.Warnings, fmt.Sprintf("%s is %d, below 1024: the DittoFS container runs as a non-root user without capabilities and may not be able to bind it; prefer a port above 1023", p.field, p.port))
 	}
@@ -229,6 +230,40 @@ func (v *Validator) checkBackupCredentials(ctx context.Context, ds *v1alpha1.Dit
 type portField struct {
 	field string
 	port  int32
+}
+
+// privilegeErrors refuses the security-context settings Pod Security "restricted" forbids: the
+// DittoFS container needs no privilege, no capability and no root user, and a pod that asks for
+// them would be refused by a restricted namespace anyway, after the rollout started.
+func privilegeErrors(s *v1alpha1.DittoServerSpec) []string {
+	const fix = `the DittoFS container runs unprivileged, as a non-root user without capabilities (Pod Security "restricted"); remove it`
+	var out []string
+	if c := s.SecurityContext; c != nil {
+		if c.Privileged != nil && *c.Privileged {
+			out = append(out, "spec.securityContext.privileged: is true; "+fix)
+		}
+		if c.AllowPrivilegeEscalation != nil && *c.AllowPrivilegeEscalation {
+			out = append(out, "spec.securityContext.allowPrivilegeEscalation: is true; "+fix)
+		}
+		if c.Capabilities != nil && len(c.Capabilities.Add) > 0 {
+			out = append(out, fmt.Sprintf("spec.securityContext.capabilities.add: adds %v; %s", c.Capabilities.Add, fix))
+		}
+		if c.RunAsUser != nil && *c.RunAsUser == 0 {
+			out = append(out, "spec.securityContext.runAsUser: is 0 (root); "+fix)
+		}
+		if c.RunAsNonRoot != nil && !*c.RunAsNonRoot {
+			out = append(out, "spec.securityContext.runAsNonRoot: is false; "+fix)
+		}
+	}
+	if c := s.PodSecurityContext; c != nil {
+		if c.RunAsUser != nil && *c.RunAsUser == 0 {
+			out = append(out, "spec.podSecurityContext.runAsUser: is 0 (root); "+fix)
+		}
+		if c.RunAsNonRoot != nil && !*c.RunAsNonRoot {
+			out = append(out, "spec.podSecurityContext.runAsNonRoot: is false; "+fix)
+		}
+	}
+	return out
 }
 
 // privilegedPorts lists the container ports below 1024 (the Service ports nfsPort and smb.port

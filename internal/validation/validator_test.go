@@ -1,9 +1,11 @@
 package validation
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
@@ -39,6 +41,33 @@ func TestPrivilegedPorts(t *testing.T) {
 	assert.Equal(t, []portField{{"spec.controlPlane.port", 80}}, privilegedPorts(spec), "metrics off: no metrics port")
 }
 
+func TestPrivilegeErrors(t *testing.T) {
+	assert.Empty(t, privilegeErrors(&v1alpha1.DittoServerSpec{}), "the defaults are restricted")
+	assert.Empty(t, privilegeErrors(&v1alpha1.DittoServerSpec{
+		SecurityContext:    &corev1.SecurityContext{Privileged: ptr.To(false), RunAsUser: ptr.To(int64(1000)), ReadOnlyRootFilesystem: ptr.To(false)},
+		PodSecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(1000)), FSGroup: ptr.To(int64(0))},
+	}), "non-root users and other settings are the user's")
+	got := privilegeErrors(&v1alpha1.DittoServerSpec{
+		SecurityContext: &corev1.SecurityContext{
+			Privileged: ptr.To(true), AllowPrivilegeEscalation: ptr.To(true), RunAsUser: ptr.To(int64(0)), RunAsNonRoot: ptr.To(false),
+			Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN"}},
+		},
+		PodSecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0)), RunAsNonRoot: ptr.To(false)},
+	})
+	fields := make([]string, 0, len(got))
+	for _, e := range got {
+		path, msg := splitField(e)
+		fields = append(fields, path)
+		assert.Contains(t, msg, "remove it", "the fix is named")
+	}
+	assert.Equal(t, []string{
+		"spec.securityContext.privileged", "spec.securityContext.allowPrivilegeEscalation",
+		"spec.securityContext.capabilities.add", "spec.securityContext.runAsUser", "spec.securityContext.runAsNonRoot",
+		"spec.podSecurityContext.runAsUser", "spec.podSecurityContext.runAsNonRoot",
+	}, fields)
+	assert.Contains(t, got[2], "SYS_ADMIN", "the offending value is named")
+}
+
 func TestNoEffectFields(t *testing.T) {
 	assert.Empty(t, NoEffectFields(&v1alpha1.DittoServerSpec{SMB: &v1alpha1.SMBSpec{Enabled: true, MaxConnections: ptr.To(int32(5))}}),
 		"spec.smb.maxConnections is applied through the REST API")
@@ -62,4 +91,20 @@ func TestSplitField(t *testing.T) {
 	path, msg = splitField("the Percona operator is not installed")
 	assert.Equal(t, "spec", path)
 	assert.Equal(t, "the Percona operator is not installed", msg)
+}
+
+// TestWebhookLeavesOtherNamespacesAlone: an operator scoped to its namespaces admits a server
+// elsewhere without checking it (another instance may own it, and this one's RBAC may not read
+// its Secrets), and says so.
+func TestWebhookLeavesOtherNamespacesAlone(t *testing.T) {
+	w := &dittoServerWebhook{validator: &Validator{}, namespaces: []string{"team-a", "team-b"}}
+	ds := &v1alpha1.DittoServer{}
+	ds.Namespace = "team-c"
+	ds.Spec.SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
+	warnings, err := w.validate(context.Background(), ds)
+	assert.NoError(t, err)
+	if assert.Len(t, warnings, 1) {
+		assert.Contains(t, warnings[0], "namespace team-c is not watched")
+		assert.Contains(t, warnings[0], "WATCH_NAMESPACE=team-a,team-b")
+	}
 }

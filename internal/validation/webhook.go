@@ -2,6 +2,8 @@ package validation
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,12 +24,17 @@ const WebhookPath = "/validate-dittofs-dittofs-com-v1alpha1-dittoserver"
 // is optional: without it the reconciler's guard reports the same findings as conditions.
 type dittoServerWebhook struct {
 	validator *Validator
+	// namespaces the operator watches (WATCH_NAMESPACE); empty means all.
+	namespaces []string
 }
 
-// SetupWebhook registers the validating webhook with the manager's webhook server.
-func SetupWebhook(mgr ctrl.Manager, v *Validator) error {
+// SetupWebhook registers the validating webhook with the manager's webhook server. With
+// namespaces, servers elsewhere are admitted unchecked: another operator instance may watch
+// them, and this one's RBAC may not reach their Secrets. (OLM scopes the webhook to the
+// OperatorGroup's namespaces itself; a kustomize install registers it for every namespace.)
+func SetupWebhook(mgr ctrl.Manager, v *Validator, namespaces []string) error {
 	return ctrl.NewWebhookManagedBy(mgr, &v1alpha1.DittoServer{}).
-		WithValidator(&dittoServerWebhook{validator: v}).
+		WithValidator(&dittoServerWebhook{validator: v, namespaces: namespaces}).
 		Complete()
 }
 
@@ -47,6 +54,11 @@ func (w *dittoServerWebhook) ValidateDelete(context.Context, *v1alpha1.DittoServ
 }
 
 func (w *dittoServerWebhook) validate(ctx context.Context, ds *v1alpha1.DittoServer) (admission.Warnings, error) {
+	if len(w.namespaces) > 0 && !slices.Contains(w.namespaces, ds.Namespace) {
+		return admission.Warnings{fmt.Sprintf(
+			"namespace %s is not watched by the DittoFS operator answering this webhook (WATCH_NAMESPACE=%s): this server is not checked, and is reconciled only by an operator that watches %s",
+			ds.Namespace, strings.Join(w.namespaces, ","), ds.Namespace)}, nil
+	}
 	f, err := w.validator.Validate(ctx, ds)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)

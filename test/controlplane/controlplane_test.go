@@ -82,7 +82,8 @@ func TestProvisioning(t *testing.T) {
 	start := time.Now()
 	server(t, ns, "files", func(s *v1alpha1.DittoServerSpec) {
 		s.SMB = &v1alpha1.SMBSpec{Enabled: true, MaxConnections: ptr.To(int32(77))}
-		s.S3 = &v1alpha1.S3Spec{Bucket: "ditto-bucket", Region: "us-east-1",
+		// gofakes3 listens on 127.0.0.1: a private endpoint to DittoFS, allowed on purpose.
+		s.S3 = &v1alpha1.S3Spec{Bucket: "ditto-bucket", Region: "us-east-1", AllowPrivateEndpoint: true,
 			CredentialsSecretRef: &v1alpha1.S3CredentialsSecretRef{SecretName: "s3"}}
 	})
 	testenv.GetStatefulSet(t, k8s, ns, "files")
@@ -327,6 +328,21 @@ func TestProvisioning(t *testing.T) {
 		t.Logf("StorageReady: %s: %s", c.Reason, c.Message)
 		waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionFalse, "")
 		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) { ds.Spec.S3.Bucket = "ditto-bucket" })
+		waitCondition(t, ns, "files", specs.ConditionStorageReady, metav1.ConditionTrue, specs.ReasonStoreHealthy)
+		markReady(t, ns, "files")
+	})
+
+	t.Run("private endpoint without allowPrivateEndpoint: refused, the store left as it is", func(t *testing.T) {
+		before, err := be.dfs.Admin(t).GetBlockStore(ctx(), dittoapi.BlockRemote, specs.S3StoreName)
+		require.NoError(t, err)
+		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) { ds.Spec.S3.AllowPrivateEndpoint = false })
+		ds := waitCondition(t, ns, "files", specs.ConditionStorageReady, metav1.ConditionFalse, specs.ReasonS3EndpointRefused, "spec.s3.allowPrivateEndpoint: true")
+		t.Logf("StorageReady: %s", testenv.Condition(ds, specs.ConditionStorageReady).Message)
+		waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionFalse, "")
+		after, err := be.dfs.Admin(t).GetBlockStore(ctx(), dittoapi.BlockRemote, specs.S3StoreName)
+		require.NoError(t, err)
+		assert.Equal(t, before.ConfigMap(), after.ConfigMap(), "the store is not rewritten while the endpoint is refused")
+		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) { ds.Spec.S3.AllowPrivateEndpoint = true })
 		waitCondition(t, ns, "files", specs.ConditionStorageReady, metav1.ConditionTrue, specs.ReasonStoreHealthy)
 		markReady(t, ns, "files")
 	})

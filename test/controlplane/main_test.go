@@ -77,6 +77,8 @@ func startManager(t *testing.T, mutate ...func(*controlplane.Options)) *testenv.
 	return env.StartManager(t, func(o *hybrid.Options) {
 		o.ControlPlane = controlplane.Options{
 			HTTPClient: hc,
+			LoopbackS3: true, // gofakes3 listens on 127.0.0.1
+
 			APIEndpoint: func(ds *v1alpha1.DittoServer, _ string) string {
 				if b, ok := servers.Load(ds.Namespace + "/" + ds.Name); ok {
 					return b.(*backend).dfs.URL

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -80,6 +81,27 @@ func TestGuardWithoutWebhook(t *testing.T) {
 	require.NoError(t, k8s.Delete(ctx(), storageClass(scName)))
 	waitCondition(t, ns, "guarded", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonInvalidSpec)
 	assert.Equal(t, hash, configHash(t, ns, "guarded"))
+}
+
+// TestGuardRefusesPrivilege: without a webhook, a server asking for a privileged or root
+// container is refused before anything rolls out, with the field and the fix named.
+func TestGuardRefusesPrivilege(t *testing.T) {
+	mgr := env.StartManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	userSecrets(t, ns)
+	ds := basicServer(ns, "root")
+	ds.Spec.SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true), Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}}
+	require.NoError(t, k8s.Create(ctx(), ds))
+	got := waitCondition(t, ns, "root", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonInvalidSpec)
+	msg := condition(got, specs.ConditionReady).Message
+	assert.Contains(t, msg, "spec.securityContext.privileged: is true")
+	assert.Contains(t, msg, "spec.securityContext.capabilities.add: adds [NET_ADMIN]")
+	err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "root"}, &appsv1.StatefulSet{})
+	assert.True(t, apierrors.IsNotFound(err), "no rollout for a privileged container")
+
+	testenv.UpdateServer(t, k8s, ns, "root", func(ds *v1alpha1.DittoServer) { ds.Spec.SecurityContext = nil })
+	getStatefulSet(t, ns, "root")
 }
 
 func TestGuardPerconaCRDMissing(t *testing.T) {

@@ -126,6 +126,50 @@ func TestManagerPodIsRestricted(t *testing.T) {
 	}
 }
 
+// TestCertManagerOverlayFollowsItsNamespace: the overlay installed into another namespace (its
+// namespace line changed, as `kustomize edit set namespace` does) names that namespace
+// everywhere cert-manager and the API server look: the certificate's DNS names, the webhook's
+// Service reference and the CA-injection annotation.
+func TestCertManagerOverlayFollowsItsNamespace(t *testing.T) {
+	src := filepath.Join(apiserver.RepoRoot(), "config", "overlays", "webhook-certmanager")
+	dir, err := os.MkdirTemp(filepath.Dir(src), "test-namespace-") // same depth: the same relative resources
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	for _, f := range []string{"kustomization.yaml", "manager_webhook_patch.yaml"} {
+		data, err := os.ReadFile(filepath.Join(src, f))
+		require.NoError(t, err)
+		if f == "kustomization.yaml" {
+			require.Contains(t, string(data), "\nnamespace: dittofs-operator-system\n")
+			data = []byte(strings.Replace(string(data), "\nnamespace: dittofs-operator-system\n", "\nnamespace: storage-ops\n", 1))
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), data, 0o644))
+	}
+	rel, err := filepath.Rel(apiserver.RepoRoot(), dir)
+	require.NoError(t, err)
+	var dnsNames []string
+	var inject, webhookNS string
+	for _, o := range kustomizeBuild(t, rel) {
+		switch o.GetKind() {
+		case "Certificate":
+			dnsNames, _, _ = unstructured.NestedStringSlice(o.Object, "spec", "dnsNames")
+			issuer, _, _ := unstructured.NestedString(o.Object, "spec", "issuerRef", "name")
+			assert.Equal(t, "dittofs-operator-selfsigned-issuer", issuer)
+		case "ValidatingWebhookConfiguration":
+			inject = o.GetAnnotations()["cert-manager.io/inject-ca-from"]
+			hooks, _, _ := unstructured.NestedSlice(o.Object, "webhooks")
+			require.Len(t, hooks, 1)
+			webhookNS, _, _ = unstructured.NestedString(hooks[0].(map[string]any), "clientConfig", "service", "namespace")
+		default:
+			if o.GetNamespace() != "" {
+				assert.Equal(t, "storage-ops", o.GetNamespace(), "%s %s", o.GetKind(), o.GetName())
+			}
+		}
+	}
+	assert.Equal(t, []string{"dittofs-operator-webhook-service.storage-ops.svc", "dittofs-operator-webhook-service.storage-ops.svc.cluster.local"}, dnsNames)
+	assert.Equal(t, "storage-ops/dittofs-operator-serving-cert", inject)
+	assert.Equal(t, "storage-ops", webhookNS)
+}
+
 // TestDockerfileBuildsNatively runs the Dockerfile's build step without a container engine:
 // every COPY source exists and the go build line produces a static binary that starts.
 func TestDockerfileBuildsNatively(t *testing.T) {

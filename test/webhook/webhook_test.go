@@ -168,6 +168,14 @@ func TestValidatingWebhook(t *testing.T) {
 			wantErr: []string{"spec.percona.backup.credentialsSecretRef", "Secret backup-no-key has no pgBackRest S3 key"},
 		},
 		{
+			name: "a privileged container",
+			mutate: func(s *v1alpha1.DittoServerSpec) {
+				s.SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true), Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN"}}}
+				s.PodSecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To(int64(0))}
+			},
+			wantErr: []string{"spec.securityContext.privileged", "spec.securityContext.capabilities.add", "SYS_ADMIN", "spec.podSecurityContext.runAsUser", `Pod Security "restricted"`},
+		},
+		{
 			name:         "existing StorageClass is fine",
 			mutate:       func(s *v1alpha1.DittoServerSpec) { s.Storage.StorageClassName = ptr.To("present") },
 			wantWarnings: nil,
