@@ -43,6 +43,7 @@ func main() {
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election (required with more than one replica)")
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease (empty: the operator's own namespace, read in-cluster; required out of cluster with --leader-elect)")
+	flag.StringVar(&o.operatorNamespace, "operator-namespace", inClusterNamespace(), "the operator's namespace, which each server's NetworkPolicy lets reach the DittoFS API and metrics (default: the pod's own namespace in-cluster; empty out of cluster)")
 	flag.StringVar(&o.watchesFile, "watches-file", "", "watches.yaml to use instead of the embedded one (charts still come from the binary)")
 	flag.Float64Var(&o.qps, "kube-api-qps", 50, "client QPS towards the API server")
 	flag.IntVar(&o.burst, "kube-api-burst", 100, "client burst towards the API server")
@@ -70,6 +71,7 @@ func main() {
 type runOptions struct {
 	metricsAddr, probeAddr, watchesFile string
 	leaderElectionNamespace             string
+	operatorNamespace                   string
 	secureMetrics, leaderElect          bool
 	qps                                 float64
 	burst, helmWorkers, goWorkers       int
@@ -116,7 +118,7 @@ func run(o runOptions) error {
 		return err
 	}
 	setupLog := ctrl.Log.WithName("setup")
-	setupLog.Info("starting", "watchNamespaces", namespaces, "webhook", webhooks)
+	setupLog.Info("starting", "watchNamespaces", namespaces, "operatorNamespace", o.operatorNamespace, "webhook", webhooks)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		WebhookServer:           webhook.NewServer(webhook.Options{CertDir: o.webhookCertDir, Port: 9443}),
 		Scheme:                  scheme,
@@ -135,6 +137,7 @@ func run(o runOptions) error {
 		Watches:                watches,
 		Charts:                 charts.FS,
 		Namespaces:             namespaces,
+		OperatorNamespace:      o.operatorNamespace,
 		HelmConcurrency:        o.helmWorkers,
 		GoConcurrency:          o.goWorkers,
 		WaitForDeletionTimeout: o.waitForDeletion,
@@ -175,6 +178,15 @@ func webhooksEnabled(mode, certDir string) (bool, error) {
 
 // watchNamespaces reads WATCH_NAMESPACE: empty means all namespaces, otherwise a
 // comma-separated list.
+// inClusterNamespace is the namespace of the pod's ServiceAccount ("" out of cluster).
+func inClusterNamespace() string {
+	b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
 func watchNamespaces() []string {
 	var out []string
 	for _, ns := range strings.Split(os.Getenv("WATCH_NAMESPACE"), ",") {

@@ -60,6 +60,7 @@ func (d *DittoServer) Default() {
 	orZero(&orNew(&id.Admin).Username, DefaultAdminUsername)
 
 	orZero(&orNew(&s.Service).Type, "ClusterIP")
+	orPtr(&orNew(&s.NetworkPolicy).Enabled, true)
 	orPtr(&s.NFSPort, DefaultNFSPort)
 	if s.SMB != nil {
 		orPtr(&s.SMB.Port, DefaultSMBPort)

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -88,6 +89,11 @@ type DittoServerSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Service *ServiceSpec `json:"service,omitempty"`
+
+	// NetworkPolicy restricts who may connect to the server's pod. On by default.
+	// +kubebuilder:default={}
+	// +optional
+	NetworkPolicy *NetworkPolicySpec `json:"networkPolicy,omitempty"`
 
 	// NFSPort is the port of the "-file" Service for NFS; it targets the server's NFS adapter
 	// (container port 12049).
@@ -354,6 +360,34 @@ type AdapterDiscoverySpec struct {
 	// PollingInterval has no effect.
 	// +optional
 	PollingInterval string `json:"pollingInterval,omitempty"`
+}
+
+// NetworkPolicySpec configures the NetworkPolicy "<name>" the operator creates for the server's
+// pod (ingress only; enforced only where the cluster's network plugin supports NetworkPolicy).
+type NetworkPolicySpec struct {
+	// Enabled creates the NetworkPolicy. With it, the REST API and metrics ports accept
+	// connections only from the operator's namespace and the sources listed here; the file
+	// ports (NFS, SMB) from fileFrom.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// FileFrom are the sources allowed to the file ports (NFS, SMB). Empty: any source. NFS
+	// volumes are mounted by the kubelet from the node's network, which no pod or namespace
+	// selector matches: list the nodes' CIDRs in an ipBlock when you restrict it.
+	// +optional
+	FileFrom []networkingv1.NetworkPolicyPeer `json:"fileFrom,omitempty"`
+
+	// APIFrom are sources allowed to the REST admin API besides the operator's namespace
+	// (e.g. a namespace where dfsctl runs). Ignored when spec.controlPlane.service exposes the
+	// API outside the cluster: then any source may connect.
+	// +optional
+	APIFrom []networkingv1.NetworkPolicyPeer `json:"apiFrom,omitempty"`
+
+	// MetricsFrom are sources allowed to the metrics port besides the operator's namespace
+	// (e.g. the monitoring namespace: a namespaceSelector on kubernetes.io/metadata.name).
+	// +optional
+	MetricsFrom []networkingv1.NetworkPolicyPeer `json:"metricsFrom,omitempty"`
 }
 
 // ServiceSpec configures the user-facing Services.

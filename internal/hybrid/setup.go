@@ -9,6 +9,7 @@ import (
 	"github.com/operator-framework/helm-operator-plugins/pkg/reconciler"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -38,6 +39,10 @@ type Options struct {
 	Charts  fs.FS
 	// Namespaces the manager watches (empty: all). The user-Secret watch uses the same scope.
 	Namespaces []string
+	// OperatorNamespace is the operator's own namespace; each server's NetworkPolicy lets it
+	// reach the API ("" when the operator runs outside the cluster: spec.networkPolicy.apiFrom
+	// must then allow it).
+	OperatorNamespace string
 	// HelmConcurrency and GoConcurrency are the workers of each controller; 0 keeps the
 	// watches.yaml value (Helm) or 2 (Go).
 	HelmConcurrency int
@@ -146,11 +151,11 @@ func setupHelm(mgr ctrl.Manager, opts Options) (*specs.Renderer, error) {
 		isDittoServer := w.GroupVersionKind == v1alpha1.GroupVersionKind()
 		if isDittoServer {
 			ropts = append(ropts,
-				reconciler.WithValueTranslator(specs.Translator{Chart: w.Chart}),
+				reconciler.WithValueTranslator(specs.Translator{Chart: w.Chart, OperatorNamespace: opts.OperatorNamespace}),
 				// The typed DittoServer is already in the scheme (double registration panics).
 				reconciler.SkipPrimaryGVKSchemeRegistration(true),
 			)
-			renderer = &specs.Renderer{Chart: w.Chart, Overrides: w.OverrideValues}
+			renderer = &specs.Renderer{Chart: w.Chart, Overrides: w.OverrideValues, OperatorNamespace: opts.OperatorNamespace}
 		}
 		r, err := reconciler.New(ropts...)
 		if err != nil {
@@ -351,10 +356,11 @@ func CacheOptions(namespaces []string) cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}:      selector,
-			&corev1.ConfigMap{}:   selector,
-			&corev1.Service{}:     selector,
-			&appsv1.StatefulSet{}: selector,
+			&corev1.Secret{}:              selector,
+			&corev1.ConfigMap{}:           selector,
+			&corev1.Service{}:             selector,
+			&appsv1.StatefulSet{}:         selector,
+			&networkingv1.NetworkPolicy{}: selector,
 		},
 		DefaultNamespaces: namespaceConfigs(namespaces),
 	}

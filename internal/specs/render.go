@@ -23,6 +23,8 @@ import (
 type Renderer struct {
 	Chart     *chart.Chart
 	Overrides map[string]string
+	// OperatorNamespace: see Translator.
+	OperatorNamespace string
 }
 
 // Rendered is the output of one render: manifests by template name.
@@ -36,7 +38,7 @@ func (r *Renderer) Render(ds *v1alpha1.DittoServer) (*Rendered, error) {
 	if err != nil {
 		return nil, err
 	}
-	vals, err := TranslateValues(r.Chart, withOverrides)
+	vals, err := TranslateValues(r.Chart, withOverrides, r.OperatorNamespace)
 	if err != nil {
 		return nil, err
 	}

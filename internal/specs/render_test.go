@@ -11,6 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
@@ -23,7 +26,7 @@ func testRenderer(t testing.TB) *Renderer {
 	t.Helper()
 	chrt, err := LoadChart(charts.FS, "helm-charts/dittoserver")
 	require.NoError(t, err)
-	return &Renderer{Chart: chrt}
+	return &Renderer{Chart: chrt, OperatorNamespace: "dittofs-operator-system"} // as in-cluster, with config/default
 }
 
 // loadSample reads the DittoServer of a config/samples file.
@@ -110,4 +113,90 @@ func TestAdminAPIExposure(t *testing.T) {
 	assert.Equal(t, corev1.ServiceTypeNodePort, got["-api"].Spec.Type, "exposed on purpose")
 	assert.Equal(t, "storage", got["-api"].Annotations["team"])
 	assert.NotContains(t, got["-file"].Annotations, "team")
+}
+
+// TestNetworkPolicy: each server's pod accepts the REST API and metrics only from the
+// operator's namespace and the sources the spec adds; the file ports from any source unless
+// spec.networkPolicy.fileFrom restricts them; an API exposed on purpose is open; the policy goes
+// with spec.networkPolicy.enabled: false.
+func TestNetworkPolicy(t *testing.T) {
+	monitoring := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{
+		MatchLabels: map[string]string{corev1.LabelMetadataName: "monitoring"}}}
+	nodes := networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/16"}}
+	operator := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{
+		MatchLabels: map[string]string{corev1.LabelMetadataName: "dittofs-operator-system"}}}
+	type rule struct {
+		ports []int32
+		from  []networkingv1.NetworkPolicyPeer // nil: any source
+	}
+	cases := []struct {
+		name     string
+		operator string
+		spec     func(*v1alpha1.DittoServerSpec)
+		want     []rule // nil with none: no policy
+		none     bool
+	}{
+		{name: "defaults", operator: "dittofs-operator-system",
+			want: []rule{{ports: []int32{12049}}, {ports: []int32{8080}, from: []networkingv1.NetworkPolicyPeer{operator}}}},
+		{name: "SMB and metrics, a monitoring namespace, file restricted to the nodes", operator: "dittofs-operator-system",
+			spec: func(s *v1alpha1.DittoServerSpec) {
+				s.SMB = &v1alpha1.SMBSpec{Enabled: true}
+				s.Metrics = &v1alpha1.MetricsSpec{Enabled: true}
+				s.NetworkPolicy = &v1alpha1.NetworkPolicySpec{FileFrom: []networkingv1.NetworkPolicyPeer{nodes},
+					MetricsFrom: []networkingv1.NetworkPolicyPeer{monitoring}}
+			},
+			want: []rule{
+				{ports: []int32{12049, 1445}, from: []networkingv1.NetworkPolicyPeer{nodes}},
+				{ports: []int32{8080}, from: []networkingv1.NetworkPolicyPeer{operator}},
+				{ports: []int32{9090}, from: []networkingv1.NetworkPolicyPeer{operator, monitoring}},
+			}},
+		{name: "API exposed on purpose", operator: "dittofs-operator-system",
+			spec: func(s *v1alpha1.DittoServerSpec) {
+				s.ControlPlane = &v1alpha1.ControlPlaneSpec{Service: &v1alpha1.APIServiceSpec{Type: corev1.ServiceTypeLoadBalancer}}
+			},
+			want: []rule{{ports: []int32{12049}}, {ports: []int32{8080}}}},
+		{name: "operator outside the cluster, API from a listed source",
+			spec: func(s *v1alpha1.DittoServerSpec) {
+				s.NetworkPolicy = &v1alpha1.NetworkPolicySpec{APIFrom: []networkingv1.NetworkPolicyPeer{nodes}}
+			},
+			want: []rule{{ports: []int32{12049}}, {ports: []int32{8080}, from: []networkingv1.NetworkPolicyPeer{nodes}}}},
+		{name: "operator outside the cluster, nothing listed: no API rule",
+			want: []rule{{ports: []int32{12049}}}},
+		{name: "disabled", operator: "dittofs-operator-system", none: true,
+			spec: func(s *v1alpha1.DittoServerSpec) {
+				s.NetworkPolicy = &v1alpha1.NetworkPolicySpec{Enabled: ptr.To(false)}
+			}},
+	}
+	chrt := testRenderer(t).Chart
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ds := loadSample(t, "dittofs_v1alpha1_dittoserver.yaml")
+			if tc.spec != nil {
+				tc.spec(&ds.Spec)
+			}
+			r := &Renderer{Chart: chrt, OperatorNamespace: tc.operator}
+			rendered, err := r.Render(ds)
+			require.NoError(t, err)
+			doc, ok := rendered.Manifests["dittoserver/templates/networkpolicy.yaml"]
+			if tc.none {
+				assert.False(t, ok, "no NetworkPolicy: %s", doc)
+				return
+			}
+			require.True(t, ok, "a NetworkPolicy is rendered")
+			np := networkingv1.NetworkPolicy{}
+			require.NoError(t, yaml.UnmarshalStrict([]byte(doc), &np))
+			assert.Equal(t, ds.Name, np.Name)
+			assert.Equal(t, SelectorLabels(ds), np.Spec.PodSelector.MatchLabels, "selects the server's pod")
+			assert.Equal(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}, np.Spec.PolicyTypes)
+			var got []rule
+			for _, in := range np.Spec.Ingress {
+				r := rule{from: in.From}
+				for _, p := range in.Ports {
+					r.ports = append(r.ports, p.Port.IntVal)
+				}
+				got = append(got, r)
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
 }

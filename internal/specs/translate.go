@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/strvals"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -27,6 +30,9 @@ func invalidSpec(field, msg string) *Problem {
 // helm-operator-plugins values.Translator interface.
 type Translator struct {
 	Chart *chart.Chart
+	// OperatorNamespace is the operator's own namespace: the NetworkPolicy lets it reach the
+	// API ("" when the operator runs outside the cluster).
+	OperatorNamespace string
 }
 
 // Translate converts the unstructured object the Helm reconciler holds (with the watches.yaml
@@ -36,13 +42,13 @@ func (t Translator) Translate(_ context.Context, u *unstructured.Unstructured) (
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, ds); err != nil {
 		return nil, invalidSpec("spec", fmt.Sprintf("cannot be read as a DittoServer: %v", err))
 	}
-	return TranslateValues(t.Chart, ds)
+	return TranslateValues(t.Chart, ds, t.OperatorNamespace)
 }
 
 // TranslateValues builds the chart values for ds: typed translation of the (defaulted) spec,
 // then spec.chartValues merged over it, then a check against the chart's values.schema.json.
-func TranslateValues(chrt *chart.Chart, ds *v1alpha1.DittoServer) (chartutil.Values, error) {
-	typed := translateSpec(ds)
+func TranslateValues(chrt *chart.Chart, ds *v1alpha1.DittoServer, operatorNamespace string) (chartutil.Values, error) {
+	typed := translateSpec(ds, operatorNamespace)
 	vals := chartutil.Values(typed)
 	var extra map[string]any
 	if ds.Spec.ChartValues != nil && len(ds.Spec.ChartValues.Raw) > 0 {
@@ -132,7 +138,7 @@ func copyValues(v map[string]any) map[string]any {
 }
 
 // translateSpec is the typed spec -> values mapping. It never copies spec 1:1.
-func translateSpec(in *v1alpha1.DittoServer) map[string]any {
+func translateSpec(in *v1alpha1.DittoServer, operatorNamespace string) map[string]any {
 	ds := in.DeepCopy()
 	ds.Default()
 	s := &ds.Spec
@@ -177,6 +183,7 @@ func translateSpec(in *v1alpha1.DittoServer) map[string]any {
 			"type":        string(s.ControlPlane.Service.Type),
 			"annotations": stringMap(s.ControlPlane.Service.Annotations),
 		},
+		"networkPolicy": networkPolicyValues(s, operatorNamespace),
 		"ports": map[string]any{
 			"nfs":       int64(s.NFSServicePort()),
 			"nfsTarget": int64(NFSAdapterPort),
@@ -194,6 +201,44 @@ func translateSpec(in *v1alpha1.DittoServer) map[string]any {
 		"sqlite": map[string]any{"path": s.Database.SQLite.Path},
 		"config": config,
 	}
+}
+
+// networkPolicyValues are the ingress rules of the server's NetworkPolicy. A rule is open (any
+// source), or lists its sources; with none it is left out. The file ports are open unless
+// spec.networkPolicy.fileFrom restricts them (the kubelet mounts NFS volumes from the node's
+// network, which no selector matches). The API and metrics ports take the operator's namespace
+// and the spec's sources; the API is open when spec.controlPlane.service exposes it on purpose.
+func networkPolicyValues(s *v1alpha1.DittoServerSpec, operatorNamespace string) map[string]any {
+	np := s.NetworkPolicy
+	var operator []any
+	if operatorNamespace != "" {
+		operator = append(operator, map[string]any{"namespaceSelector": map[string]any{
+			"matchLabels": map[string]any{corev1.LabelMetadataName: operatorNamespace}}})
+	}
+	rule := func(open bool, base []any, extra []networkingv1.NetworkPolicyPeer) map[string]any {
+		from := slices.Clone(base)
+		for i := range extra {
+			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&extra[i])
+			if err == nil {
+				from = append(from, u)
+			}
+		}
+		return map[string]any{"open": open, "from": orEmpty(from)}
+	}
+	return map[string]any{
+		"enabled": np.Enabled == nil || *np.Enabled,
+		"file":    rule(len(np.FileFrom) == 0, nil, np.FileFrom),
+		"api":     rule(s.ControlPlane.Service.Type != corev1.ServiceTypeClusterIP, operator, np.APIFrom),
+		"metrics": rule(false, operator, np.MetricsFrom),
+	}
+}
+
+// orEmpty is l, or an empty list for nil (chart values have no nil list).
+func orEmpty(l []any) []any {
+	if l == nil {
+		return []any{}
+	}
+	return l
 }
 
 // stringMap is m as chart values.

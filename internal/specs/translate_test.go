@@ -148,10 +148,10 @@ func TestTranslateNeverCopiesSpec(t *testing.T) {
 	vals, err := TranslateValues(nil, server(func(s *v1alpha1.DittoServerSpec) {
 		s.Replicas = ptr.To(int32(0))
 		s.Percona = &v1alpha1.PerconaSpec{Enabled: true}
-	}))
+	}), "")
 	require.NoError(t, err)
 	for k := range vals {
-		assert.Contains(t, []string{"labels", "annotations", "service", "apiService", "ports", "sqlite", "config"}, k)
+		assert.Contains(t, []string{"labels", "annotations", "service", "apiService", "networkPolicy", "ports", "sqlite", "config"}, k)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -124,8 +125,9 @@ func TestOperatorOnKwok(t *testing.T) {
 		&appsv1.StatefulSet{},
 		&corev1.ConfigMap{},
 		&corev1.Service{}, &corev1.Service{}, &corev1.Service{},
+		&networkingv1.NetworkPolicy{},
 	}
-	ownedNames := []string{serverName, serverName + "-config", serverName + "-headless", serverName + "-file", serverName + "-api"}
+	ownedNames := []string{serverName, serverName + "-config", serverName + "-headless", serverName + "-file", serverName + "-api", serverName}
 	for i, obj := range owned {
 		require.NoError(t, k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ownedNames[i]}, obj), ownedNames[i])
 	}
@@ -204,7 +206,7 @@ func TestOperatorOnKwok(t *testing.T) {
 	})
 	owned = append(owned, &corev1.Pod{})
 	ownedNames = append(ownedNames, serverName+"-0")
-	kwok.Eventually(t, 60*time.Second, "StatefulSet, Pod, Services and ConfigMap garbage-collected", func() (bool, string) {
+	kwok.Eventually(t, 60*time.Second, "StatefulSet, Pod, Services, ConfigMap and NetworkPolicy garbage-collected", func() (bool, string) {
 		var left []string
 		for i, obj := range owned {
 			err := k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ownedNames[i]}, obj)
