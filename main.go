@@ -32,9 +32,11 @@ import (
 //go:embed watches.yaml
 var watchesYAML []byte
 
+// The metrics endpoint authenticates and authorizes its callers (internal/metricsauth). Leader
+// election needs Leases only in the operator's namespace: config/rbac/leader_election_role.yaml
+// (a Role; in the bundle, the CSV's namespaced permissions).
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 func main() {
 	var o runOptions

@@ -23,9 +23,17 @@ import (
 	"github.com/dittofs/dittofs-operator/internal/validation"
 )
 
-// RBAC of both reconcilers. Secrets: the Helm reconciler stores releases in Secrets (create,
-// update, delete); the Go controller creates the generated JWT/admin Secrets and the
-// PostgreSQL env Secret, reads the user's referenced Secrets and watches their metadata.
+// RBAC of both reconcilers, rule by rule:
+//   - dittoservers: watch them, add and remove the finalizers (update), write the status.
+//   - statefulsets: the Go controller applies the server's StatefulSet, re-creates it to grow
+//     volumes (delete with orphan propagation).
+//   - configmaps, services, networkpolicies: the Helm reconciler installs, upgrades, repairs and
+//     uninstalls the chart's objects (the ConfigMap, the Services, the NetworkPolicy).
+//   - secrets: Helm's release storage (create, update, delete revisions); the generated
+//     credentials and the PostgreSQL env Secret (create, update, delete with deleteWithServer);
+//     the user's referenced Secrets (get; the cache holds only their metadata, by watch).
+//   - events: both reconcilers record events on the DittoServer.
+//
 // +kubebuilder:rbac:groups=dittofs.dittofs.com,resources=dittoservers,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=dittofs.dittofs.com,resources=dittoservers/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=dittofs.dittofs.com,resources=dittoservers/finalizers,verbs=update

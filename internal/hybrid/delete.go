@@ -20,6 +20,8 @@ import (
 	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
+// Pods: list a deleted server's pods and delete the ones no controller owns
+// (deleteOrphanedPods); the operator never touches a pod a StatefulSet owns.
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list;delete
 
 // DefaultCleanupTimeout bounds how long a deleted server waits for its PerconaPGCluster to be

@@ -19,6 +19,8 @@ import (
 	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
+// PVCs: find a server's claims (get, list), grow them (patch), delete them only with
+// spec.storage.deleteWithServer.
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;patch;delete
 
 // A StatefulSet's volumeClaimTemplates cannot change. A larger spec.storage size is applied the
