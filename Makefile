@@ -37,7 +37,11 @@ help: ## Show this help.
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRD, RBAC and webhook configuration from the kubebuilder markers.
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths=./... output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
+	$(CONTROLLER_GEN) crd webhook paths=./... output:crd:artifacts:config=config/crd/bases output:webhook:artifacts:config=config/webhook
+	@# Namespaced rules (internal/): ClusterRole manager-role, bound cluster-wide or per namespace.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role paths=./internal/... output:rbac:artifacts:config=config/rbac
+	@# Cluster-scoped rules (main.go): ClusterRole manager-cluster-role, always bound cluster-wide.
+	$(CONTROLLER_GEN) rbac:roleName=manager-cluster-role paths=. output:rbac:stdout > config/rbac/cluster_role.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.

@@ -32,11 +32,21 @@ import (
 //go:embed watches.yaml
 var watchesYAML []byte
 
-// The metrics endpoint authenticates and authorizes its callers (internal/metricsauth). Leader
-// election needs Leases only in the operator's namespace: config/rbac/leader_election_role.yaml
-// (a Role; in the bundle, the CSV's namespaced permissions).
+// The operator's cluster-scoped role (ClusterRole manager-cluster-role, generated from the
+// markers of this package; every namespaced rule is in internal/, ClusterRole manager-role,
+// which an install binds cluster-wide or in the watched namespaces only):
+//   - tokenreviews, subjectaccessreviews: the metrics endpoint authenticates and authorizes its
+//     callers (internal/metricsauth);
+//   - storageclasses: whether a volume's class can expand (validation, volume growth);
+//   - the PerconaPGCluster CRD (by name only): its appearance starts the Percona watch.
+//
+// Leader election needs Leases only in the operator's namespace:
+// config/rbac/leader_election_role.yaml (a Role; in the bundle, the CSV's namespaced permissions).
+//
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch,resourceNames=perconapgclusters.pgv2.percona.com
 
 func main() {
 	var o runOptions

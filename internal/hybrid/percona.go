@@ -23,10 +23,9 @@ import (
 	"github.com/dittofs/dittofs-operator/internal/validation"
 )
 
-// RBAC of the Percona integration: the clusters we own, and the metadata of the one CRD whose
-// appearance starts the cluster watch (list/watch are restricted to it by a name selector).
+// RBAC of the Percona integration: the clusters we own. The metadata of the one CRD whose
+// appearance starts the cluster watch is read under the cluster-scoped role (main.go).
 // +kubebuilder:rbac:groups=pgv2.percona.com,resources=perconapgclusters,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch,resourceNames=perconapgclusters.pgv2.percona.com
 
 // perconaCRDRetry re-checks a Percona CRD that exists but is not served yet: discovery lags
 // the CRD object by a second or two, and no further CRD event may come. (A missing CRD is not

@@ -18,8 +18,8 @@ import (
 const WebhookPath = "/validate-dittofs-dittofs-com-v1alpha1-dittoserver"
 
 // +kubebuilder:webhook:path=/validate-dittofs-dittofs-com-v1alpha1-dittoserver,mutating=false,failurePolicy=fail,sideEffects=None,groups=dittofs.dittofs.com,resources=dittoservers,verbs=create;update,versions=v1alpha1,name=vdittoserver.dittofs.com,admissionReviewVersions=v1,timeoutSeconds=10
-// StorageClasses: read whether the class of a volume can expand (validation and volume growth).
-// +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get;list;watch
+// StorageClasses are read (whether a class can expand) under the operator's cluster-scoped
+// role: its rules are in main.go.
 
 // dittoServerWebhook answers admission requests with the checks that need cluster state. It
 // is optional: without it the reconciler's guard reports the same findings as conditions.

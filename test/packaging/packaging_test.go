@@ -76,7 +76,7 @@ var notInEnvtest = map[string]bool{"Certificate": true, "Issuer": true}
 
 func TestOverlaysPassServerSideDryRun(t *testing.T) {
 	ctx := context.Background()
-	for _, dir := range []string{"config/default", "config/overlays/webhook-certmanager", "config/samples"} {
+	for _, dir := range []string{"config/default", "config/overlays/namespaced", "config/overlays/webhook-certmanager", "config/samples"} {
 		t.Run(dir, func(t *testing.T) {
 			objs := kustomizeBuild(t, dir)
 			ns := "packaging-" + strings.NewReplacer("/", "-").Replace(filepath.Base(dir))

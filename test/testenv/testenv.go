@@ -57,15 +57,32 @@ func (m *Manager) Stop(t testing.TB) {
 // StartManager runs the operator (both reconcilers) against the env, as main.go wires it.
 func (e *Env) StartManager(t testing.TB, mutate ...func(*hybrid.Options)) *Manager {
 	t.Helper()
+	return e.StartManagerWith(t, ManagerConfig{}, mutate...)
+}
+
+// ManagerConfig runs the manager as an installed operator runs, rather than as the test's
+// admin watching every namespace.
+type ManagerConfig struct {
+	// Impersonate is the user every request of the manager is made as, e.g. its ServiceAccount
+	// "system:serviceaccount:<namespace>:<name>": the RBAC an install applies then decides.
+	Impersonate string
+	// Namespaces the manager watches (WATCH_NAMESPACE); empty: all.
+	Namespaces []string
+}
+
+// StartManagerWith is StartManager with a ManagerConfig.
+func (e *Env) StartManagerWith(t testing.TB, mc ManagerConfig, mutate ...func(*hybrid.Options)) *Manager {
+	t.Helper()
 	watches, err := os.ReadFile(filepath.Join(apiserver.RepoRoot(), "watches.yaml"))
 	require.NoError(t, err)
 	cfg := rest.CopyConfig(e.Config)
 	cfg.QPS, cfg.Burst = 100, 200
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: mc.Impersonate}
 	counter := &RequestCounter{}
 	counter.Wrap(cfg)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 e.Scheme,
-		Cache:                  hybrid.CacheOptions(nil),
+		Cache:                  hybrid.CacheOptions(mc.Namespaces),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             ctrlConfig(),
@@ -79,6 +96,7 @@ func (e *Env) StartManager(t testing.TB, mutate ...func(*hybrid.Options)) *Manag
 		// envtest runs no DittoFS server: the REST API step is off unless a test turns it on
 		// (test/controlplane points it at a real dfs).
 		ControlPlane: controlplane.Options{Disabled: true},
+		Namespaces:   mc.Namespaces,
 	}
 	for _, m := range mutate {
 		m(&opts)
