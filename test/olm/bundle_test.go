@@ -406,11 +406,21 @@ func TestBundleMatchesSources(t *testing.T) {
 	require.Len(t, b.V1CRDs, 1)
 	assert.Equal(t, crdDocs[0]["spec"], normalize(t, b.V1CRDs[0].Spec), "bundle CRD is stale: run make bundle")
 
-	roleDocs := readDocs(t, path("config", "rbac", "role.yaml"))
-	require.Len(t, roleDocs, 1)
-	perms := b.CSV.Spec.InstallStrategy.StrategySpec.ClusterPermissions
-	require.Len(t, perms, 1)
-	assert.Equal(t, roleDocs[0]["rules"], normalize(t, perms[0].Rules), "bundle RBAC is stale: run make bundle")
+	// Cluster-scoped rules are clusterPermissions; the namespaced rules and leader election's
+	// are permissions, which OLM grants in the OperatorGroup's target namespaces only.
+	strategy := b.CSV.Spec.InstallStrategy.StrategySpec
+	clusterDocs := readDocs(t, path("config", "rbac", "cluster_role.yaml"))
+	require.Len(t, clusterDocs, 1)
+	require.Len(t, strategy.ClusterPermissions, 1)
+	assert.Equal(t, clusterDocs[0]["rules"], normalize(t, strategy.ClusterPermissions[0].Rules), "bundle cluster RBAC is stale: run make bundle")
+	var namespaced []any
+	for _, f := range []string{"role.yaml", "leader_election_role.yaml"} {
+		docs := readDocs(t, path("config", "rbac", f))
+		require.Len(t, docs, 1)
+		namespaced = append(namespaced, docs[0]["rules"].([]any)...)
+	}
+	require.Len(t, strategy.Permissions, 1)
+	assert.ElementsMatch(t, namespaced, normalize(t, strategy.Permissions[0].Rules), "bundle namespaced RBAC is stale: run make bundle")
 
 	var services []string
 	for _, u := range b.Objects {

@@ -132,7 +132,7 @@ func convergeAndDelete(t *testing.T, ns, name string) {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("still there: %v", err)
+		return fmt.Errorf("still there: %w", err)
 	})
 	err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-admin-credentials"}, &corev1.Secret{})
 	assert.True(t, apierrors.IsNotFound(err), "deleteWithServer deleted the generated credentials: %v", err)
