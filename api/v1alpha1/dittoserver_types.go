@@ -149,6 +149,45 @@ type DittoServerSpec struct {
 	// +optional
 	PodSecurityContext *corev1.PodSecurityContext `json:"podSecurityContext,omitempty"`
 
+	// NodeSelector places the DittoFS pod on nodes with these labels.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// Tolerations of the DittoFS pod.
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// Affinity of the DittoFS pod (node affinity, pod affinity and anti-affinity).
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// TopologySpreadConstraints of the DittoFS pod.
+	// +optional
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+
+	// PriorityClassName of the DittoFS pod: a file server often deserves a high priority, so
+	// that it is not the first pod preempted.
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// PodLabels are added to the DittoFS pod. The labels the operator sets
+	// (app.kubernetes.io/name, instance, part-of, component, version) cannot be overridden.
+	// +optional
+	PodLabels map[string]string `json:"podLabels,omitempty"`
+
+	// PodAnnotations are added to the DittoFS pod. Annotations under dittofs.dittofs.com/ are
+	// the operator's and cannot be set here. A change restarts the pod.
+	// +optional
+	PodAnnotations map[string]string `json:"podAnnotations,omitempty"`
+
+	// Env are extra environment variables of the DittoFS container, literal or from Secret and
+	// ConfigMap keys (valueFrom). Names starting with DITTOFS_ are refused: DittoFS reads them
+	// as its configuration, which the spec and spec.chartValues.config own.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
 	// ChartValues are merged over the values the operator derives from this spec (last wins) and
 	// checked against the chart's values.schema.json: extra labels and annotations for the
 	// rendered objects, or extra DittoFS config keys under "config".
@@ -444,59 +483,84 @@ type SMBSpec struct {
 	// +optional
 	MaxConnections *int32 `json:"maxConnections,omitempty"`
 
-	// MaxRequestsPerConnection.
+	// MaxRequestsPerConnection caps the requests in flight on one connection. No effect on
+	// DittoFS v0.29.0 (its REST API has no such setting); reported as a warning.
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	MaxRequestsPerConnection *int32 `json:"maxRequestsPerConnection,omitempty"`
 
-	// Timeouts of SMB operations.
+	// Timeouts of SMB operations. No effect on DittoFS v0.29.0; reported as a warning.
 	// +optional
 	Timeouts *SMBTimeoutsSpec `json:"timeouts,omitempty"`
 
-	// Credits configures SMB credit management.
+	// Credits configures SMB2 credit management. No effect on DittoFS v0.29.0; reported as a
+	// warning.
 	// +optional
 	Credits *SMBCreditsSpec `json:"credits,omitempty"`
 
-	// MetricsLogInterval (Go duration).
+	// MetricsLogInterval is how often SMB metrics are logged (Go duration). No effect on
+	// DittoFS v0.29.0; reported as a warning.
 	// +optional
 	MetricsLogInterval string `json:"metricsLogInterval,omitempty"`
 }
 
 // SMBTimeoutsSpec holds SMB timeouts (Go durations).
 type SMBTimeoutsSpec struct {
+	// Read timeout (Go duration). No effect on DittoFS v0.29.0, whose REST API has no such
+	// setting; accepted for compatibility and reported as a warning.
 	// +optional
 	Read string `json:"read,omitempty"`
+	// Write timeout (Go duration). No effect on DittoFS v0.29.0; reported as a warning.
 	// +optional
 	Write string `json:"write,omitempty"`
+	// Idle timeout (Go duration). No effect on DittoFS v0.29.0; reported as a warning.
 	// +optional
 	Idle string `json:"idle,omitempty"`
+	// Shutdown timeout (Go duration). No effect on DittoFS v0.29.0; reported as a warning.
 	// +optional
 	Shutdown string `json:"shutdown,omitempty"`
 }
 
-// SMBCreditsSpec holds SMB credit settings.
+// SMBCreditsSpec holds SMB2 credit settings (flow control: how many operations a client may
+// have outstanding). DittoFS v0.29.0 has these settings in its SMB adapter but its REST API
+// does not set them: every field here has no effect, is accepted for compatibility and is
+// reported as a warning.
 type SMBCreditsSpec struct {
+	// Strategy of credit grants: fixed (always initialGrant), echo (what the client asks,
+	// within bounds) or adaptive (follows the server's load; DittoFS's default). No effect.
 	// +kubebuilder:validation:Enum=fixed;echo;adaptive
 	// +optional
 	Strategy string `json:"strategy,omitempty"`
+	// MinGrant is the fewest credits granted per response (DittoFS default 16). No effect.
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	MinGrant *int32 `json:"minGrant,omitempty"`
+	// MaxGrant is the most credits granted per response (DittoFS default 8192). No effect.
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	MaxGrant *int32 `json:"maxGrant,omitempty"`
+	// InitialGrant is the credits granted to NEGOTIATE and SESSION_SETUP (DittoFS default
+	// 256). No effect.
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	InitialGrant *int32 `json:"initialGrant,omitempty"`
+	// MaxSessionCredits caps the outstanding credits of one session (DittoFS default 65535).
+	// No effect.
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	MaxSessionCredits *int32 `json:"maxSessionCredits,omitempty"`
+	// LoadThresholdHigh is the number of active requests above which the adaptive strategy
+	// throttles (DittoFS default 1000). No effect.
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	LoadThresholdHigh *int32 `json:"loadThresholdHigh,omitempty"`
+	// LoadThresholdLow is the number of active requests below which the adaptive strategy
+	// grants more (DittoFS default 100). No effect.
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	LoadThresholdLow *int32 `json:"loadThresholdLow,omitempty"`
+	// AggressiveClientThreshold is the outstanding requests of one session above which the
+	// adaptive strategy throttles it (DittoFS default 256). No effect.
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	AggressiveClientThreshold *int32 `json:"aggressiveClientThreshold,omitempty"`
@@ -691,6 +755,11 @@ type DittoServerStatus struct {
 	// +optional
 	APIEndpoint string `json:"apiEndpoint,omitempty"`
 
+	// Image is the DittoFS image of the server's pod template: spec.image, or the operator's
+	// default (its RELATED_IMAGE_DITTOFS) when spec.image is empty.
+	// +optional
+	Image string `json:"image,omitempty"`
+
 	// PerconaClusterName is the PerconaPGCluster the server uses, when Percona is enabled.
 	// +optional
 	PerconaClusterName string `json:"perconaClusterName,omitempty"`
@@ -723,10 +792,12 @@ type DeployedRelease struct {
 // +kubebuilder:resource:shortName=ditto;dittofs,categories=storage
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
 // +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Available",type=string,JSONPath=`.status.conditions[?(@.type=="Available")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.nfsEndpoint`,priority=1
-// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.spec.image`,priority=1
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
 type DittoServer struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -84,6 +84,7 @@ func computeStatus(ds *v1alpha1.DittoServer, o *observed) v1alpha1.DittoServerSt
 	ep := specs.ServerEndpoints(ds)
 	st.NFSEndpoint, st.SMBEndpoint, st.APIEndpoint = ep.NFS, ep.SMB, ep.API
 	setReplicas(&st, o.sts)
+	setImage(&st, ds, o.sts)
 
 	c := conditions{list: &st.Conditions, generation: ds.Generation}
 	setConfigReady(c, ds, o.config)
@@ -122,6 +123,20 @@ func boolStatus(ok bool) metav1.ConditionStatus {
 func setReplicas(st *v1alpha1.DittoServerStatus, sts *appsv1.StatefulSet) {
 	if sts != nil {
 		st.Replicas, st.ReadyReplicas, st.AvailableReplicas = sts.Status.Replicas, sts.Status.ReadyReplicas, sts.Status.AvailableReplicas
+	}
+}
+
+// setImage: the image of the StatefulSet's DittoFS container when there is one, else the
+// image the spec asks for.
+func setImage(st *v1alpha1.DittoServerStatus, ds *v1alpha1.DittoServer, sts *appsv1.StatefulSet) {
+	st.Image = specs.ServerImage(ds)
+	if sts == nil {
+		return
+	}
+	for _, c := range sts.Spec.Template.Spec.Containers {
+		if c.Name == specs.ContainerName {
+			st.Image = c.Image
+		}
 	}
 }
 

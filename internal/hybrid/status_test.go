@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -98,6 +99,35 @@ func TestSetConfigReady(t *testing.T) {
 			assert.Equal(t, tc.status, c.Status)
 			assert.Equal(t, tc.reason, c.Reason)
 			assert.Equal(t, tc.msg, c.Message)
+		})
+	}
+}
+
+// TestSetImage: status.image (the Image column of kubectl get -o wide) is what the pod template
+// runs, and before the StatefulSet exists what the spec asks for.
+func TestSetImage(t *testing.T) {
+	t.Setenv(specs.EnvRelatedImage, "registry.example/dittofs:mirror")
+	withImage := func(image string) *appsv1.StatefulSet {
+		sts := readySts(1)
+		sts.Spec.Template.Spec.Containers = []corev1.Container{{Name: "sidecar", Image: "other"}, {Name: specs.ContainerName, Image: image}}
+		return sts
+	}
+	pinned := statusServer()
+	pinned.Spec.Image = "marmos91c/dittofs:v0.29.0"
+	cases := map[string]struct {
+		ds   *v1alpha1.DittoServer
+		sts  *appsv1.StatefulSet
+		want string
+	}{
+		"no StatefulSet, no spec.image: the operator's default":    {statusServer(), nil, "registry.example/dittofs:mirror"},
+		"no StatefulSet, spec.image":                               {pinned, nil, "marmos91c/dittofs:v0.29.0"},
+		"the pod template's image (set by hand, not yet put back)": {pinned, withImage("evil/dittofs:latest"), "evil/dittofs:latest"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			st := v1alpha1.DittoServerStatus{}
+			setImage(&st, tc.ds, tc.sts)
+			assert.Equal(t, tc.want, st.Image)
 		})
 	}
 }

@@ -47,6 +47,18 @@ func podAnnotations(inputs StatefulSetInputs) map[string]string {
 	return a
 }
 
+// userEnv is spec.env without the names the operator or DittoFS's configuration own
+// (validation refuses them with a message; a name set twice would fail server-side apply).
+func userEnv(env []corev1.EnvVar) []corev1.EnvVar {
+	var out []corev1.EnvVar
+	for _, e := range env {
+		if !ReservedEnvName(e.Name) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // TerminationGracePeriodSeconds covers the preStop sleep and dfs's own shutdown bound
 // (3*shutdown_timeout+5s), plus a margin.
 func TerminationGracePeriodSeconds() int64 {
@@ -80,7 +92,7 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 		ImagePullPolicy: s.ImagePullPolicy,
 		Command:         []string{DittoFSBinary},
 		Args:            []string{"start", "--foreground", "--config", ConfigMountPath + "/" + ConfigFileName},
-		Env:             containerEnv(inputs),
+		Env:             append(userEnv(s.Env), containerEnv(inputs)...),
 		Ports:           containerPorts(s),
 		VolumeMounts:    mounts,
 		Resources:       *s.Resources.DeepCopy(),
@@ -113,8 +125,8 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 			},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
-					Labels:      labels,
-					Annotations: podAnnotations(inputs),
+					Labels:      withUserEntries(s.PodLabels, labels),
+					Annotations: withUserEntries(s.PodAnnotations, podAnnotations(inputs)),
 				},
 				Spec: corev1.PodSpec{
 					AutomountServiceAccountToken: ptr.To(false),
@@ -125,6 +137,11 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 					TerminationGracePeriodSeconds: ptr.To(TerminationGracePeriodSeconds()),
 					SecurityContext:               PodSecurityContext(s.PodSecurityContext),
 					ImagePullSecrets:              s.ImagePullSecrets,
+					NodeSelector:                  s.NodeSelector,
+					Tolerations:                   s.Tolerations,
+					Affinity:                      s.Affinity,
+					TopologySpreadConstraints:     s.TopologySpreadConstraints,
+					PriorityClassName:             s.PriorityClassName,
 					InitContainers:                initContainers(s, inputs),
 					Containers:                    []corev1.Container{container},
 					Volumes: []corev1.Volume{

@@ -202,3 +202,63 @@ func TestRemoteStoreUpdateRestartsThePod(t *testing.T) {
 	assert.Equal(t, "2026-11-27T02:50:00Z", updated[AnnotationRemoteStoreUpdated])
 	assert.Equal(t, plain[AnnotationConfigHash], updated[AnnotationConfigHash], "the configuration itself is unchanged")
 }
+
+// TestPodPlacementAndMetadata: the scheduling fields reach the pod as given; pod labels,
+// annotations and env are added to the operator's, never over them; a server without them
+// renders the same pod template as before they existed (no restart on upgrade).
+func TestPodPlacementAndMetadata(t *testing.T) {
+	plain := DesiredStatefulSet(server(nil), inputs)
+	spread := corev1.TopologySpreadConstraint{MaxSkew: 1, TopologyKey: "topology.kubernetes.io/zone", WhenUnsatisfiable: corev1.ScheduleAnyway}
+	affinity := &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "disk", Operator: corev1.NodeSelectorOpIn, Values: []string{"nvme"}}}}},
+	}}}
+	ds := server(func(s *v1alpha1.DittoServerSpec) {
+		s.NodeSelector = map[string]string{"kubernetes.io/os": "linux"}
+		s.Tolerations = []corev1.Toleration{{Key: "storage", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+		s.Affinity = affinity
+		s.TopologySpreadConstraints = []corev1.TopologySpreadConstraint{spread}
+		s.PriorityClassName = "storage-critical"
+		s.PodLabels = map[string]string{"team": "storage", LabelInstance: "hijack"}
+		s.PodAnnotations = map[string]string{"backup.velero.io/backup-volumes": "metadata", AnnotationConfigHash: "hijack"}
+		s.Env = []corev1.EnvVar{
+			{Name: "TZ", Value: "Europe/Rome"},
+			{Name: "GOMEMLIMIT", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "tuning"}, Key: "mem"}}},
+			{Name: "DITTOFS_CONTROLPLANE_PORT", Value: "1"},
+			{Name: "HOME", Value: "/root"},
+		}
+	})
+	sts := DesiredStatefulSet(ds, inputs)
+	pod := sts.Spec.Template
+	assert.Equal(t, ds.Spec.NodeSelector, pod.Spec.NodeSelector)
+	assert.Equal(t, ds.Spec.Tolerations, pod.Spec.Tolerations)
+	assert.Equal(t, affinity, pod.Spec.Affinity)
+	assert.Equal(t, []corev1.TopologySpreadConstraint{spread}, pod.Spec.TopologySpreadConstraints)
+	assert.Equal(t, "storage-critical", pod.Spec.PriorityClassName)
+
+	assert.Equal(t, "storage", pod.Labels["team"])
+	assert.Equal(t, "ds", pod.Labels[LabelInstance], "the selector label stays the operator's")
+	for k, v := range sts.Spec.Selector.MatchLabels {
+		assert.Equal(t, v, pod.Labels[k], "the StatefulSet still selects its pod")
+	}
+	assert.Equal(t, "metadata", pod.Annotations["backup.velero.io/backup-volumes"])
+	assert.Equal(t, "abc", pod.Annotations[AnnotationConfigHash], "the config hash stays the operator's")
+
+	env := envOf(pod.Spec.Containers[0])
+	assert.Equal(t, "Europe/Rome", env["TZ"])
+	assert.Equal(t, "secret:tuning/mem", env["GOMEMLIMIT"])
+	assert.Equal(t, "/tmp", env["HOME"], "the operator's HOME")
+	assert.NotContains(t, env, "DITTOFS_CONTROLPLANE_PORT", "DittoFS configuration is not settable by env")
+	names := map[string]int{}
+	for _, e := range pod.Spec.Containers[0].Env {
+		names[e.Name]++
+		assert.Equal(t, 1, names[e.Name], "%s set twice (server-side apply refuses it)", e.Name)
+	}
+
+	// Without the fields, nothing is added: the pod template of an existing server is unchanged.
+	assert.Equal(t, CommonLabels(server(nil), "server"), plain.Spec.Template.Labels)
+	assert.Equal(t, map[string]string{AnnotationConfigHash: "abc"}, plain.Spec.Template.Annotations)
+	assert.Nil(t, plain.Spec.Template.Spec.Affinity)
+	assert.Nil(t, plain.Spec.Template.Spec.NodeSelector)
+	assert.Nil(t, plain.Spec.Template.Spec.Tolerations)
+	assert.Empty(t, plain.Spec.Template.Spec.PriorityClassName)
+}

@@ -7,6 +7,7 @@ package validation
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -122,6 +123,7 @@ func (v *Validator) Validate(ctx context.Context, ds *v1alpha1.DittoServer) (Fin
 	}
 
 	f.Errors = append(f.Errors, privilegeErrors(s)...)
+	f.Errors = append(f.Errors, reservedPodFields(s)...)
 	for _, p := range privilegedPorts(s) {
 		f.Warnings = append(f.Warnings, fmt.Sprintf("%s is %d, below 1024: the DittoFS container runs as a non-root user without capabilities and may not be able to bind it; prefer a port above 1023", p.field, p.port))
 	}
@@ -230,6 +232,38 @@ func (v *Validator) checkBackupCredentials(ctx context.Context, ds *v1alpha1.Dit
 type portField struct {
 	field string
 	port  int32
+}
+
+// reservedPodFields refuses pod labels, annotations and env the operator owns: its labels
+// select the pod, its annotations roll it, and DittoFS reads every DITTOFS_* variable as its
+// configuration, which the spec and spec.chartValues.config own.
+func reservedPodFields(s *v1alpha1.DittoServerSpec) []string {
+	var out []string
+	for _, k := range sortedKeys(s.PodLabels) {
+		if slices.Contains(specs.OperatorPodLabelKeys, k) {
+			out = append(out, fmt.Sprintf("spec.podLabels: %q is set by the operator (it selects the server's pod); remove it or use another key", k))
+		}
+	}
+	for _, k := range sortedKeys(s.PodAnnotations) {
+		if strings.HasPrefix(k, specs.OperatorAnnotationPrefix) {
+			out = append(out, fmt.Sprintf("spec.podAnnotations: %q is under %s, which the operator owns; remove it or use another prefix", k, specs.OperatorAnnotationPrefix))
+		}
+	}
+	for i, e := range s.Env {
+		if specs.ReservedEnvName(e.Name) {
+			out = append(out, fmt.Sprintf("spec.env[%d].name: %q is the operator's or DittoFS configuration (DITTOFS_*); set DittoFS settings with the spec's fields or spec.chartValues.config, and remove it", i, e.Name))
+		}
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // privilegeErrors refuses the security-context settings Pod Security "restricted" forbids: the

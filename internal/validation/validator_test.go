@@ -68,6 +68,30 @@ func TestPrivilegeErrors(t *testing.T) {
 	assert.Contains(t, got[2], "SYS_ADMIN", "the offending value is named")
 }
 
+func TestReservedPodFields(t *testing.T) {
+	assert.Empty(t, reservedPodFields(&v1alpha1.DittoServerSpec{
+		PodLabels:      map[string]string{"team": "storage", "app.kubernetes.io/version": "x"},
+		PodAnnotations: map[string]string{"prometheus.io/scrape": "true"},
+		Env:            []corev1.EnvVar{{Name: "GOMAXPROCS", Value: "2"}, {Name: "TZ", Value: "UTC"}},
+	}), "the user's own keys and variables")
+	got := reservedPodFields(&v1alpha1.DittoServerSpec{
+		PodLabels:      map[string]string{"app.kubernetes.io/instance": "other", "team": "storage"},
+		PodAnnotations: map[string]string{"dittofs.dittofs.com/config-hash": "x"},
+		Env: []corev1.EnvVar{{Name: "TZ", Value: "UTC"}, {Name: "DITTOFS_CONTROLPLANE_PORT", Value: "9999"},
+			{Name: "HOME", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}}}},
+	})
+	fields := make([]string, 0, len(got))
+	for _, e := range got {
+		path, msg := splitField(e)
+		fields = append(fields, path)
+		assert.Contains(t, msg, "remove it", "the fix is named")
+	}
+	assert.Equal(t, []string{"spec.podLabels", "spec.podAnnotations", "spec.env[1].name", "spec.env[2].name"}, fields)
+	assert.Contains(t, got[0], "app.kubernetes.io/instance", "the offending key is named")
+	assert.Contains(t, got[2], "DITTOFS_CONTROLPLANE_PORT")
+	assert.NotContains(t, got[2], "9999", "values are never echoed")
+}
+
 func TestNoEffectFields(t *testing.T) {
 	assert.Empty(t, NoEffectFields(&v1alpha1.DittoServerSpec{SMB: &v1alpha1.SMBSpec{Enabled: true, MaxConnections: ptr.To(int32(5))}}),
 		"spec.smb.maxConnections is applied through the REST API")

@@ -2,12 +2,16 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	"github.com/dittofs/dittofs-operator/internal/specs"
@@ -74,3 +78,47 @@ func TestStatusOwnersCoexist(t *testing.T) {
 }
 
 func ptrInt32(v int32) *int32 { return &v }
+
+// TestPrinterColumns: kubectl get shows whether a server is available and why it is (not)
+// Ready; -o wide shows the image it really runs.
+func TestPrinterColumns(t *testing.T) {
+	mgr := env.StartManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	userSecrets(t, ns)
+	require.NoError(t, k8s.Create(ctx(), basicServer(ns, "columns")))
+	table := func() (map[string]string, map[string]string) {
+		t.Helper()
+		hc, err := rest.HTTPClientFor(env.Config)
+		require.NoError(t, err)
+		req, err := http.NewRequest(http.MethodGet, strings.TrimRight(env.Config.Host, "/")+
+			"/apis/dittofs.dittofs.com/v1alpha1/namespaces/"+ns+"/dittoservers/columns", nil)
+		require.NoError(t, err)
+		req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+		resp, err := hc.Do(req)
+		require.NoError(t, err)
+		defer func() { _ = resp.Body.Close() }()
+		tbl := &metav1.Table{}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(tbl))
+		require.Len(t, tbl.Rows, 1)
+		cells, priority := map[string]string{}, map[string]string{}
+		for i, col := range tbl.ColumnDefinitions {
+			cells[col.Name] = fmt.Sprint(tbl.Rows[0].Cells[i])
+			priority[col.Name] = fmt.Sprint(col.Priority)
+		}
+		return cells, priority
+	}
+	waitCondition(t, ns, "columns", specs.ConditionAvailable, metav1.ConditionFalse, specs.ReasonPodsNotReady)
+	cells, priority := table()
+	assert.Equal(t, "False", cells["Available"])
+	assert.NotEqual(t, specs.ReasonAllReady, cells["Reason"], "the Reason column says why the server is not Ready")
+	assert.NotEmpty(t, cells["Reason"])
+	assert.Equal(t, v1alpha1.DefaultImage, cells["Image"], "the image the pod template runs, though spec.image is empty")
+	assert.Equal(t, "1", priority["Image"], "Image is a -o wide column")
+
+	markStatefulSetReady(t, ns, "columns")
+	waitCondition(t, ns, "columns", specs.ConditionReady, metav1.ConditionTrue, "")
+	cells, _ = table()
+	assert.Equal(t, "True", cells["Available"])
+	assert.Equal(t, specs.ReasonAllReady, cells["Reason"])
+}

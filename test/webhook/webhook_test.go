@@ -176,6 +176,15 @@ func TestValidatingWebhook(t *testing.T) {
 			wantErr: []string{"spec.securityContext.privileged", "spec.securityContext.capabilities.add", "SYS_ADMIN", "spec.podSecurityContext.runAsUser", `Pod Security "restricted"`},
 		},
 		{
+			name: "pod labels, annotations and env the operator owns",
+			mutate: func(s *v1alpha1.DittoServerSpec) {
+				s.PodLabels = map[string]string{"app.kubernetes.io/instance": "other"}
+				s.PodAnnotations = map[string]string{"dittofs.dittofs.com/config-hash": "x"}
+				s.Env = []corev1.EnvVar{{Name: "DITTOFS_CONTROLPLANE_PORT", Value: "1"}}
+			},
+			wantErr: []string{"spec.podLabels", "app.kubernetes.io/instance", "spec.podAnnotations", "spec.env[0].name", "DITTOFS_CONTROLPLANE_PORT", "spec.chartValues.config"},
+		},
+		{
 			name:         "existing StorageClass is fine",
 			mutate:       func(s *v1alpha1.DittoServerSpec) { s.Storage.StorageClassName = ptr.To("present") },
 			wantWarnings: nil,
