@@ -17,6 +17,8 @@ const (
 	DefaultAccessTokenTTL         = "15m"
 	DefaultRefreshTokenTTL        = "168h"
 	DefaultAdminUsername          = "admin"
+	DefaultLogLevel               = "INFO"
+	DefaultLogFormat              = "json"
 	DefaultNFSPort          int32 = 12049
 	DefaultSMBPort          int32 = 12445
 	DefaultS3Region               = "eu-west-1"
@@ -48,6 +50,9 @@ func (d *DittoServer) Default() {
 		orZero(&s.Cache.Size, DefaultCacheSizeCompat)
 	}
 	orZero(&orNew(&s.Metrics).Port, DefaultMetricsPort)
+	logging := orNew(&s.Logging)
+	orZero(&logging.Level, DefaultLogLevel)
+	orZero(&logging.Format, DefaultLogFormat)
 	cp := orNew(&s.ControlPlane)
 	orZero(&cp.Port, DefaultAPIPort)
 	orZero(&orNew(&cp.Service).Type, "ClusterIP")

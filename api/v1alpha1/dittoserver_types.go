@@ -69,6 +69,11 @@ type DittoServerSpec struct {
 	// +optional
 	Metrics *MetricsSpec `json:"metrics,omitempty"`
 
+	// Logging configures the server's logs (the container's stdout).
+	// +kubebuilder:default={}
+	// +optional
+	Logging *LoggingSpec `json:"logging,omitempty"`
+
 	// ControlPlane configures the DittoFS REST API (also used by the probes).
 	// +kubebuilder:default={}
 	// +optional
@@ -399,6 +404,22 @@ type AdapterDiscoverySpec struct {
 	// PollingInterval has no effect.
 	// +optional
 	PollingInterval string `json:"pollingInterval,omitempty"`
+}
+
+// LoggingSpec configures DittoFS's logs. DittoFS reads them at boot only: a change restarts
+// the pod (through the config hash).
+type LoggingSpec struct {
+	// Level is the lowest level logged: DEBUG, INFO, WARN or ERROR.
+	// +kubebuilder:default=INFO
+	// +kubebuilder:validation:Enum=DEBUG;INFO;WARN;ERROR
+	// +optional
+	Level string `json:"level,omitempty"`
+
+	// Format of each line: json (one object per line, for log collectors) or text.
+	// +kubebuilder:default=json
+	// +kubebuilder:validation:Enum=json;text
+	// +optional
+	Format string `json:"format,omitempty"`
 }
 
 // NetworkPolicySpec configures the NetworkPolicy "<name>" the operator creates for the server's

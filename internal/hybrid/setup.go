@@ -71,6 +71,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if !mgr.GetScheme().Recognizes(specs.PerconaGVK) {
 		return fmt.Errorf("the manager's scheme lacks %s: add pgv2.percona.com/v2 (percona-postgresql-operator/v2/pkg/apis/pgv2.percona.com/v2.AddToScheme)", specs.PerconaGVK)
 	}
+	if err := registerStatusMetrics(mgr.GetCache()); err != nil {
+		return fmt.Errorf("registering the server metrics: %w", err)
+	}
 	secrets := NewSecretReader(mgr.GetClient(), mgr.GetAPIReader())
 	validator := &validation.Validator{
 		Reader:       mgr.GetClient(),

@@ -147,8 +147,8 @@ func translateSpec(in *v1alpha1.DittoServer, operatorNamespace string) map[strin
 
 	config := map[string]any{
 		"logging": map[string]any{
-			"level":  "INFO",
-			"format": "json",
+			"level":  s.Logging.Level,
+			"format": s.Logging.Format,
 			"output": "stdout",
 		},
 		"shutdown_timeout": fmt.Sprintf("%ds", ShutdownTimeoutSeconds),

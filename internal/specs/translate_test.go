@@ -84,6 +84,39 @@ func TestConfigContract(t *testing.T) {
 	}
 }
 
+// TestLogging: spec.logging reaches config.yaml (DittoFS reads it at boot, so a change is a
+// config change and restarts the pod); spec.chartValues.config.logging, the way before the
+// field existed, still wins over it.
+func TestLogging(t *testing.T) {
+	logging := func(ds *v1alpha1.DittoServer) map[string]any {
+		return renderConfig(t, ds)["logging"].(map[string]any)
+	}
+	assert.Equal(t, map[string]any{"level": "INFO", "format": "json", "output": "stdout"}, logging(server(nil)), "the defaults")
+	debug := server(func(s *v1alpha1.DittoServerSpec) {
+		s.Logging = &v1alpha1.LoggingSpec{Level: "DEBUG", Format: "text"}
+	})
+	assert.Equal(t, map[string]any{"level": "DEBUG", "format": "text", "output": "stdout"}, logging(debug))
+	assert.Equal(t, "json", logging(server(func(s *v1alpha1.DittoServerSpec) {
+		s.Logging = &v1alpha1.LoggingSpec{Level: "WARN"}
+	}))["format"], "an unset format keeps its default")
+
+	r := testRenderer(t)
+	configYAML := func(ds *v1alpha1.DittoServer) string {
+		rendered, err := r.Render(ds)
+		require.NoError(t, err)
+		cfg, err := rendered.ConfigYAML()
+		require.NoError(t, err)
+		return cfg
+	}
+	assert.NotEqual(t, configYAML(server(nil)), configYAML(debug), "a level change is a config change")
+
+	overridden := server(func(s *v1alpha1.DittoServerSpec) {
+		s.Logging = &v1alpha1.LoggingSpec{Level: "DEBUG"}
+		s.ChartValues = chartValues(t, map[string]any{"config": map[string]any{"logging": map[string]any{"level": "ERROR"}}})
+	})
+	assert.Equal(t, "ERROR", logging(overridden)["level"])
+}
+
 func TestChartValues(t *testing.T) {
 	t.Run("merged last: extra config and labels", func(t *testing.T) {
 		ds := server(func(s *v1alpha1.DittoServerSpec) {

@@ -179,9 +179,10 @@ func TestOperandConformance(t *testing.T) {
 			ds:   newDittoServer("conf-default", nil),
 		},
 		{
-			name: "metrics-enabled",
+			name: "metrics-enabled-debug-text-logs",
 			ds: newDittoServer("conf-metrics", func(s *v1alpha1.DittoServerSpec) {
 				s.Metrics = &v1alpha1.MetricsSpec{Enabled: true, Port: 9464}
+				s.Logging = &v1alpha1.LoggingSpec{Level: "DEBUG", Format: "text"}
 			}),
 		},
 		{

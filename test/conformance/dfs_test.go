@@ -84,14 +84,16 @@ func (p *pod) checkConfig(t *testing.T) {
 	assert.Equal(t, bind, str("controlplane.host"), "effective controlplane.host")
 	assert.Equal(t, strconv.Itoa(int(p.ds.Spec.APIPort())), str("controlplane.port"), "effective controlplane.port")
 	assert.Equal(t, "stdout", str("logging.output"), "effective logging.output")
+	defaulted := p.ds.DeepCopy()
+	defaulted.Default()
+	assert.Equal(t, defaulted.Spec.Logging.Level, strings.ToUpper(str("logging.level")), "effective logging.level")
+	assert.Equal(t, defaulted.Spec.Logging.Format, str("logging.format"), "effective logging.format")
 	if specs.UsesPostgres(&p.ds.Spec) {
 		assert.Equal(t, "postgres", str("database.type"))
 		host, _ := p.envValue(specs.EnvPostgresHost)
 		assert.Equal(t, host, str("database.postgres.host"), "the server must read the PostgreSQL host from the env")
 	} else {
 		assert.Equal(t, "sqlite", str("database.type"))
-		defaulted := p.ds.DeepCopy()
-		defaulted.Default()
 		want, ok := p.mapPath(defaulted.Spec.Database.SQLite.Path)
 		require.True(t, ok)
 		assert.Equal(t, want, str("database.sqlite.path"), "the SQLite DB must be on the controlplane volume")

@@ -1,0 +1,84 @@
+package hybrid
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/specs"
+)
+
+// Per-server metrics, read from the DittoServers' status at scrape time (the way
+// kube-state-metrics works): nothing to keep in step with reconciles, correct right after an
+// operator restart, and a deleted server's series go with it. Labels are bounded: one series
+// per server for ready, one per server and condition type for condition.
+var (
+	serverReadyDesc = prometheus.NewDesc("dittofs_server_ready",
+		"1 when the DittoServer's Ready condition is True (it answers and serves what its spec declares), else 0.",
+		[]string{"namespace", "name"}, nil)
+	serverConditionDesc = prometheus.NewDesc("dittofs_server_condition",
+		"1 for each condition of a DittoServer's status, with its current status and reason.",
+		[]string{"namespace", "name", "type", "status", "reason"}, nil)
+)
+
+// listTimeout bounds a scrape's read of the cache (in memory; it only waits while the cache
+// is not started yet).
+const listTimeout = 5 * time.Second
+
+// statusCollector reports dittofs_server_ready and dittofs_server_condition.
+type statusCollector struct{ reader client.Reader }
+
+func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- serverReadyDesc
+	ch <- serverConditionDesc
+}
+
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), listTimeout)
+	defer cancel()
+	list := &v1alpha1.DittoServerList{}
+	if err := c.reader.List(ctx, list); err != nil {
+		ch <- prometheus.NewInvalidMetric(serverReadyDesc, err)
+		return
+	}
+	for i := range list.Items {
+		ds := &list.Items[i]
+		ready := 0.0
+		if meta.IsStatusConditionTrue(ds.Status.Conditions, specs.ConditionReady) {
+			ready = 1
+		}
+		ch <- prometheus.MustNewConstMetric(serverReadyDesc, prometheus.GaugeValue, ready, ds.Namespace, ds.Name)
+		for _, cond := range ds.Status.Conditions {
+			ch <- prometheus.MustNewConstMetric(serverConditionDesc, prometheus.GaugeValue, 1,
+				ds.Namespace, ds.Name, cond.Type, string(cond.Status), cond.Reason)
+		}
+	}
+}
+
+// registered is the collector in controller-runtime's registry (the operator's /metrics). A
+// process runs one manager; tests start several, one after the other, and the latest one's
+// cache is the one to read.
+var (
+	registeredMu sync.Mutex
+	registered   prometheus.Collector
+)
+
+func registerStatusMetrics(reader client.Reader) error {
+	registeredMu.Lock()
+	defer registeredMu.Unlock()
+	if registered != nil {
+		metrics.Registry.Unregister(registered)
+	}
+	c := statusCollector{reader: reader}
+	if err := metrics.Registry.Register(c); err != nil {
+		return err
+	}
+	registered = c
+	return nil
+}
