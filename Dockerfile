@@ -3,14 +3,15 @@
 FROM golang:1.26 AS builder
 ARG TARGETOS=linux
 ARG TARGETARCH=amd64
+ARG COMMIT=unknown
 WORKDIR /workspace
 COPY go.mod go.sum ./
 RUN go mod download
-COPY main.go watches.yaml ./
+COPY main.go version.go watches.yaml VERSION ./
 COPY api/ api/
 COPY internal/ internal/
 COPY helm-charts/ helm-charts/
-RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags "-s -w" -o manager .
+RUN CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} go build -trimpath -ldflags "-s -w -X main.buildCommit=${COMMIT}" -o manager .
 
 FROM gcr.io/distroless/static:nonroot
 WORKDIR /

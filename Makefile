@@ -3,7 +3,11 @@ SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 .DEFAULT_GOAL := help
 
-IMG ?= ghcr.io/dittofs/dittofs-operator:v0.1.0
+# The release version: VERSION (written by make release). The image tag, the bundle, the catalog
+# and the binary (--version, the startup log, dittofs_operator_build_info) carry it.
+VERSION := $(shell cat VERSION)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+IMG ?= ghcr.io/dittofs/dittofs-operator:v$(VERSION)
 K8S_VERSION ?= v1.35.4
 DITTOFS_VERSION ?= v0.29.0
 
@@ -15,7 +19,7 @@ export KUBEBUILDER_ASSETS := $(K8S_BIN)
 
 OPERATOR_SDK_VERSION ?= v1.42.2
 OPM_VERSION ?= v1.63.0
-BUNDLE_VERSION ?= 0.1.0
+BUNDLE_VERSION ?= $(VERSION)
 BUNDLE_IMG ?= ghcr.io/dittofs/dittofs-operator-bundle:v$(BUNDLE_VERSION)
 CONTROLLER_GEN_VERSION ?= v0.20.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
@@ -151,7 +155,7 @@ bundle-build: ## Build the bundle image (needs a container engine).
 
 .PHONY: build
 build: ## Build the operator binary (bin/manager), as the image does: static, no symbol tables.
-	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o $(BIN)/manager .
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.buildCommit=$(COMMIT)" -o $(BIN)/manager .
 
 .PHONY: run
 run: build ## Run the operator against the current kubeconfig.
@@ -165,9 +169,18 @@ demo: ## Start a local kwok control plane, run the operator, apply the sample, w
 demo-down: ## Stop the demo operator and delete the local cluster.
 	bash hack/demo.sh down
 
+.PHONY: release
+release: $(KUSTOMIZE) ## Set the release version: make release VERSION=x.y.z (VERSION, image tag, bundle, catalog; CHANGELOG.md needs its section).
+	@echo "$(VERSION)" | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+$$' || { echo "VERSION=$(VERSION) is not x.y.z"; exit 1; }
+	@grep -q '^## \[$(VERSION)\]' CHANGELOG.md || { echo "CHANGELOG.md has no '## [$(VERSION)]' section: move the Unreleased entries under it first"; exit 1; }
+	echo "$(VERSION)" > VERSION
+	cd config/manager && $(KUSTOMIZE) edit set image controller=ghcr.io/dittofs/dittofs-operator:v$(VERSION)
+	$(MAKE) manifests bundle catalog
+	@echo "release $(VERSION): review git diff, then make verify test and commit"
+
 .PHONY: docker-build
 docker-build: ## Build the operator image (needs a container engine).
-	docker build -t $(IMG) .
+	docker build --build-arg COMMIT=$(COMMIT) -t $(IMG) .
 
 .PHONY: build-installer
 build-installer: $(KUSTOMIZE) ## Write dist/install.yaml (CRD, RBAC, operator) for kubectl apply -f.

@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -68,9 +69,14 @@ func main() {
 	flag.StringVar(&o.clusterDomain, "cluster-domain", cmp.Or(os.Getenv("CLUSTER_DOMAIN"), controlplane.DefaultClusterDomain), "DNS domain of the cluster, for the DittoFS API Service URL <name>-api.<ns>.svc.<domain> (env CLUSTER_DOMAIN)")
 	flag.BoolVar(&o.manageControlPlane, "manage-control-plane", true, "apply adapters, the S3 store and the default share through the DittoFS REST API (docs/CONTROLPLANE.md)")
 	flag.DurationVar(&o.controlPlaneResync, "control-plane-resync", controlplane.DefaultResync, "how often a converged server's adapters, stores and shares are checked for changes made outside the operator (the DittoFS API has no watch)")
+	showVersion := flag.Bool("version", false, "print the operator's version and exit")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(versionLine())
+		return
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
 	if err := run(o); err != nil {
@@ -130,7 +136,10 @@ func run(o runOptions) error {
 		return err
 	}
 	setupLog := ctrl.Log.WithName("setup")
-	setupLog.Info("starting", "watchNamespaces", namespaces, "operatorNamespace", o.operatorNamespace, "webhook", webhooks)
+	if err := metrics.Registry.Register(buildInfo()); err != nil {
+		return err
+	}
+	setupLog.Info("starting", "version", Version(), "commit", commit(), "watchNamespaces", namespaces, "operatorNamespace", o.operatorNamespace, "webhook", webhooks)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		WebhookServer:           webhook.NewServer(webhook.Options{CertDir: o.webhookCertDir, Port: 9443}),
 		Scheme:                  scheme,

@@ -6,10 +6,10 @@
 # never bundle/.
 set -euo pipefail
 
-VERSION="${VERSION:-0.1.0}"
+VERSION="${VERSION:-$(cat "$(dirname "$0")/../VERSION")}"
 CHANNELS="${CHANNELS:-alpha}"
 DEFAULT_CHANNEL="${DEFAULT_CHANNEL:-alpha}"
-OPERATOR_IMG="${IMG:-ghcr.io/dittofs/dittofs-operator:v0.1.0}"
+OPERATOR_IMG="${IMG:-ghcr.io/dittofs/dittofs-operator:v${VERSION}}"
 OPERATOR_SDK_VERSION="${OPERATOR_SDK_VERSION:-v1.42.2}"
 KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION:-v5.8.2}"
 
@@ -47,9 +47,12 @@ csv="bundle/manifests/dittofs-operator.clusterserviceversion.yaml"
 #    overwrites the base's list; add the operator image itself (needed for disconnected mirroring).
 # 3. the webhook Service from config/webhook only fed the webhookdefinitions (ports, selector);
 #    OLM creates its own <deployment>-service for them, so the bundle does not ship a second one.
-awk -v img="${OPERATOR_IMG}" '
+# 4. olm.skipRange: this version replaces any earlier one installed (the catalog holds only the
+#    latest bundle), so an upgrade is one step from whatever version a cluster runs.
+awk -v img="${OPERATOR_IMG}" -v range="<${VERSION}" '
   /^    createdAt: / { next }
   { print }
+  /^  annotations:$/ && !done { printf "    olm.skipRange: \"%s\"\n", range; done = 1 }
   /^  relatedImages:$/ { printf "  - image: %s\n    name: dittofs-operator\n", img }
 ' "${csv}" >"${csv}.tmp"
 mv "${csv}.tmp" "${csv}"

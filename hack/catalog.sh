@@ -5,11 +5,11 @@
 #   channel-alpha.yaml        the olm.channel blob listing the bundle
 #   dittofs-operator.v<VERSION>.yaml   opm render ./bundle (the bundle directory, no registry)
 # Deterministic, so make verify can diff it. Run hack/bundle.sh first (make bundle).
-# When a second version ships: keep its predecessor's bundle file, add the new entry with
-# replaces/skipRange to the channel, and stop deleting the directory below.
+# The catalog holds the latest bundle only: its olm.skipRange ("<VERSION", hack/bundle.sh) lets
+# OLM upgrade any earlier installed version to it in one step.
 set -euo pipefail
 
-VERSION="${VERSION:-0.1.0}"
+VERSION="${VERSION:-$(cat "$(dirname "$0")/../VERSION")}"
 CHANNEL="${CHANNEL:-alpha}"
 BUNDLE_IMG="${BUNDLE_IMG:-ghcr.io/dittofs/dittofs-operator-bundle:v${VERSION}}"
 OPM_VERSION="${OPM_VERSION:-v1.63.0}"

@@ -32,13 +32,26 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
+// The release version (VERSION) names the CSV, the operator image tag and the bundle image.
+var (
+	version       = readVersion()
+	csvName       = "dittofs-operator.v" + version
+	operatorImage = "ghcr.io/dittofs/dittofs-operator:v" + version
+	bundleImage   = "ghcr.io/dittofs/dittofs-operator-bundle:v" + version
+)
+
+func readVersion() string {
+	b, err := os.ReadFile(path("VERSION"))
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
 const (
 	packageName    = "dittofs-operator"
-	csvName        = "dittofs-operator.v0.1.0"
 	defaultChannel = "alpha"
-	operatorImage  = "ghcr.io/dittofs/dittofs-operator:v0.1.0"
 	dittofsImage   = "marmos91c/dittofs:v0.29.0"
-	bundleImage    = "ghcr.io/dittofs/dittofs-operator-bundle:v0.1.0"
 	webhookPath    = "/validate-dittofs-dittofs-com-v1alpha1-dittoserver"
 	webhookPort    = 9443
 	crdName        = "dittoservers.dittofs.dittofs.com"
@@ -395,6 +408,16 @@ func TestALMExamplesAreTheSamples(t *testing.T) {
 	for name := range samples {
 		assert.True(t, seen[name], "sample %q is missing from alm-examples: list it in config/manifests/kustomization.yaml", name)
 	}
+}
+
+// TestBundleCarriesTheVersion: the CSV is VERSION's, and replaces any earlier version a
+// cluster runs (olm.skipRange), so an upgrade is one step whatever the starting version.
+func TestBundleCarriesTheVersion(t *testing.T) {
+	csv := loadBundle(t).CSV
+	assert.Equal(t, version, csv.Spec.Version.String())
+	assert.Equal(t, "<"+version, csv.Annotations["olm.skipRange"])
+	_, err := os.Stat(path("catalog", packageName, csvName+".yaml"))
+	assert.NoError(t, err, "the catalog holds this version's bundle")
 }
 
 // TestBundleMatchesSources: the bundle's CRD and RBAC are the generated ones in config/ (a stale

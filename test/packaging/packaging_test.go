@@ -205,6 +205,11 @@ func TestDockerfileBuildsNatively(t *testing.T) {
 	b, err = exec.Command(out, "--help").CombinedOutput()
 	require.NoError(t, err, "%s", b)
 	assert.Contains(t, string(b), "-enable-webhooks")
+	version, err := os.ReadFile(filepath.Join(root, "VERSION"))
+	require.NoError(t, err)
+	b, err = exec.Command(out, "--version").CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	assert.Contains(t, string(b), "dittofs-operator "+strings.TrimSpace(string(version))+" ", "the image's binary knows its version")
 }
 
 // TestBuildInstaller runs `make build-installer` as docs/INSTALL.md says and checks that the
