@@ -175,6 +175,7 @@ release: $(KUSTOMIZE) ## Set the release version: make release VERSION=x.y.z (VE
 	@grep -q '^## \[$(VERSION)\]' CHANGELOG.md || { echo "CHANGELOG.md has no '## [$(VERSION)]' section: move the Unreleased entries under it first"; exit 1; }
 	echo "$(VERSION)" > VERSION
 	cd config/manager && $(KUSTOMIZE) edit set image controller=ghcr.io/dittofs/dittofs-operator:v$(VERSION)
+	sed -i 's|^    containerImage: .*|    containerImage: ghcr.io/dittofs/dittofs-operator:v$(VERSION)|' config/manifests/bases/dittofs-operator.clusterserviceversion.yaml
 	$(MAKE) manifests bundle catalog
 	@echo "release $(VERSION): review git diff, then make verify test and commit"
 

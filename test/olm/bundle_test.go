@@ -206,7 +206,7 @@ func TestBundleAnnotations(t *testing.T) {
 func TestCSVMetadata(t *testing.T) {
 	csv := loadBundle(t).CSV
 	assert.Equal(t, csvName, csv.Name)
-	assert.Equal(t, "0.1.0", csv.Spec.Version.String())
+	assert.Equal(t, version, csv.Spec.Version.String())
 	assert.Equal(t, "1.30.0", csv.Spec.MinKubeVersion, "pods use the native preStop sleep action")
 	assert.Equal(t, "Basic Install", csv.Annotations["capabilities"],
 		"capability level: see the comment in config/manifests/bases (change both together)")
