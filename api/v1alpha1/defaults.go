@@ -70,6 +70,9 @@ func (d *DittoServer) Default() {
 	if s.SMB != nil {
 		orPtr(&s.SMB.Port, DefaultSMBPort)
 	}
+	for i := range s.SnapshotPolicies {
+		orPtr(&s.SnapshotPolicies[i].Enabled, true)
+	}
 	if s.S3 != nil {
 		orZero(&s.S3.Region, DefaultS3Region)
 		if r := s.S3.CredentialsSecretRef; r != nil {

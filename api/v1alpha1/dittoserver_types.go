@@ -135,6 +135,15 @@ type DittoServerSpec struct {
 	// +optional
 	PruneShares bool `json:"pruneShares,omitempty"`
 
+	// SnapshotPolicies schedule snapshots of shares, one policy per share, applied through the
+	// DittoFS REST API and put back when changed on the server. A policy removed from the list
+	// is deleted if the operator created it; a policy made with dfsctl is never deleted.
+	// +listType=map
+	// +listMapKey=share
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	SnapshotPolicies []SnapshotPolicySpec `json:"snapshotPolicies,omitempty"`
+
 	// Percona provisions a PostgreSQL cluster through the Percona PostgreSQL operator and runs
 	// the DittoFS control plane on it.
 	// +optional
@@ -462,6 +471,36 @@ type ServiceSpec struct {
 	// removed from the Service.
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// SnapshotPolicySpec schedules the snapshots of one share and how long they are kept.
+// +kubebuilder:validation:XValidation:rule="!has(self.ttl) || size(self.ttl) == 0 || duration(self.ttl) >= duration('1m')",message="spec.snapshotPolicies[].ttl must be at least 1m (or empty: no age bound)"
+type SnapshotPolicySpec struct {
+	// Share the policy snapshots, e.g. /export: a share of spec.shares, or one made with dfsctl.
+	// +kubebuilder:validation:Pattern=`^/[A-Za-z0-9][A-Za-z0-9._-]*$`
+	// +kubebuilder:validation:MaxLength=64
+	Share string `json:"share"`
+
+	// Interval between two snapshots: a Go duration of at least 1m (6h, 1h30m) or @hourly,
+	// @daily, @weekly.
+	// +kubebuilder:validation:Pattern=`^(@hourly|@daily|@weekly|([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)$`
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('@') || duration(self) >= duration('1m')",message="spec.snapshotPolicies[].interval must be at least 1m, or @hourly, @daily, @weekly"
+	Interval string `json:"interval"`
+
+	// KeepLast keeps the newest N snapshots the policy took (0: no count bound).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	KeepLast int32 `json:"keepLast,omitempty"`
+
+	// TTL deletes the policy's snapshots older than this Go duration (empty: no age bound).
+	// +kubebuilder:validation:Pattern=`^(([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+)?$`
+	// +optional
+	TTL string `json:"ttl,omitempty"`
+
+	// Enabled takes snapshots on schedule; false keeps the policy without running it.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
 }
 
 // ShareSpec is one share of the server.

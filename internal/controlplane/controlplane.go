@@ -241,8 +241,8 @@ func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.
 	return out, nil
 }
 
-// converge applies the admin password, adapters, the S3 store and the shares. Steady state is
-// read-only: one call per object (docs/CONTROLPLANE.md counts them).
+// converge applies the admin password, adapters, the S3 store, the shares and their snapshot
+// policies. Steady state is read-only: one call per object (docs/CONTROLPLANE.md counts them).
 func (r *run) converge(ctx context.Context, base string, admin specs.SecretKey) error {
 	if err := r.applyAdminPassword(ctx, base, admin); err != nil {
 		return err
@@ -255,6 +255,9 @@ func (r *run) converge(ctx context.Context, base string, admin specs.SecretKey) 
 		return err
 	}
 	if err := r.applyShares(ctx, remote); err != nil {
+		return err
+	}
+	if err := r.applySnapshotPolicies(ctx); err != nil {
 		return err
 	}
 	r.storeVolume, err = r.applyLocalStoreSize(ctx)

@@ -7,8 +7,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/dittoapi"
 	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
@@ -124,4 +126,33 @@ func TestStorageCondition(t *testing.T) {
 	c := storageCondition(true, specs.ReasonStoreHealthy, "ok")
 	assert.Equal(t, metav1.Condition{Type: specs.ConditionStorageReady, Status: metav1.ConditionTrue, Reason: specs.ReasonStoreHealthy, Message: "ok"}, *c)
 	assert.Equal(t, metav1.ConditionFalse, storageCondition(false, specs.ReasonStoreUnhealthy, "x").Status)
+}
+
+// TestPolicyMatches: the server formats durations its own way (24h0m0s) and turns @daily into
+// 24h; a policy is only put when something the spec says differs.
+func TestPolicyMatches(t *testing.T) {
+	spec := v1alpha1.SnapshotPolicySpec{Share: "/data", Interval: "@daily", KeepLast: 7, TTL: "720h"}
+	server := dittoapi.SnapshotPolicy{Share: "/data", Enabled: true, Interval: "24h0m0s", KeepLast: 7, TTL: "720h0m0s"}
+	assert.True(t, policyMatches(server, spec))
+	for name, mutate := range map[string]func(*dittoapi.SnapshotPolicy){
+		"interval": func(p *dittoapi.SnapshotPolicy) { p.Interval = "1h0m0s" },
+		"keepLast": func(p *dittoapi.SnapshotPolicy) { p.KeepLast = 0 },
+		"ttl":      func(p *dittoapi.SnapshotPolicy) { p.TTL = "" },
+		"enabled":  func(p *dittoapi.SnapshotPolicy) { p.Enabled = false },
+		"garbage":  func(p *dittoapi.SnapshotPolicy) { p.Interval = "soon" },
+	} {
+		p := server
+		mutate(&p)
+		assert.False(t, policyMatches(p, spec), name)
+	}
+	disabled := spec
+	disabled.Enabled = ptr.To(false)
+	off := server
+	off.Enabled = false
+	assert.True(t, policyMatches(off, disabled))
+	noTTL := spec
+	noTTL.TTL = ""
+	none := server
+	none.TTL = ""
+	assert.True(t, policyMatches(none, noTTL), "no age bound on both sides")
 }

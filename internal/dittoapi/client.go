@@ -412,3 +412,39 @@ func (c *Client) UpdateShare(ctx context.Context, name string, req UpdateShareRe
 func (c *Client) DeleteShare(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, sharePath(name), nil, nil)
 }
+
+// SnapshotPolicy is a share's snapshot policy as the server returns it (Interval and TTL are
+// Go durations as the server formats them, e.g. "24h0m0s"; TTL is empty for no age bound).
+type SnapshotPolicy struct {
+	Share      string `json:"share"`
+	Enabled    bool   `json:"enabled"`
+	Interval   string `json:"interval"`
+	KeepLast   int    `json:"keep_last"`
+	TTL        string `json:"ttl,omitempty"`
+	NamePrefix string `json:"name_prefix,omitempty"`
+}
+
+// PutSnapshotPolicyRequest creates or replaces a share's snapshot policy.
+type PutSnapshotPolicyRequest struct {
+	Interval string `json:"interval"`
+	KeepLast int    `json:"keep_last"`
+	TTL      string `json:"ttl,omitempty"`
+	Enabled  *bool  `json:"enabled,omitempty"`
+}
+
+// ListSnapshotPolicies lists the snapshot policies of every share.
+func (c *Client) ListSnapshotPolicies(ctx context.Context) ([]SnapshotPolicy, error) {
+	var out []SnapshotPolicy
+	return out, c.do(ctx, http.MethodGet, "/api/v1/snapshot-policies", nil, &out)
+}
+
+// PutSnapshotPolicy creates or replaces the snapshot policy of a share.
+func (c *Client) PutSnapshotPolicy(ctx context.Context, share string, req PutSnapshotPolicyRequest) (*SnapshotPolicy, error) {
+	p := &SnapshotPolicy{}
+	return p, c.do(ctx, http.MethodPut, sharePath(share)+"/snapshot-policy", req, p)
+}
+
+// DeleteSnapshotPolicy removes the snapshot policy of a share.
+func (c *Client) DeleteSnapshotPolicy(ctx context.Context, share string) error {
+	return c.do(ctx, http.MethodDelete, sharePath(share)+"/snapshot-policy", nil, nil)
+}

@@ -118,6 +118,8 @@ const (
 	EventShareCreated                = "ShareCreated"
 	EventShareUpdated                = "ShareUpdated"
 	EventShareDeleted                = "ShareDeleted"
+	EventSnapshotPolicyApplied       = "SnapshotPolicyApplied"
+	EventSnapshotPolicyDeleted       = "SnapshotPolicyDeleted"
 	EventStorageNotReady             = "StorageNotReady"
 	EventStorageReady                = "StorageReady"
 	EventControlPlaneFailed          = "ControlPlaneFailed"

@@ -49,6 +49,9 @@ const (
 	// AnnotationManagedShares on the operator Secret lists the shares the operator created
 	// (comma-separated); only those are ever pruned.
 	AnnotationManagedShares = "dittofs.dittofs.com/managed-shares"
+	// AnnotationManagedSnapshotPolicies on the operator Secret lists the shares whose snapshot
+	// policy the operator created (comma-separated); only those are ever deleted.
+	AnnotationManagedSnapshotPolicies = "dittofs.dittofs.com/managed-snapshot-policies"
 	// AnnotationLocalStore on the operator Secret is "<volume>:<max_size>" of the local block
 	// store as last sized by the operator.
 	AnnotationLocalStore = "dittofs.dittofs.com/local-store"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -319,6 +320,64 @@ func TestProvisioning(t *testing.T) {
 		got := shares()
 		assert.Contains(t, got, "/manual", "a share the operator did not create is never pruned")
 		assert.Contains(t, got, "/data")
+	})
+
+	t.Run("spec.snapshotPolicies: applied, put back, deleted only when the operator made them", func(t *testing.T) {
+		// /manual (made with the API above, not in the spec) gets a policy of its own.
+		_, err := admin.PutSnapshotPolicy(ctx(), "/manual", dittoapi.PutSnapshotPolicyRequest{Interval: "@daily", KeepLast: 2})
+		require.NoError(t, err)
+		policies := func() map[string]dittoapi.SnapshotPolicy {
+			list, err := admin.ListSnapshotPolicies(ctx())
+			require.NoError(t, err)
+			out := map[string]dittoapi.SnapshotPolicy{}
+			for _, p := range list {
+				out["/"+strings.TrimLeft(p.Share, "/")] = p
+			}
+			return out
+		}
+		want := func(interval string, keep int, ttl string) func() error {
+			return func() error {
+				p, ok := policies()["/data"]
+				if !ok || p.Interval != interval || p.KeepLast != keep || p.TTL != ttl || !p.Enabled {
+					return fmt.Errorf("/data policy: %+v (present %v)", p, ok)
+				}
+				return nil
+			}
+		}
+		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) {
+			ds.Spec.SnapshotPolicies = []v1alpha1.SnapshotPolicySpec{{Share: "/data", Interval: "6h", KeepLast: 4, TTL: "168h"}}
+		})
+		testenv.Eventually(t, "the /data policy applied", want("6h0m0s", 4, "168h0m0s"))
+		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", specs.EventSnapshotPolicyApplied))
+
+		calls.reset(be.dfs.URL)
+		poke(t, ns, "s3")
+		_, writes, detail := quiesce(t, be.dfs.URL)
+		assert.Zero(t, writes, "a policy that matches the spec is not written again: %s", detail)
+
+		_, err = admin.PutSnapshotPolicy(ctx(), "/data", dittoapi.PutSnapshotPolicyRequest{Interval: "1h", KeepLast: 100})
+		require.NoError(t, err)
+		poke(t, ns, "s3")
+		testenv.Eventually(t, "the changed policy put back", want("6h0m0s", 4, "168h0m0s"))
+
+		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) {
+			ds.Spec.SnapshotPolicies = []v1alpha1.SnapshotPolicySpec{{Share: "/nowhere", Interval: "@hourly"}}
+		})
+		waitCondition(t, ns, "files", specs.ConditionControlPlaneReady, metav1.ConditionFalse, specs.ReasonControlPlaneFailed,
+			"share /nowhere does not exist", "spec.shares")
+
+		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) { ds.Spec.SnapshotPolicies = nil })
+		waitCondition(t, ns, "files", specs.ConditionControlPlaneReady, metav1.ConditionTrue, specs.ReasonControlPlaneApplied)
+		testenv.Eventually(t, "the operator's policy deleted", func() error {
+			if p, ok := policies()["/data"]; ok {
+				return fmt.Errorf("/data policy still there: %+v", p)
+			}
+			return nil
+		})
+		manual, ok := policies()["/manual"]
+		assert.True(t, ok, "a policy the operator did not make is never deleted")
+		assert.Equal(t, 2, manual.KeepLast)
+		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", specs.EventSnapshotPolicyDeleted))
 	})
 
 	t.Run("wrong bucket: StorageReady=False with the server's message", func(t *testing.T) {

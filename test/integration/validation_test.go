@@ -42,6 +42,23 @@ func TestCRDRejectsInvalidSpecs(t *testing.T) {
 			spec: map[string]any{"storage": storage, "shares": []any{map[string]any{"name": "/export", "defaultPermission": "all"}}},
 			want: []string{"spec.shares[0].defaultPermission"},
 		},
+		"snapshot interval under a minute": {
+			spec: map[string]any{"storage": storage, "snapshotPolicies": []any{map[string]any{"share": "/export", "interval": "30s"}}},
+			want: []string{"spec.snapshotPolicies[].interval must be at least 1m"},
+		},
+		"snapshot interval unknown shorthand": {
+			spec: map[string]any{"storage": storage, "snapshotPolicies": []any{map[string]any{"share": "/export", "interval": "@monthly"}}},
+			want: []string{"spec.snapshotPolicies[0].interval"},
+		},
+		"snapshot ttl under a minute": {
+			spec: map[string]any{"storage": storage, "snapshotPolicies": []any{map[string]any{"share": "/export", "interval": "@daily", "ttl": "10s"}}},
+			want: []string{"spec.snapshotPolicies[].ttl must be at least 1m"},
+		},
+		"two policies for one share": {
+			spec: map[string]any{"storage": storage, "snapshotPolicies": []any{
+				map[string]any{"share": "/export", "interval": "@daily"}, map[string]any{"share": "/export", "interval": "@hourly"}}},
+			want: []string{"spec.snapshotPolicies[1]", "Duplicate value"},
+		},
 		"duplicate share": {
 			spec: map[string]any{"storage": storage, "shares": []any{map[string]any{"name": "/a"}, map[string]any{"name": "/a"}}},
 			want: []string{"spec.shares[1]", "Duplicate"},
@@ -143,11 +160,12 @@ func TestCRDDefaultsMatchGo(t *testing.T) {
 	specs := map[string]map[string]any{
 		"minimal": {"storage": map[string]any{"metadataSize": "1Gi"}},
 		"every optional block present": {
-			"storage": map[string]any{"metadataSize": "1Gi"},
-			"cache":   map[string]any{},
-			"smb":     map[string]any{},
-			"s3":      map[string]any{"bucket": "b", "credentialsSecretRef": map[string]any{"secretName": "s3"}},
-			"percona": map[string]any{"backup": map[string]any{}},
+			"storage":          map[string]any{"metadataSize": "1Gi"},
+			"snapshotPolicies": []any{map[string]any{"share": "/export", "interval": "@daily"}},
+			"cache":            map[string]any{},
+			"smb":              map[string]any{},
+			"s3":               map[string]any{"bucket": "b", "credentialsSecretRef": map[string]any{"secretName": "s3"}},
+			"percona":          map[string]any{"backup": map[string]any{}},
 		},
 	}
 	i := 0
