@@ -275,7 +275,9 @@ type DatabaseSpec struct {
 
 	// PostgresSecretRef names a Secret key holding a PostgreSQL URI
 	// (postgres://user:password@host:port/database?sslmode=...). The operator turns it into the
-	// discrete DITTOFS_DATABASE_POSTGRES_* variables through a Secret it owns.
+	// discrete DITTOFS_DATABASE_POSTGRES_* variables through a Secret it owns. Without sslmode
+	// the connection requires TLS (sslmode=require); a server without TLS needs
+	// ?sslmode=disable.
 	// +optional
 	PostgresSecretRef *corev1.SecretKeySelector `json:"postgresSecretRef,omitempty"`
 }

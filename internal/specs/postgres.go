@@ -31,6 +31,9 @@ var PostgresEnvKeys = []struct{ Env, Key string }{
 	{EnvPostgresSSLMode, "sslmode"},
 }
 
+// DefaultPostgresSSLMode is the sslmode of a PostgreSQL URI that sets none.
+const DefaultPostgresSSLMode = "require"
+
 // ParsePostgresURI splits a postgres:// URI into the discrete settings DittoFS reads (keys of
 // PostgresEnvKeys). DittoFS v0.29.0 reads no URI or DSN, only DITTOFS_DATABASE_POSTGRES_*.
 func ParsePostgresURI(raw string) (map[string]string, error) {
@@ -60,7 +63,10 @@ func ParsePostgresURI(raw string) (map[string]string, error) {
 	password, _ := u.User.Password()
 	sslmode := u.Query().Get("sslmode")
 	if sslmode == "" {
-		sslmode = "prefer"
+		// Encrypted unless the URI says otherwise: "prefer" (libpq's default) falls back to
+		// plain text without a word when the server offers no TLS. A server without TLS needs
+		// ?sslmode=disable in the URI.
+		sslmode = DefaultPostgresSSLMode
 	}
 	return map[string]string{
 		"host": u.Hostname(), "port": port, "database": db,

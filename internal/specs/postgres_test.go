@@ -18,13 +18,13 @@ func TestParsePostgresURI(t *testing.T) {
 			want: map[string]string{"host": "db.example.svc", "port": "6432", "database": "ditto",
 				"user": "dittofs", "password": "p@ss:w/ord", "sslmode": "require"},
 		},
-		"defaults for port and sslmode": {
+		"defaults for port and sslmode (encrypted unless the URI says otherwise)": {
 			uri:  "postgresql://u:p@h/db",
-			want: map[string]string{"host": "h", "port": "5432", "database": "db", "user": "u", "password": "p", "sslmode": "prefer"},
+			want: map[string]string{"host": "h", "port": "5432", "database": "db", "user": "u", "password": "p", "sslmode": "require"},
 		},
 		"surrounding whitespace from a file-made Secret": {
 			uri:  "postgres://u:p@h:5432/db\n",
-			want: map[string]string{"host": "h", "port": "5432", "database": "db", "user": "u", "password": "p", "sslmode": "prefer"},
+			want: map[string]string{"host": "h", "port": "5432", "database": "db", "user": "u", "password": "p", "sslmode": "require"},
 		},
 		"key=value DSN": {uri: "host=h user=u password=secret dbname=d", wantErr: "scheme"},
 		"no host":       {uri: "postgres://u:p@/db", wantErr: "host"},

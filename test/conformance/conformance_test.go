@@ -232,6 +232,9 @@ func TestOperandConformance(t *testing.T) {
 			// The operator-owned Secret holds the decoded password and the pod env reads it.
 			pw, _ := p.envValue(specs.EnvPostgresPassword)
 			require.Equal(t, uriPassword, pw)
+			// A URI without sslmode requires TLS: the real server connects over it.
+			mode, _ := p.envValue(specs.EnvPostgresSSLMode)
+			require.Equal(t, "require", mode)
 			res.add(exercise(t, p))
 		})
 
