@@ -84,12 +84,16 @@ verify: manifests generate docs bundle catalog ## Regenerate CRD, RBAC, webhook,
 k8s-binaries: ## Build kube-apiserver, etcd, controller-manager, scheduler, kubectl, kwok from the Go proxy.
 	bash hack/build-k8s.sh
 
+.PHONY: monitoring-crds
+monitoring-crds: ## Fetch the Prometheus operator's ServiceMonitor CRD (module proxy) into bin/crds for the tests.
+	bash hack/monitoring-crds.sh >/dev/null
+
 .PHONY: dittofs
 dittofs: ## Build the real DittoFS server and CLI (dfs, dfsctl) from the Go proxy.
 	bash hack/build-dittofs.sh
 
 .PHONY: test
-test: k8s-binaries dittofs $(KUSTOMIZE) $(GOFAKES3) ## Run every test: unit, envtest integration, DittoFS conformance, kwok e2e, packaging.
+test: k8s-binaries dittofs monitoring-crds $(KUSTOMIZE) $(GOFAKES3) ## Run every test: unit, envtest integration, DittoFS conformance, kwok e2e, packaging.
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: unit
@@ -97,7 +101,7 @@ unit: k8s-binaries ## Run the package tests: pure builders, and each reconcile s
 	go test $(GO_TEST_FLAGS) ./api/... ./internal/... ./test/layout/...
 
 .PHONY: integration
-integration: k8s-binaries ## Run the envtest integration tests.
+integration: k8s-binaries monitoring-crds ## Run the envtest integration tests.
 	go test $(GO_TEST_FLAGS) ./test/integration/...
 
 .PHONY: conformance

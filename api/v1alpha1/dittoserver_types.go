@@ -318,6 +318,31 @@ type MetricsSpec struct {
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
 	Port int32 `json:"port,omitempty"`
+
+	// ServiceMonitor asks the operator for a Prometheus-operator ServiceMonitor "<name>" that
+	// scrapes the "-metrics" Service. It is made only where the ServiceMonitor CRD
+	// (monitoring.coreos.com/v1) is installed; elsewhere Ready's message says so. The server's
+	// NetworkPolicy must admit Prometheus: list its namespace in spec.networkPolicy.metricsFrom.
+	// +optional
+	ServiceMonitor *ServiceMonitorSpec `json:"serviceMonitor,omitempty"`
+}
+
+// ServiceMonitorSpec configures the server's ServiceMonitor.
+type ServiceMonitorSpec struct {
+	// Enabled creates the ServiceMonitor (with spec.metrics.enabled).
+	// +kubebuilder:default=false
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// Interval between scrapes (e.g. 30s); empty: Prometheus's own.
+	// +kubebuilder:validation:Pattern=`^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$`
+	// +optional
+	Interval string `json:"interval,omitempty"`
+
+	// Labels of the ServiceMonitor, e.g. the one your Prometheus selects ServiceMonitors by
+	// (release: prometheus). The operator's own labels cannot be overridden.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // ControlPlaneSpec configures the REST API.
@@ -825,6 +850,11 @@ type DittoServerStatus struct {
 	// PerconaClusterName is the PerconaPGCluster the server uses, when Percona is enabled.
 	// +optional
 	PerconaClusterName string `json:"perconaClusterName,omitempty"`
+
+	// ServiceMonitor is the ServiceMonitor the operator made for the server
+	// (spec.metrics.serviceMonitor), deleted when the spec no longer asks for it.
+	// +optional
+	ServiceMonitor string `json:"serviceMonitor,omitempty"`
 
 	// DeployedRelease is the Helm release of the stateless objects (written by the Helm
 	// reconciler; the rendered manifest is deliberately not copied here).

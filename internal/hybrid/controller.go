@@ -131,11 +131,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 // reconcileServer runs the steps in order, until one halts or fails.
 func (r *Reconciler) reconcileServer(ctx context.Context, s *scope) (ctrl.Result, error) {
 	steps := []step{
-		r.validateSpec,         // the guard: the webhook's checks, for clusters without it
-		r.reconcileDatabase,    // Percona first: a database that is not ready holds the pod back
-		r.reconcileSecrets,     // generated Secrets, referenced Secrets checked and hashed
-		r.reconcileConfig,      // the ConfigMap Helm rendered matches the spec: the config hash
-		r.reconcileStatefulSet, // the StatefulSet with the hash, larger volumes
+		r.validateSpec,            // the guard: the webhook's checks, for clusters without it
+		r.reconcileDatabase,       // Percona first: a database that is not ready holds the pod back
+		r.reconcileSecrets,        // generated Secrets, referenced Secrets checked and hashed
+		r.reconcileConfig,         // the ConfigMap Helm rendered matches the spec: the config hash
+		r.reconcileStatefulSet,    // the StatefulSet with the hash, larger volumes
+		r.reconcileServiceMonitor, // where the Prometheus operator is installed and the spec asks
 		r.reconcileControlPlane,
 	}
 	var results []ctrl.Result

@@ -33,6 +33,8 @@ type observed struct {
 	warnings []string
 	// perconaCluster is status.perconaClusterName (kept until the cluster is released).
 	perconaCluster string
+	// serviceMonitor is status.serviceMonitor: the ServiceMonitor the operator made.
+	serviceMonitor string
 	// deferWrite skips this reconcile's status write (a write that would be replaced at once).
 	deferWrite bool
 }
@@ -54,6 +56,7 @@ func newObserved(ds *v1alpha1.DittoServer) observed {
 	return observed{
 		config:         configState{finding: finding{reason: specs.ReasonConfigPending, message: "configuration not rendered yet"}, hash: ds.Status.ConfigHash},
 		perconaCluster: ds.Status.PerconaClusterName,
+		serviceMonitor: ds.Status.ServiceMonitor,
 	}
 }
 
@@ -79,6 +82,7 @@ func computeStatus(ds *v1alpha1.DittoServer, o *observed) v1alpha1.DittoServerSt
 		ObservedGeneration: ds.Generation,
 		ConfigHash:         o.config.hash,
 		PerconaClusterName: o.perconaCluster,
+		ServiceMonitor:     o.serviceMonitor,
 		Conditions:         goConditions(ds.Status.Conditions),
 	}
 	ep := specs.ServerEndpoints(ds)

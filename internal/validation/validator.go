@@ -128,6 +128,9 @@ func (v *Validator) Validate(ctx context.Context, ds *v1alpha1.DittoServer) (Fin
 		f.Warnings = append(f.Warnings, fmt.Sprintf("%s is %d, below 1024: the DittoFS container runs as a non-root user without capabilities and may not be able to bind it; prefer a port above 1023", p.field, p.port))
 	}
 	f.Warnings = append(f.Warnings, NoEffectFields(s)...)
+	if m := s.Metrics; m != nil && !m.Enabled && m.ServiceMonitor != nil && m.ServiceMonitor.Enabled {
+		f.Warnings = append(f.Warnings, "spec.metrics.serviceMonitor.enabled has no effect while spec.metrics.enabled is false: there is no -metrics Service to scrape; enable metrics or remove it")
+	}
 	if s.S3 != nil && s.Storage.ContentSize != "" {
 		f.Warnings = append(f.Warnings, "spec.storage.contentSize has no use with spec.s3: the files live in the bucket and the cache volume (spec.storage.cacheSize) holds the local tier; no content volume is made for a new server")
 	}

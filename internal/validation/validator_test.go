@@ -2,9 +2,11 @@ package validation
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
@@ -90,6 +92,24 @@ func TestReservedPodFields(t *testing.T) {
 	assert.Contains(t, got[0], "app.kubernetes.io/instance", "the offending key is named")
 	assert.Contains(t, got[2], "DITTOFS_CONTROLPLANE_PORT")
 	assert.NotContains(t, got[2], "9999", "values are never echoed")
+}
+
+// TestServiceMonitorWithoutMetrics: asking for a ServiceMonitor with metrics off is a warning
+// (nothing to scrape), not an error.
+func TestServiceMonitorWithoutMetrics(t *testing.T) {
+	v := &Validator{}
+	ds := &v1alpha1.DittoServer{Spec: v1alpha1.DittoServerSpec{
+		Storage: v1alpha1.StorageSpec{MetadataSize: "1Gi"},
+		Metrics: &v1alpha1.MetricsSpec{ServiceMonitor: &v1alpha1.ServiceMonitorSpec{Enabled: true}},
+	}}
+	f, err := v.Validate(context.Background(), ds)
+	require.NoError(t, err)
+	assert.Empty(t, f.Errors)
+	assert.Contains(t, strings.Join(f.Warnings, "\n"), "spec.metrics.serviceMonitor.enabled has no effect while spec.metrics.enabled is false")
+	ds.Spec.Metrics.Enabled = true
+	f, err = v.Validate(context.Background(), ds)
+	require.NoError(t, err)
+	assert.NotContains(t, strings.Join(f.Warnings, "\n"), "serviceMonitor")
 }
 
 func TestNoEffectFields(t *testing.T) {
