@@ -6,13 +6,12 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/dittofs/dittofs-operator/internal/specs"
+	"github.com/dittofs/dittofs-operator/internal/validation"
 )
 
 // ServiceMonitors: create, update (server-side apply) and delete the ones the operator makes.
@@ -32,9 +31,8 @@ func (r *Reconciler) reconcileServiceMonitor(ctx context.Context, s *scope) (ctr
 	if !want && s.status.serviceMonitor == "" {
 		return ctrl.Result{}, proceed, nil
 	}
-	_, err := r.Client.RESTMapper().RESTMapping(specs.ServiceMonitorGVK.GroupKind(), specs.ServiceMonitorGVK.Version)
-	installed := err == nil
-	if err != nil && !meta.IsNoMatchError(err) {
+	installed, err := validation.KindServed(r.Client.RESTMapper(), specs.ServiceMonitorGVK)
+	if err != nil {
 		return ctrl.Result{}, halt, err
 	}
 	if !want {
@@ -56,9 +54,11 @@ func (r *Reconciler) reconcileServiceMonitor(ctx context.Context, s *scope) (ctr
 		return ctrl.Result{RequeueAfter: serviceMonitorRecheck}, proceed, nil
 	}
 	desired := specs.DesiredServiceMonitor(ds)
-	desired.SetOwnerReferences([]metav1.OwnerReference{specs.ServiceMonitorOwner(ds)})
-	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(desired), client.FieldOwner(specs.FieldOwner), client.ForceOwnership); err != nil {
-		return ctrl.Result{}, halt, fmt.Errorf("applying ServiceMonitor %s: %w", desired.GetName(), err)
+	if err := controllerutil.SetControllerReference(ds, desired, r.Scheme); err != nil {
+		return ctrl.Result{}, halt, err
+	}
+	if err := r.applyUnstructured(ctx, desired, desired); err != nil {
+		return ctrl.Result{}, halt, err
 	}
 	s.status.serviceMonitor = desired.GetName()
 	return ctrl.Result{}, proceed, nil

@@ -1,7 +1,6 @@
 package specs
 
 import (
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -42,10 +41,4 @@ func DesiredServiceMonitor(ds *v1alpha1.DittoServer) *unstructured.Unstructured 
 	}}
 	u.SetGroupVersionKind(ServiceMonitorGVK)
 	return u
-}
-
-// ServiceMonitorOwner is the controller reference the ServiceMonitor carries: it goes with
-// its server.
-func ServiceMonitorOwner(ds *v1alpha1.DittoServer) metav1.OwnerReference {
-	return *metav1.NewControllerRef(ds, v1alpha1.GroupVersion.WithKind(v1alpha1.DittoServerKind))
 }

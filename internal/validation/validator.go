@@ -7,6 +7,7 @@ package validation
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -151,14 +153,20 @@ func (v *Validator) storageClassExists(ctx context.Context, field, name string, 
 
 // PerconaInstalled reports whether the API server serves the PerconaPGCluster kind.
 func (v *Validator) PerconaInstalled() (bool, error) {
-	_, err := v.Mapper.RESTMapping(specs.PerconaGVK.GroupKind(), specs.PerconaGVK.Version)
+	return KindServed(v.Mapper, specs.PerconaGVK)
+}
+
+// KindServed reports whether the API server serves gvk (its CRD is installed). The manager's
+// REST mapper discovers a group installed after it started on the next lookup.
+func KindServed(mapper meta.RESTMapper, gvk schema.GroupVersionKind) (bool, error) {
+	_, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err == nil {
 		return true, nil
 	}
 	if meta.IsNoMatchError(err) {
 		return false, nil
 	}
-	return false, fmt.Errorf("looking up the PerconaPGCluster kind: %w", err)
+	return false, fmt.Errorf("looking up the %s kind: %w", gvk.Kind, err)
 }
 
 // checkSecrets warns about referenced Secrets or keys that do not exist (yet): tools such as
@@ -242,12 +250,12 @@ type portField struct {
 // configuration, which the spec and spec.chartValues.config own.
 func reservedPodFields(s *v1alpha1.DittoServerSpec) []string {
 	var out []string
-	for _, k := range sortedKeys(s.PodLabels) {
+	for _, k := range slices.Sorted(maps.Keys(s.PodLabels)) {
 		if slices.Contains(specs.OperatorPodLabelKeys, k) {
 			out = append(out, fmt.Sprintf("spec.podLabels: %q is set by the operator (it selects the server's pod); remove it or use another key", k))
 		}
 	}
-	for _, k := range sortedKeys(s.PodAnnotations) {
+	for _, k := range slices.Sorted(maps.Keys(s.PodAnnotations)) {
 		if strings.HasPrefix(k, specs.OperatorAnnotationPrefix) {
 			out = append(out, fmt.Sprintf("spec.podAnnotations: %q is under %s, which the operator owns; remove it or use another prefix", k, specs.OperatorAnnotationPrefix))
 		}
@@ -258,15 +266,6 @@ func reservedPodFields(s *v1alpha1.DittoServerSpec) []string {
 		}
 	}
 	return out
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // privilegeErrors refuses the security-context settings Pod Security "restricted" forbids: the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	"github.com/dittofs/dittofs-operator/internal/specs"
+	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
 // collectGarbage plays the garbage collector (envtest runs none): every object of the listed
@@ -52,13 +53,7 @@ func secretData(t *testing.T, ns, name string) map[string][]byte {
 // waitGone waits until the DittoServer is gone (its finalizers removed).
 func waitGone(t *testing.T, ns, name string) {
 	t.Helper()
-	eventually(t, name+" deleted", func() error {
-		err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, &v1alpha1.DittoServer{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("still there: %w", err)
-	})
+	testenv.WaitGone(t, k8s, ns, name)
 }
 
 // TestCredentialsLiveAsLongAsTheData: the generated credentials have no owner reference, so

@@ -127,13 +127,7 @@ func convergeAndDelete(t *testing.T, ns, name string) {
 		return fmt.Errorf("no event about %s among %d", name, len(evs.Items))
 	})
 	require.NoError(t, env.Client.Delete(ctx, testenv.GetServer(t, env.Client, ns, name)))
-	testenv.Eventually(t, name+" deleted", func() error {
-		err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &v1alpha1.DittoServer{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("still there: %w", err)
-	})
+	testenv.WaitGone(t, env.Client, ns, name)
 	err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-admin-credentials"}, &corev1.Secret{})
 	assert.True(t, apierrors.IsNotFound(err), "deleteWithServer deleted the generated credentials: %v", err)
 }

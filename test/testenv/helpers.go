@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
@@ -152,4 +153,16 @@ func ReconcileCount(t testing.TB, controller string) float64 {
 		}
 	}
 	return total
+}
+
+// WaitGone waits until the DittoServer is gone (its finalizers removed).
+func WaitGone(t testing.TB, c client.Client, ns, name string) {
+	t.Helper()
+	Eventually(t, name+" deleted", func() error {
+		err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &v1alpha1.DittoServer{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there: %w", err)
+	})
 }
