@@ -76,6 +76,13 @@ componentsPatches:
   # a restarted controller-manager takes over at once instead of waiting for the lease
   - key: leader-elect
     value: "false"
+- name: kwok-controller
+  extraArgs:
+  # only kwok's own nodes: a node of hack/dfsnode in the same cluster runs its pods for real
+  - key: manage-all-nodes
+    value: "false"
+  - key: manage-nodes-with-annotation-selector
+    value: kwok.x-k8s.io/node=fake
 - name: kube-scheduler
   extraArgs:
   - key: leader-elect

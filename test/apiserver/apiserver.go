@@ -25,6 +25,10 @@ import (
 // K8sVersion is the version of the test binaries (hack/build-k8s.sh).
 const K8sVersion = "v1.35.4"
 
+// DittoFSVersion is the version of the real DittoFS server the tests run
+// (bin/dittofs/<version>/dfs, hack/build-dittofs.sh).
+const DittoFSVersion = "v0.29.0"
+
 // RepoRoot is the repository root.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)

@@ -11,10 +11,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dittofs/dittofs-operator/test/apiserver"
 )
 
 // DittoFSVersion is the server version the operator targets.
-const DittoFSVersion = "v0.29.0"
+const DittoFSVersion = apiserver.DittoFSVersion
 
 var (
 	// repoRoot is the module root (two levels above this package).
