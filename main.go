@@ -67,6 +67,7 @@ func main() {
 	flag.StringVar(&o.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with tls.crt and tls.key for the validating webhook (OLM mounts them here)")
 	flag.StringVar(&o.enableWebhooks, "enable-webhooks", cmp.Or(os.Getenv("ENABLE_WEBHOOKS"), "auto"), "serve the validating webhook: auto (when certificates are present), true, false (env ENABLE_WEBHOOKS)")
 	flag.StringVar(&o.clusterDomain, "cluster-domain", cmp.Or(os.Getenv("CLUSTER_DOMAIN"), controlplane.DefaultClusterDomain), "DNS domain of the cluster, for the DittoFS API Service URL <name>-api.<ns>.svc.<domain> (env CLUSTER_DOMAIN)")
+	flag.StringVar(&o.apiAddress, "dittofs-api-address", cmp.Or(os.Getenv("DITTOFS_API_ADDRESS"), controlplane.APIAddressService), "how the operator reaches each server's REST API: service (the <name>-api Service's DNS name) or pod-ip (the IP in the pod's status: no cluster DNS needed, e.g. an operator outside the cluster) (env DITTOFS_API_ADDRESS)")
 	flag.BoolVar(&o.manageControlPlane, "manage-control-plane", true, "apply adapters, the S3 store and the default share through the DittoFS REST API (docs/CONTROLPLANE.md)")
 	flag.DurationVar(&o.controlPlaneResync, "control-plane-resync", controlplane.DefaultResync, "how often a converged server's adapters, stores and shares are checked for changes made outside the operator (the DittoFS API has no watch)")
 	showVersion := flag.Bool("version", false, "print the operator's version and exit")
@@ -96,12 +97,15 @@ type runOptions struct {
 	maxHistory                          int
 	waitForDeletion                     time.Duration
 	webhookCertDir, enableWebhooks      string
-	clusterDomain                       string
+	clusterDomain, apiAddress           string
 	manageControlPlane                  bool
 	controlPlaneResync                  time.Duration
 }
 
 func run(o runOptions) error {
+	if o.apiAddress != controlplane.APIAddressService && o.apiAddress != controlplane.APIAddressPodIP {
+		return fmt.Errorf("--dittofs-api-address=%q: want %q or %q", o.apiAddress, controlplane.APIAddressService, controlplane.APIAddressPodIP)
+	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
@@ -164,7 +168,7 @@ func run(o runOptions) error {
 		WaitForDeletionTimeout: o.waitForDeletion,
 		MaxReleaseHistory:      o.maxHistory,
 		EnableWebhook:          webhooks,
-		ControlPlane:           controlplane.Options{Disabled: !o.manageControlPlane, ClusterDomain: o.clusterDomain, Resync: o.controlPlaneResync},
+		ControlPlane:           controlplane.Options{Disabled: !o.manageControlPlane, APIAddress: o.apiAddress, ClusterDomain: o.clusterDomain, Resync: o.controlPlaneResync},
 	}); err != nil {
 		return err
 	}

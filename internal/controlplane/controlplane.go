@@ -9,7 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -34,8 +36,12 @@ type Options struct {
 	Disabled bool
 	// ClusterDomain of the in-cluster Service DNS names; "" means DefaultClusterDomain.
 	ClusterDomain string
+	// APIAddress is how the operator reaches a server's REST API: APIAddressService (the
+	// <name>-api Service's DNS name, the default) or APIAddressPodIP (the IP in the pod's status:
+	// no cluster DNS needed, for an operator outside the cluster or without cluster DNS).
+	APIAddress string
 	// APIEndpoint is the resolver seam: the base URL of a server's REST API. nil means
-	// DefaultAPIEndpoint (the <name>-api Service). Tests point it at a dfs they started.
+	// APIAddress decides. Tests point it at a dfs they started.
 	APIEndpoint func(ds *v1alpha1.DittoServer, clusterDomain string) string
 	// HTTPClient for the API (TLS settings go here); nil means dittoapi.NewDefaultHTTPClient.
 	HTTPClient *http.Client
@@ -58,6 +64,12 @@ type Options struct {
 	// DefaultBudget. Running out counts as the API not answering.
 	Budget time.Duration
 }
+
+// Values of Options.APIAddress (the operator's --dittofs-api-address).
+const (
+	APIAddressService = "service"
+	APIAddressPodIP   = "pod-ip"
+)
 
 // Defaults of Options.
 const (
@@ -98,7 +110,10 @@ type Deps struct {
 	// and writes it.
 	Client client.Client
 	// Secrets reads the user's Secrets: the admin password and the S3 credentials.
-	Secrets  client.Reader
+	Secrets client.Reader
+	// Pods reads the server's pod for its IP (Options.APIAddress pod-ip); uncached, as the
+	// operator watches no pods.
+	Pods     client.Reader
 	Recorder record.EventRecorder
 }
 
@@ -117,9 +132,6 @@ type Step struct {
 func New(opts Options, deps Deps) *Step {
 	if opts.ClusterDomain == "" {
 		opts.ClusterDomain = DefaultClusterDomain
-	}
-	if opts.APIEndpoint == nil {
-		opts.APIEndpoint = DefaultAPIEndpoint
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = dittoapi.NewDefaultHTTPClient()
@@ -171,12 +183,15 @@ type run struct {
 // admin password; volumes are the volumes the pod mounts (a new local block store goes on one of
 // them).
 func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.SecretKey, volumes []string) (Outcome, error) {
-	base := s.opts.APIEndpoint(ds, s.opts.ClusterDomain)
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Budget)
 	defer cancel()
+	base, err := s.endpoint(ctx, ds)
+	if err != nil {
+		return Outcome{}, err
+	}
 
 	secret := &corev1.Secret{}
-	err := s.deps.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: specs.OperatorSecretName(ds)}, secret)
+	err = s.deps.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: specs.OperatorSecretName(ds)}, secret)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return Outcome{}, err
 	}
@@ -184,7 +199,13 @@ func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.
 		secret = &corev1.Secret{}
 	}
 	r := &run{Step: s, ds: ds, secret: secret, volumes: volumes}
-	err = r.login(ctx, base, admin)
+	if base == "" {
+		// the pod has no IP (yet): as unreachable as a Service that does not answer
+		base = "the IP of pod " + ds.Namespace + "/" + specs.PodName(ds, 0)
+		err = &dittoapi.Error{Method: http.MethodGet, Path: "/", Err: errors.New("the pod's status has no IP")}
+	} else {
+		err = r.login(ctx, base, admin)
+	}
 	if err == nil {
 		err = r.converge(ctx, base, admin)
 		if dittoapi.IsUnauthorized(err) {
@@ -224,7 +245,7 @@ func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.
 		// into an event when the condition first turns Unknown.
 		n := s.markUnreachable(ds.UID)
 		out.ControlPlane = cond(metav1.ConditionUnknown, specs.ReasonAPIUnreachable, fmt.Sprintf(
-			"the DittoFS API at %s did not answer the operator; it retries with a backoff of up to %s and at every change of the server (the operator log and the %s event have the error)",
+			"the DittoFS API at %s did not answer the operator, which cannot tell whether the adapters, stores and shares are in place; check that the operator reaches it (a NetworkPolicy, the cluster DNS: an operator outside the cluster or without cluster DNS needs --dittofs-api-address=pod-ip); it retries with a backoff of up to %s and at every change of the server (the operator log and the %s event have the error)",
 			base, unreachableMax, specs.EventControlPlaneUnreachable))
 		out.RequeueAfter = unreachableBackoff(n)
 		log.FromContext(ctx).Info("DittoFS API unreachable", "url", base, "error", err.Error(), "failures", n, "retryIn", out.RequeueAfter)
@@ -239,6 +260,31 @@ func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.
 		log.FromContext(ctx).Info("control-plane step failed", "error", err.Error())
 	}
 	return out, nil
+}
+
+// Pods: read the server's pod for its IP (--dittofs-api-address=pod-ip).
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get
+
+// endpoint is the base URL of ds's REST API: the test seam, the pod's IP ("" while it has
+// none) or the Service's DNS name.
+func (s *Step) endpoint(ctx context.Context, ds *v1alpha1.DittoServer) (string, error) {
+	switch {
+	case s.opts.APIEndpoint != nil:
+		return s.opts.APIEndpoint(ds, s.opts.ClusterDomain), nil
+	case s.opts.APIAddress != APIAddressPodIP:
+		return DefaultAPIEndpoint(ds, s.opts.ClusterDomain), nil
+	}
+	pod := &corev1.Pod{}
+	if err := s.deps.Pods.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: specs.PodName(ds, 0)}, pod); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", nil
+		}
+		return "", err
+	}
+	if pod.Status.PodIP == "" {
+		return "", nil
+	}
+	return "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(ds.Spec.APIPort()))), nil
 }
 
 // converge applies the admin password, adapters, the S3 store, the shares and their snapshot

@@ -1,13 +1,17 @@
 package controlplane
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	"github.com/dittofs/dittofs-operator/internal/dittoapi"
@@ -155,4 +159,48 @@ func TestPolicyMatches(t *testing.T) {
 	none := server
 	none.TTL = ""
 	assert.True(t, policyMatches(none, noTTL), "no age bound on both sides")
+}
+
+// podReader serves one pod (or none) to Step.endpoint.
+type podReader struct {
+	client.Reader
+	pod *corev1.Pod
+}
+
+func (r podReader) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	if r.pod == nil || key.Name != r.pod.Name || key.Namespace != r.pod.Namespace {
+		return apierrors.NewNotFound(corev1.Resource("pods"), key.Name)
+	}
+	r.pod.DeepCopyInto(obj.(*corev1.Pod))
+	return nil
+}
+
+// TestEndpoint: the Service's DNS name by default; with pod-ip, the IP in the status of pod
+// <name>-0, or "" (reported as unreachable) while it has none.
+func TestEndpoint(t *testing.T) {
+	ds := &v1alpha1.DittoServer{ObjectMeta: metav1.ObjectMeta{Name: "files", Namespace: "team"}}
+	ds.Spec.ControlPlane = &v1alpha1.ControlPlaneSpec{Port: 8081}
+	pod := func(ip string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "files-0", Namespace: "team"}, Status: corev1.PodStatus{PodIP: ip}}
+	}
+	cases := map[string]struct {
+		address string
+		pod     *corev1.Pod
+		want    string
+	}{
+		"default: the Service":         {"", pod("10.0.0.7"), "http://files-api.team.svc.cluster.local:8081"},
+		"service":                      {APIAddressService, nil, "http://files-api.team.svc.cluster.local:8081"},
+		"pod-ip":                       {APIAddressPodIP, pod("10.0.0.7"), "http://10.0.0.7:8081"},
+		"pod-ip, IPv6":                 {APIAddressPodIP, pod("fd00::7"), "http://[fd00::7]:8081"},
+		"pod-ip, no IP yet":            {APIAddressPodIP, pod(""), ""},
+		"pod-ip, no pod (scaled to 0)": {APIAddressPodIP, nil, ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := New(Options{APIAddress: tc.address}, Deps{Pods: podReader{pod: tc.pod}})
+			got, err := s.endpoint(context.Background(), ds)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
 }

@@ -103,7 +103,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	}
 	if !opts.ControlPlane.Disabled {
 		r.ControlPlane = controlplane.New(opts.ControlPlane, controlplane.Deps{
-			Client: mgr.GetClient(), Secrets: secrets, Recorder: recorder,
+			Client: mgr.GetClient(), Secrets: secrets, Pods: mgr.GetAPIReader(), Recorder: recorder,
 		})
 	}
 	return r.SetupWithManager(ctx, mgr, opts)

@@ -268,22 +268,18 @@ func setReady(c conditions, ds *v1alpha1.DittoServer, o *observed) {
 	if available.Reason == specs.ReasonStopped {
 		reason, msg = specs.ReasonStopped, available.Message
 	}
-	warnings := o.warnings
-	if out := o.controlPlane; out != nil && out.ControlPlane.Status == metav1.ConditionUnknown {
-		warnings = append(warnings[:len(warnings):len(warnings)], out.ControlPlane.Message)
-	}
-	if len(warnings) > 0 {
-		msg += "; warnings: " + strings.Join(warnings, "; ")
+	if len(o.warnings) > 0 {
+		msg += "; warnings: " + strings.Join(o.warnings, "; ")
 	}
 	c.set(specs.ConditionReady, metav1.ConditionTrue, reason, msg)
 }
 
 // controlPlaneBlocks reports whether the control-plane conditions hold Ready back. They count
 // only while the pod is available (the step runs once it is). ControlPlaneReady=Unknown (the
-// API did not answer the operator) does not: the pod's own readiness probe is the API, so this
-// is the operator's network path; Ready then carries it as a warning.
+// API did not answer the operator) holds it back too: the operator cannot tell whether the
+// adapters, stores and shares the spec declares are in place.
 func controlPlaneBlocks(conds []metav1.Condition) (string, string, bool) {
-	if c := meta.FindStatusCondition(conds, specs.ConditionControlPlaneReady); c != nil && c.Status == metav1.ConditionFalse {
+	if c := meta.FindStatusCondition(conds, specs.ConditionControlPlaneReady); c != nil && c.Status != metav1.ConditionTrue {
 		return c.Reason, c.Message, true
 	}
 	if c := meta.FindStatusCondition(conds, specs.ConditionStorageReady); c != nil && c.Status != metav1.ConditionTrue {

@@ -281,10 +281,10 @@ func TestReadyPriority(t *testing.T) {
 				Storage:      &metav1.Condition{Status: metav1.ConditionFalse, Reason: specs.ReasonStoreUnhealthy, Message: "S3 connectivity check failed"},
 			}
 		}, metav1.ConditionFalse, specs.ReasonStoreUnhealthy, "S3 connectivity check failed"},
-		"an unreachable API does not hold Ready back": {nil, func(o *observed) {
+		"an unreachable API holds Ready back": {nil, func(o *observed) {
 			o.controlPlane = &controlplane.Outcome{ControlPlane: metav1.Condition{Status: metav1.ConditionUnknown,
 				Reason: specs.ReasonAPIUnreachable, Message: "no answer"}}
-		}, metav1.ConditionTrue, specs.ReasonAllReady, "the server is ready; warnings: no answer"},
+		}, metav1.ConditionFalse, specs.ReasonAPIUnreachable, "no answer"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -19,6 +19,12 @@ func PostgresEnvSecretName(ds *v1alpha1.DittoServer) string {
 // OperatorSecretName is the Secret with the operator account's credentials.
 func OperatorSecretName(ds *v1alpha1.DittoServer) string { return ds.Name + "-operator-credentials" }
 
+// PodName is the name of the server's pod with the given ordinal (the StatefulSet is named
+// after the server).
+func PodName(ds *v1alpha1.DittoServer, ordinal int) string {
+	return fmt.Sprintf("%s-%d", ds.Name, ordinal)
+}
+
 // PerconaClusterName is the PerconaPGCluster of a DittoServer.
 func PerconaClusterName(ds *v1alpha1.DittoServer) string { return ds.Name + "-postgres" }
 

@@ -449,7 +449,8 @@ func TestAdminPasswordChangedOutOfBand(t *testing.T) {
 }
 
 // TestAPIUnreachable: the pod is Ready but its API does not answer the operator →
-// ControlPlaneReady=Unknown, Ready=True with the warning, one event; a retry that fails again
+// ControlPlaneReady=Unknown, Ready=False (APIUnreachable, saying what to check), one event; a
+// retry that fails again
 // writes no status (the message does not quote the varying network error); once the API
 // answers, the step runs.
 func TestAPIUnreachable(t *testing.T) {
@@ -460,7 +461,7 @@ func TestAPIUnreachable(t *testing.T) {
 	testenv.GetStatefulSet(t, k8s, ns, "files")
 	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
 	waitCondition(t, ns, "files", specs.ConditionControlPlaneReady, metav1.ConditionUnknown, specs.ReasonAPIUnreachable, "did not answer")
-	ds := waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionTrue, "", "did not answer")
+	ds := waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonAPIUnreachable, "did not answer", "--dittofs-api-address=pod-ip")
 
 	const nowhere = "http://127.0.0.1:1" // startManager's endpoint for a server without a dfs
 	calls.reset(nowhere)
