@@ -64,9 +64,10 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: lint
-lint: $(GOLANGCI_LINT) ## Run golangci-lint and go vet.
+lint: $(GOLANGCI_LINT) ## Run golangci-lint and go vet (the operator's module and hack/dfsnode's).
 	go vet ./...
 	$(GOLANGCI_LINT) run ./...
+	cd hack/dfsnode && go vet ./... && $(GOLANGCI_LINT) run ./...
 
 .PHONY: golden
 golden: ## Rewrite the golden files of the rendered chart (review the diff!).
@@ -93,7 +94,8 @@ dittofs: ## Build the real DittoFS server and CLI (dfs, dfsctl) from the Go prox
 	bash hack/build-dittofs.sh
 
 .PHONY: test
-test: k8s-binaries dittofs monitoring-crds $(KUSTOMIZE) $(GOFAKES3) ## Run every test: unit, envtest integration, DittoFS conformance, kwok e2e, packaging.
+test: k8s-binaries dittofs monitoring-crds $(KUSTOMIZE) $(GOFAKES3) ## Run every test: unit, envtest integration, DittoFS conformance, e2e with real DittoFS pods, packaging.
+	cd hack/dfsnode && go test $(GO_TEST_FLAGS) ./...
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: unit
@@ -108,8 +110,12 @@ integration: k8s-binaries monitoring-crds ## Run the envtest integration tests.
 conformance: dittofs ## Boot the real DittoFS v0.29.0 on what the operator renders.
 	go test $(GO_TEST_FLAGS) ./test/conformance/...
 
+.PHONY: dfsnode
+dfsnode: ## Build bin/dfsnode: the node that runs pods as real processes (hack/dfsnode, virtual-kubelet).
+	cd hack/dfsnode && go build -o $(BIN)/dfsnode .
+
 .PHONY: e2e
-e2e: k8s-binaries build ## Run the end-to-end test on a local kwok control plane.
+e2e: k8s-binaries dittofs build dfsnode $(GOFAKES3) ## Run the end-to-end test: real DittoFS pods on a local cluster, files over NFS and SMB.
 	go test $(GO_TEST_FLAGS) ./test/e2e/...
 
 CHAOS_KILLS ?= 100
@@ -166,11 +172,11 @@ run: build ## Run the operator against the current kubeconfig.
 	$(BIN)/manager --metrics-secure=false --metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081
 
 .PHONY: demo
-demo: ## Start a local kwok control plane, run the operator, apply the sample, wait for Ready.
+demo: ## Local cluster + a node running real DittoFS pods; the operator, the sample, a file over NFS, mount commands.
 	bash hack/demo.sh
 
 .PHONY: demo-down
-demo-down: ## Stop the demo operator and delete the local cluster.
+demo-down: ## Stop the demo operator and dfsnode, delete the local cluster.
 	bash hack/demo.sh down
 
 .PHONY: release
