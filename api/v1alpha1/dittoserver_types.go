@@ -842,6 +842,13 @@ type DittoServerStatus struct {
 	// +optional
 	APIEndpoint string `json:"apiEndpoint,omitempty"`
 
+	// Addresses are where NFS and SMB clients reach the server without cluster DNS: the "-file"
+	// Service's cluster IP and, for a LoadBalancer, its ingress IPs or host names (once the
+	// cloud assigns them). Kubelet mounts on the nodes cannot resolve ".svc" names: use these.
+	// +optional
+	// +listType=atomic
+	Addresses []string `json:"addresses,omitempty"`
+
 	// Image is the DittoFS image of the server's pod template: spec.image, or the operator's
 	// default (its RELATED_IMAGE_DITTOFS) when spec.image is empty.
 	// +optional
@@ -889,6 +896,7 @@ type DeployedRelease struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.nfsEndpoint`,priority=1
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.addresses[-1:]`,priority=1
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
 type DittoServer struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -137,6 +137,7 @@ func (r *Reconciler) reconcileServer(ctx context.Context, s *scope) (ctrl.Result
 		r.reconcileConfig,         // the ConfigMap Helm rendered matches the spec: the config hash
 		r.reconcileStatefulSet,    // the StatefulSet with the hash, larger volumes
 		r.reconcileServiceMonitor, // where the Prometheus operator is installed and the spec asks
+		r.observeAddresses,        // the -file Service's IPs, for status.addresses
 		r.reconcileControlPlane,
 	}
 	var results []ctrl.Result

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/operator-framework/helm-operator-plugins/pkg/reconciler"
@@ -243,6 +244,16 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 		For(&v1alpha1.DittoServer{}, builder.WithPredicates(specOrHelmStatusChanged())).
 		Owns(&appsv1.StatefulSet{}).
 		Owns(&corev1.ConfigMap{}, builder.WithPredicates(r.configMapCreateAfterDeploy())).
+		// The Services Helm renders: only a change of the addresses in status.addresses.
+		Owns(&corev1.Service{}, builder.WithPredicates(predicate.Funcs{
+			CreateFunc: func(event.CreateEvent) bool { return false },
+			DeleteFunc: func(event.DeleteEvent) bool { return false },
+			UpdateFunc: func(e event.UpdateEvent) bool {
+				o, okOld := e.ObjectOld.(*corev1.Service)
+				n, okNew := e.ObjectNew.(*corev1.Service)
+				return okOld && okNew && !slices.Equal(serviceAddresses(o), serviceAddresses(n))
+			},
+		})).
 		// The operator's Secrets: the generated credentials carry no owner reference (they are
 		// kept with the data), so they are mapped to their server by its instance label.
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(serverOfLabelledObject)).

@@ -35,6 +35,8 @@ type observed struct {
 	perconaCluster string
 	// serviceMonitor is status.serviceMonitor: the ServiceMonitor the operator made.
 	serviceMonitor string
+	// addresses is status.addresses: the -file Service's cluster IP and load-balancer ingress.
+	addresses []string
 	// deferWrite skips this reconcile's status write (a write that would be replaced at once).
 	deferWrite bool
 }
@@ -57,6 +59,7 @@ func newObserved(ds *v1alpha1.DittoServer) observed {
 		config:         configState{finding: finding{reason: specs.ReasonConfigPending, message: "configuration not rendered yet"}, hash: ds.Status.ConfigHash},
 		perconaCluster: ds.Status.PerconaClusterName,
 		serviceMonitor: ds.Status.ServiceMonitor,
+		addresses:      ds.Status.Addresses,
 	}
 }
 
@@ -83,6 +86,7 @@ func computeStatus(ds *v1alpha1.DittoServer, o *observed) v1alpha1.DittoServerSt
 		ConfigHash:         o.config.hash,
 		PerconaClusterName: o.perconaCluster,
 		ServiceMonitor:     o.serviceMonitor,
+		Addresses:          o.addresses,
 		Conditions:         goConditions(ds.Status.Conditions),
 	}
 	ep := specs.ServerEndpoints(ds)

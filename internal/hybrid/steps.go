@@ -107,6 +107,41 @@ func (r *Reconciler) observeStatefulSet(ctx context.Context, s *scope) error {
 	return nil
 }
 
+// observeAddresses reads the -file Service (Helm renders it) for the addresses clients use:
+// its cluster IP and load-balancer ingress. The Service's changes bring the server back.
+func (r *Reconciler) observeAddresses(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+	svc := &corev1.Service{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.ds.Namespace, Name: specs.FileServiceName(s.ds)}, svc)
+	switch {
+	case apierrors.IsNotFound(err):
+		s.status.addresses = nil
+	case err != nil:
+		return ctrl.Result{}, halt, err
+	default:
+		s.status.addresses = serviceAddresses(svc)
+	}
+	return ctrl.Result{}, proceed, nil
+}
+
+// serviceAddresses is a Service's cluster IPs, then its load-balancer ingress IPs and host names.
+func serviceAddresses(svc *corev1.Service) []string {
+	var out []string
+	for _, ip := range svc.Spec.ClusterIPs {
+		if ip != "" && ip != corev1.ClusterIPNone {
+			out = append(out, ip)
+		}
+	}
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if in.IP != "" {
+			out = append(out, in.IP)
+		}
+		if in.Hostname != "" {
+			out = append(out, in.Hostname)
+		}
+	}
+	return out
+}
+
 // reconcileControlPlane applies the spec through the DittoFS REST API once the pod is Ready.
 func (r *Reconciler) reconcileControlPlane(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	sts := s.status.sts

@@ -10,6 +10,7 @@ import (
 // renders the same way (<release>-config, <release>-headless, ...; the release is the server).
 func ConfigMapName(ds *v1alpha1.DittoServer) string       { return ds.Name + "-config" }
 func HeadlessServiceName(ds *v1alpha1.DittoServer) string { return ds.Name + "-headless" }
+func FileServiceName(ds *v1alpha1.DittoServer) string     { return ds.Name + "-file" }
 func JWTSecretName(ds *v1alpha1.DittoServer) string       { return ds.Name + "-jwt-secret" }
 func AdminSecretName(ds *v1alpha1.DittoServer) string     { return ds.Name + "-admin-credentials" }
 func PostgresEnvSecretName(ds *v1alpha1.DittoServer) string {

@@ -4,14 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	"github.com/dittofs/dittofs-operator/internal/specs"
@@ -121,4 +124,38 @@ func TestPrinterColumns(t *testing.T) {
 	cells, _ = table()
 	assert.Equal(t, "True", cells["Available"])
 	assert.Equal(t, specs.ReasonAllReady, cells["Reason"])
+}
+
+// TestStatusAddresses: status.addresses has the -file Service's cluster IP, then the ingress its
+// load balancer reports (the Service's status change brings the server back at once).
+func TestStatusAddresses(t *testing.T) {
+	mgr := env.StartManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	userSecrets(t, ns)
+	ds := basicServer(ns, "addr")
+	ds.Spec.Service = &v1alpha1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}
+	require.NoError(t, k8s.Create(ctx(), ds))
+	markStatefulSetReady(t, ns, "addr")
+	waitCondition(t, ns, "addr", specs.ConditionReady, metav1.ConditionTrue, "")
+
+	svc := &corev1.Service{}
+	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "addr-file"}, svc))
+	require.NotEmpty(t, svc.Spec.ClusterIP)
+	eventually(t, "status.addresses is the cluster IP", func() error {
+		if got := getServer(t, ns, "addr").Status.Addresses; !slices.Equal(got, []string{svc.Spec.ClusterIP}) {
+			return fmt.Errorf("status.addresses %v", got)
+		}
+		return nil
+	})
+
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "203.0.113.7"}, {Hostname: "files.example.com"}}
+	require.NoError(t, k8s.Status().Update(ctx(), svc))
+	eventually(t, "status.addresses has the load balancer's ingress", func() error {
+		want := []string{svc.Spec.ClusterIP, "203.0.113.7", "files.example.com"}
+		if got := getServer(t, ns, "addr").Status.Addresses; !slices.Equal(got, want) {
+			return fmt.Errorf("status.addresses %v, want %v", got, want)
+		}
+		return nil
+	})
 }
