@@ -38,6 +38,7 @@ import (
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	"github.com/dittofs/dittofs-operator/internal/dittoapi"
 	"github.com/dittofs/dittofs-operator/internal/specs"
+	"github.com/dittofs/dittofs-operator/test/apiserver"
 	"github.com/dittofs/dittofs-operator/test/fileclient"
 	"github.com/dittofs/dittofs-operator/test/kwok"
 )
@@ -199,6 +200,14 @@ func TestOperatorOnKwok(t *testing.T) {
 	e.requireNFS(s3Server, "via-smb.bin", viaSMB)
 	e.requireSMB(s3Server, password, "via-nfs.bin", viaNFS)
 	t.Logf("SMB and NFS: %d and %d bytes written, each read back through the other protocol", len(viaSMB), len(viaNFS))
+	// An SMB user made as docs/CLIENTS.md says: dfsctl against the API, then a share grant.
+	dfsctl := e.dfsctl(s3Server, password)
+	dfsctl("user", "create", "--username", "alice", "--password", "alice-e2e-password")
+	dfsctl("share", "permission", "grant", specs.DefaultShareName, "--user", "alice", "--level", "read-write")
+	byAlice := []byte("alice was here, over SMB\n")
+	require.NoError(t, fileclient.WriteSMB(e.addr(s3Server, specs.SMBAdapterPort), "alice", "alice-e2e-password", specs.DefaultShareName, "alice.txt", byAlice))
+	e.requireNFS(s3Server, "alice.txt", byAlice)
+	t.Logf("SMB as a user made with dfsctl: written, read back over NFS")
 	kwok.Eventually(t, 90*time.Second, "file blocks uploaded to the S3 bucket", func() (bool, string) {
 		n, size, err := s3.objects(bucket)
 		if err != nil {
@@ -409,6 +418,25 @@ func (e *e2e) login(server, password string) *dittoapi.Client {
 	_, err := api.Login(e.ctx, specs.DefaultAdminUser, password)
 	require.NoError(e.t, err, "admin login on %s", server)
 	return api
+}
+
+// dfsctl logs dfsctl (bin/dittofs/<version>/dfsctl) in to the server's API as the admin and
+// returns a function that runs one of its commands (its config in a temporary HOME).
+func (e *e2e) dfsctl(server, password string) func(args ...string) {
+	e.t.Helper()
+	bin := filepath.Join(e.c.Root, "bin", "dittofs", apiserver.DittoFSVersion, "dfsctl")
+	home := e.t.TempDir()
+	run := func(args ...string) {
+		e.t.Helper()
+		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+		out, err := cmd.CombinedOutput()
+		require.NoError(e.t, err, "dfsctl %s:\n%s", strings.Join(args, " "), out)
+	}
+	run("login", "--server", "http://"+e.addr(server, 8080), "--username", specs.DefaultAdminUser, "--password", password)
+	return run
 }
 
 func (e *e2e) requireNFS(server, name string, want []byte) {
