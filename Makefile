@@ -89,12 +89,16 @@ k8s-binaries: ## Build kube-apiserver, etcd, controller-manager, scheduler, kube
 monitoring-crds: ## Fetch the Prometheus operator's ServiceMonitor CRD (module proxy) into bin/crds for the tests.
 	bash hack/monitoring-crds.sh >/dev/null
 
+.PHONY: promtool
+promtool: ## Build promtool (Prometheus rule checks and unit tests) from the Go proxy into bin/tools.
+	bash hack/build-promtool.sh >/dev/null
+
 .PHONY: dittofs
 dittofs: ## Build the real DittoFS server and CLI (dfs, dfsctl) from the Go proxy.
 	bash hack/build-dittofs.sh
 
 .PHONY: test
-test: k8s-binaries dittofs monitoring-crds $(KUSTOMIZE) $(GOFAKES3) ## Run every test: unit, envtest integration, DittoFS conformance, e2e with real DittoFS pods, packaging.
+test: k8s-binaries dittofs monitoring-crds promtool $(KUSTOMIZE) $(GOFAKES3) ## Run every test: unit, envtest integration, DittoFS conformance, e2e with real DittoFS pods, packaging.
 	cd hack/dfsnode && go test $(GO_TEST_FLAGS) ./...
 	go test $(GO_TEST_FLAGS) ./...
 

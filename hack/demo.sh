@@ -107,15 +107,15 @@ build() {
     echo "${out}" | tail -n 30
     exit 1
   fi
-  echo "$(since "${t}")  (first run on a machine: ${cold})"
+  echo "$(since "${t}")  (first run, empty Go cache, 2 cores: ${cold})"
 }
 
 step "build (no-op when up to date)"
 t="$(now)"
-build "Kubernetes binaries (bin/k8s)" "~8 min" bash hack/build-k8s.sh
+build "Kubernetes binaries (bin/k8s)" "~18 min" bash hack/build-k8s.sh
 build "DittoFS ${DITTOFS_VERSION:-v0.29.0} (bin/dittofs)" "~3 min" bash hack/build-dittofs.sh
-build "operator (bin/manager)" "~2 min" make --no-print-directory build
-build "dfsnode (bin/dfsnode)" "~2 min" bash -c "cd hack/dfsnode && go build -o '${root}/bin/dfsnode' ."
+build "operator (bin/manager)" "~4 min" make --no-print-directory build
+build "dfsnode (bin/dfsnode)" "~6 min" bash -c "cd hack/dfsnode && go build -o '${root}/bin/dfsnode' ."
 build "file client (bin/fileclient)" "~10 s" go build -o "${root}/bin/fileclient" ./hack/fileclient
 echo "binaries ready in $(since "${t}")"
 dfs="${root}/bin/dittofs/${DITTOFS_VERSION:-v0.29.0}/dfs"

@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -31,6 +32,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -41,6 +43,7 @@ import (
 	"github.com/dittofs/dittofs-operator/test/apiserver"
 	"github.com/dittofs/dittofs-operator/test/fileclient"
 	"github.com/dittofs/dittofs-operator/test/kwok"
+	"github.com/dittofs/dittofs-operator/test/prometheus"
 )
 
 const (
@@ -216,6 +219,16 @@ func TestOperatorOnKwok(t *testing.T) {
 		return size >= int64(len(viaSMB)+len(viaNFS)), fmt.Sprintf("%d objects, %d bytes", n, size)
 	})
 
+	// The metrics the shipped alerts and dashboard query exist: this server's, after file
+	// traffic and uploads, and the operator's (a renamed metric fails here).
+	dfsMetrics := e.get(fmt.Sprintf("http://%s/metrics", e.addr(s3Server, int(v1alpha1.DefaultMetricsPort))))
+	opMetrics := e.get(fmt.Sprintf("http://127.0.0.1:%d/metrics", op.MetricsPort))
+	referenced, err := prometheus.ReferencedMetrics(root)
+	require.NoError(t, err)
+	require.Empty(t, prometheus.Missing(referenced, dfsMetrics+"\n"+opMetrics),
+		"metrics used by config/prometheus or config/grafana that neither DittoFS nor the operator exports")
+	t.Logf("alerts and dashboard: %d metric families, all exported (or from %d external exporters' metrics)", len(referenced), len(prometheus.External))
+
 	// Restart: the pod deleted, the StatefulSet makes a new one; the files and the admin
 	// password are the same.
 	phase = time.Now()
@@ -251,10 +264,14 @@ func TestOperatorOnKwok(t *testing.T) {
 	// resized and the StatefulSet re-created without its pod, which keeps running (same UID)
 	// and serving.
 	phase = time.Now()
-	sc := &storagev1.StorageClass{}
-	require.NoError(t, k8s.Get(ctx, client.ObjectKey{Name: "standard"}, sc))
-	sc.AllowVolumeExpansion = ptr.To(true)
-	require.NoError(t, k8s.Update(ctx, sc))
+	require.NoError(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		sc := &storagev1.StorageClass{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: "standard"}, sc); err != nil {
+			return err
+		}
+		sc.AllowVolumeExpansion = ptr.To(true)
+		return k8s.Update(ctx, sc)
+	}))
 	pod = e.pod(serverName)
 	e.update(serverName, func(ds *v1alpha1.DittoServer) { ds.Spec.Storage.MetadataSize = "20Gi" })
 	kwok.Eventually(t, 60*time.Second, "StatefulSet re-created with the 20Gi metadata template and Ready", func() (bool, string) {
@@ -355,6 +372,7 @@ func (e *e2e) s3Server() *v1alpha1.DittoServer {
 	ds := &v1alpha1.DittoServer{ObjectMeta: metav1.ObjectMeta{Name: s3Server, Namespace: namespace}}
 	ds.Spec.Storage.MetadataSize = "1Gi"
 	ds.Spec.SMB = &v1alpha1.SMBSpec{Enabled: true, MaxConnections: ptr.To(int32(20))}
+	ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: true}
 	ds.Spec.S3 = &v1alpha1.S3Spec{Bucket: bucket, Region: "us-east-1", AllowPrivateEndpoint: true,
 		CredentialsSecretRef: &v1alpha1.S3CredentialsSecretRef{SecretName: "s3"}}
 	ds.Spec.NodeSelector, ds.Spec.Tolerations = kwok.OnDFSNode()
@@ -380,12 +398,17 @@ func (e *e2e) waitReady(name string, timeout time.Duration) *v1alpha1.DittoServe
 	return ds
 }
 
+// update changes a server's spec, again on a conflict with the operator's status writes.
 func (e *e2e) update(name string, mutate func(*v1alpha1.DittoServer)) {
 	e.t.Helper()
-	ds := &v1alpha1.DittoServer{}
-	require.NoError(e.t, e.k8s.Get(e.ctx, client.ObjectKey{Namespace: namespace, Name: name}, ds))
-	mutate(ds)
-	require.NoError(e.t, e.k8s.Update(e.ctx, ds))
+	require.NoError(e.t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		ds := &v1alpha1.DittoServer{}
+		if err := e.k8s.Get(e.ctx, client.ObjectKey{Namespace: namespace, Name: name}, ds); err != nil {
+			return err
+		}
+		mutate(ds)
+		return e.k8s.Update(e.ctx, ds)
+	}))
 }
 
 func (e *e2e) pod(server string) *corev1.Pod {
@@ -418,6 +441,18 @@ func (e *e2e) login(server, password string) *dittoapi.Client {
 	_, err := api.Login(e.ctx, specs.DefaultAdminUser, password)
 	require.NoError(e.t, err, "admin login on %s", server)
 	return api
+}
+
+// get is the body of a GET that must answer 200.
+func (e *e2e) get(url string) string {
+	e.t.Helper()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+	require.NoError(e.t, err)
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(e.t, err)
+	require.Equal(e.t, http.StatusOK, resp.StatusCode, "GET %s: %s", url, b)
+	return string(b)
 }
 
 // dfsctl logs dfsctl (bin/dittofs/<version>/dfsctl) in to the server's API as the admin and
