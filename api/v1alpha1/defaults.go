@@ -12,6 +12,7 @@ const (
 	DefaultCachePath              = "/data/cache"
 	DefaultCacheSizeCompat        = "1GB"
 	DefaultMetricsPort      int32 = 9090
+	DefaultMetricsPath            = "/metrics"
 	DefaultAPIPort          int32 = 8080
 	DefaultIdentityType           = "memory"
 	DefaultAccessTokenTTL         = "15m"
@@ -49,7 +50,10 @@ func (d *DittoServer) Default() {
 		orZero(&s.Cache.Path, DefaultCachePath)
 		orZero(&s.Cache.Size, DefaultCacheSizeCompat)
 	}
-	orZero(&orNew(&s.Metrics).Port, DefaultMetricsPort)
+	metrics := orNew(&s.Metrics)
+	orPtr(&metrics.Enabled, true)
+	orZero(&metrics.Port, DefaultMetricsPort)
+	orZero(&metrics.Path, DefaultMetricsPath)
 	logging := orNew(&s.Logging)
 	orZero(&logging.Level, DefaultLogLevel)
 	orZero(&logging.Format, DefaultLogFormat)

@@ -1,5 +1,7 @@
 package v1alpha1
 
+import corev1 "k8s.io/api/core/v1"
+
 // The accessors below read a spec that may not have been defaulted (objects built in Go, or
 // created before a default existed). They fall back to the same defaults as Default.
 
@@ -19,8 +21,26 @@ func (s *DittoServerSpec) APIPort() int32 {
 	return s.ControlPlane.Port
 }
 
-// MetricsEnabled reports whether spec.metrics.enabled is set.
-func (s *DittoServerSpec) MetricsEnabled() bool { return s.Metrics != nil && s.Metrics.Enabled }
+// MetricsEnabled is spec.metrics.enabled or its default (true).
+func (s *DittoServerSpec) MetricsEnabled() bool {
+	return s.Metrics == nil || s.Metrics.Enabled == nil || *s.Metrics.Enabled
+}
+
+// MetricsPath is spec.metrics.path or its default.
+func (s *DittoServerSpec) MetricsPath() string {
+	if s.Metrics == nil || s.Metrics.Path == "" {
+		return DefaultMetricsPath
+	}
+	return s.Metrics.Path
+}
+
+// MetricsTokenRef is spec.metrics.bearerTokenSecretRef while metrics are enabled, else nil.
+func (s *DittoServerSpec) MetricsTokenRef() *corev1.SecretKeySelector {
+	if !s.MetricsEnabled() || s.Metrics == nil {
+		return nil
+	}
+	return s.Metrics.BearerTokenSecretRef
+}
 
 // MetricsPort is spec.metrics.port or its default.
 func (s *DittoServerSpec) MetricsPort() int32 {

@@ -216,6 +216,19 @@ func resolveSecrets(ctx context.Context, secrets client.Reader, ds *v1alpha1.Dit
 		out.postgres = settings
 	}
 
+	if t := ds.Spec.MetricsTokenRef(); t != nil {
+		ref := specs.SecretKey{Name: t.Name, Key: t.Key}
+		value, err := read("spec.metrics.bearerTokenSecretRef", ref)
+		if err != nil {
+			return nil, err
+		}
+		if len(strings.TrimSpace(string(value))) == 0 {
+			return nil, specs.Problemf(specs.ReasonSecretInvalid,
+				"Secret %s key %q (spec.metrics.bearerTokenSecretRef) is empty; DittoFS refuses to start with an empty metrics token. Store a random value, e.g. openssl rand -hex 32",
+				ref.Name, ref.Key)
+		}
+	}
+
 	// The S3 credentials are not part of the config hash: DittoFS v0.29.0 reads them from the
 	// remote block store's configuration, which the control-plane step updates through the
 	// REST API, so a rotation needs no restart of the config (the store update restarts the pod

@@ -87,12 +87,17 @@ const (
 	VolumeContent      = "content"
 	VolumeConfig       = "config"
 	VolumeTmp          = "tmp"
+	// VolumeMetricsToken is spec.metrics.bearerTokenSecretRef's key, mounted as a file (DittoFS
+	// reads the token from metrics.token_file at boot).
+	VolumeMetricsToken = "metrics-token"
 
 	ControlPlaneMountPath = "/data/controlplane"
 	MetadataMountPath     = "/data/metadata"
 	CacheMountPath        = "/data/cache"
 	ContentMountPath      = "/data/content"
 	TmpMountPath          = "/tmp"
+	MetricsTokenMountPath = "/etc/dittofs/metrics-token"
+	MetricsTokenFile      = MetricsTokenMountPath + "/token"
 )
 
 // Keys of the Secrets the operator generates, and the user DittoFS bootstraps.

@@ -95,6 +95,9 @@ func ReferencedSecretNames(ds *v1alpha1.DittoServer) []string {
 	if s.S3 != nil && s.S3.CredentialsSecretRef != nil {
 		names = append(names, s.S3.CredentialsSecretRef.SecretName)
 	}
+	if t := s.MetricsTokenRef(); t != nil {
+		names = append(names, t.Name)
+	}
 	if s.PerconaEnabled() {
 		// Created by the Percona operator: its appearance and password rotations reconcile.
 		names = append(names, PerconaUserSecretName(ds))

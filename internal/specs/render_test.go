@@ -137,11 +137,12 @@ func TestNetworkPolicy(t *testing.T) {
 		none     bool
 	}{
 		{name: "defaults", operator: "dittofs-operator-system",
-			want: []rule{{ports: []int32{12049}}, {ports: []int32{8080}, from: []networkingv1.NetworkPolicyPeer{operator}}}},
+			want: []rule{{ports: []int32{12049}}, {ports: []int32{8080}, from: []networkingv1.NetworkPolicyPeer{operator}},
+				{ports: []int32{9090}, from: []networkingv1.NetworkPolicyPeer{operator}}}},
 		{name: "SMB and metrics, a monitoring namespace, file restricted to the nodes", operator: "dittofs-operator-system",
 			spec: func(s *v1alpha1.DittoServerSpec) {
 				s.SMB = &v1alpha1.SMBSpec{Enabled: true}
-				s.Metrics = &v1alpha1.MetricsSpec{Enabled: true}
+				s.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(true)}
 				s.NetworkPolicy = &v1alpha1.NetworkPolicySpec{FileFrom: []networkingv1.NetworkPolicyPeer{nodes},
 					MetricsFrom: []networkingv1.NetworkPolicyPeer{monitoring}}
 			},
@@ -154,7 +155,7 @@ func TestNetworkPolicy(t *testing.T) {
 			spec: func(s *v1alpha1.DittoServerSpec) {
 				s.ControlPlane = &v1alpha1.ControlPlaneSpec{Service: &v1alpha1.APIServiceSpec{Type: corev1.ServiceTypeLoadBalancer}}
 			},
-			want: []rule{{ports: []int32{12049}}, {ports: []int32{8080}}}},
+			want: []rule{{ports: []int32{12049}}, {ports: []int32{8080}}, {ports: []int32{9090}, from: []networkingv1.NetworkPolicyPeer{operator}}}},
 		{name: "operator outside the cluster, API from a listed source",
 			spec: func(s *v1alpha1.DittoServerSpec) {
 				s.NetworkPolicy = &v1alpha1.NetworkPolicySpec{APIFrom: []networkingv1.NetworkPolicyPeer{nodes}}

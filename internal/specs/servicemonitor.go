@@ -14,19 +14,26 @@ var ServiceMonitorGVK = schema.GroupVersionKind{Group: "monitoring.coreos.com", 
 // spec.metrics.serviceMonitor.enabled).
 func WantsServiceMonitor(ds *v1alpha1.DittoServer) bool {
 	m := ds.Spec.Metrics
-	return m != nil && m.Enabled && m.ServiceMonitor != nil && m.ServiceMonitor.Enabled
+	return ds.Spec.MetricsEnabled() && m != nil && m.ServiceMonitor != nil && m.ServiceMonitor.Enabled
 }
 
 // DesiredServiceMonitor builds the server's ServiceMonitor "<name>": it scrapes the "metrics"
-// port of the "-metrics" Service at /metrics. The operator's labels win over the spec's. The
-// owner reference is added by the caller.
+// port of the "-metrics" Service at spec.metrics.path, with the bearer token of
+// spec.metrics.bearerTokenSecretRef when one is set. The operator's labels win over the
+// spec's. The owner reference is added by the caller.
 func DesiredServiceMonitor(ds *v1alpha1.DittoServer) *unstructured.Unstructured {
 	sm := ds.Spec.Metrics.ServiceMonitor
 	labels := map[string]any{}
 	for k, v := range withUserEntries(sm.Labels, CommonLabels(ds, "metrics")) {
 		labels[k] = v
 	}
-	endpoint := map[string]any{"port": "metrics", "path": "/metrics"}
+	endpoint := map[string]any{"port": "metrics", "path": ds.Spec.MetricsPath()}
+	if ref := ds.Spec.MetricsTokenRef(); ref != nil {
+		endpoint["authorization"] = map[string]any{
+			"type":        "Bearer",
+			"credentials": map[string]any{"name": ref.Name, "key": ref.Key},
+		}
+	}
 	if sm.Interval != "" {
 		endpoint["interval"] = sm.Interval
 	}

@@ -85,6 +85,19 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 		claims = append(claims, claim(ds, v, VolumeSize(ds, v)))
 		mounts = append(mounts, corev1.VolumeMount{Name: v, MountPath: MountPath(v)})
 	}
+	podVolumes := []corev1.Volume{
+		{Name: VolumeConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(ds)},
+		}}},
+		{Name: VolumeTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	if ref := s.MetricsTokenRef(); ref != nil {
+		podVolumes = append(podVolumes, corev1.Volume{Name: VolumeMetricsToken, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: ref.Name,
+			Items:      []corev1.KeyToPath{{Key: ref.Key, Path: "token"}},
+		}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: VolumeMetricsToken, MountPath: MetricsTokenMountPath, ReadOnly: true})
+	}
 
 	container := corev1.Container{
 		Name:            ContainerName,
@@ -144,12 +157,7 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 					PriorityClassName:             s.PriorityClassName,
 					InitContainers:                initContainers(s, inputs),
 					Containers:                    []corev1.Container{container},
-					Volumes: []corev1.Volume{
-						{Name: VolumeConfig, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-							LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(ds)},
-						}}},
-						{Name: VolumeTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
-					},
+					Volumes:                       podVolumes,
 				},
 			},
 			VolumeClaimTemplates: claims,

@@ -57,16 +57,44 @@ func TestDesiredStatefulSet(t *testing.T) {
 					"DITTOFS_CONTROLPLANE_SECRET":    "secret:j/secret",
 					"DITTOFS_ADMIN_INITIAL_PASSWORD": "secret:a/password",
 				}, envOf(c))
-				assert.Len(t, c.Ports, 2)
+				assert.Equal(t, []string{"api", "nfs", "metrics"}, portNames(c), "metrics are on by default")
 				assert.Empty(t, pod.InitContainers, "no wait for PostgreSQL on SQLite")
 				assert.False(t, *pod.EnableServiceLinks, "service links would inject DITTOFS_* lookalike env")
+			},
+		},
+		"metrics off": {
+			mutate: func(s *v1alpha1.DittoServerSpec) { s.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(false)} },
+			check: func(t *testing.T, c corev1.Container, pod corev1.PodSpec, _ []string) {
+				assert.Equal(t, []string{"api", "nfs"}, portNames(c))
+			},
+		},
+		"metrics token": {
+			mutate: func(s *v1alpha1.DittoServerSpec) {
+				s.Metrics = &v1alpha1.MetricsSpec{BearerTokenSecretRef: &corev1.SecretKeySelector{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "scrape"}, Key: "tok"}}
+			},
+			check: func(t *testing.T, c corev1.Container, pod corev1.PodSpec, _ []string) {
+				var vol *corev1.Volume
+				for i := range pod.Volumes {
+					if pod.Volumes[i].Name == "metrics-token" {
+						vol = &pod.Volumes[i]
+					}
+				}
+				require.NotNil(t, vol, "the token Secret is a volume")
+				require.NotNil(t, vol.Secret)
+				assert.Equal(t, "scrape", vol.Secret.SecretName)
+				assert.Equal(t, []corev1.KeyToPath{{Key: "tok", Path: "token"}}, vol.Secret.Items, "the key becomes the file DittoFS reads")
+				assert.Contains(t, c.VolumeMounts, corev1.VolumeMount{Name: "metrics-token", MountPath: "/etc/dittofs/metrics-token", ReadOnly: true})
+				for _, e := range c.Env {
+					assert.NotEqual(t, "tok", keyOf(e), "the token is a file, not env")
+				}
 			},
 		},
 		"content volume, smb and metrics": {
 			mutate: func(s *v1alpha1.DittoServerSpec) {
 				s.Storage.ContentSize = "5Gi"
 				s.SMB = &v1alpha1.SMBSpec{Enabled: true}
-				s.Metrics = &v1alpha1.MetricsSpec{Enabled: true, Port: 9100}
+				s.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(true), Port: 9100}
 				s.ControlPlane = &v1alpha1.ControlPlaneSpec{Port: 9000}
 			},
 			check: func(t *testing.T, c corev1.Container, _ corev1.PodSpec, claims []string) {
@@ -261,4 +289,19 @@ func TestPodPlacementAndMetadata(t *testing.T) {
 	assert.Nil(t, plain.Spec.Template.Spec.NodeSelector)
 	assert.Nil(t, plain.Spec.Template.Spec.Tolerations)
 	assert.Empty(t, plain.Spec.Template.Spec.PriorityClassName)
+}
+
+func portNames(c corev1.Container) []string {
+	var out []string
+	for _, p := range c.Ports {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+func keyOf(e corev1.EnvVar) string {
+	if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+		return e.ValueFrom.SecretKeyRef.Key
+	}
+	return ""
 }

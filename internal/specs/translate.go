@@ -167,7 +167,17 @@ func translateSpec(in *v1alpha1.DittoServer, operatorNamespace string) map[strin
 		"admin": map[string]any{"username": DefaultAdminUser},
 	}
 	if s.MetricsEnabled() {
-		config["metrics"] = map[string]any{"enabled": true, "host": "0.0.0.0", "port": int64(s.MetricsPort())}
+		// path and auth are written only when they differ from DittoFS's defaults, so servers
+		// that had metrics on before these fields existed keep their config (and their pod).
+		metrics := map[string]any{"enabled": true, "host": "0.0.0.0", "port": int64(s.MetricsPort())}
+		if p := s.MetricsPath(); p != v1alpha1.DefaultMetricsPath {
+			metrics["path"] = p
+		}
+		if s.MetricsTokenRef() != nil {
+			metrics["auth"] = "token"
+			metrics["token_file"] = MetricsTokenFile
+		}
+		config["metrics"] = metrics
 	} else {
 		config["metrics"] = map[string]any{"enabled": false}
 	}
@@ -196,6 +206,7 @@ func translateSpec(in *v1alpha1.DittoServer, operatorNamespace string) map[strin
 			"metrics": map[string]any{
 				"enabled": s.MetricsEnabled(),
 				"port":    int64(s.MetricsPort()),
+				"path":    s.MetricsPath(),
 			},
 		},
 		"sqlite": map[string]any{"path": s.Database.SQLite.Path},

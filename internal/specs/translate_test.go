@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
@@ -44,12 +45,21 @@ func chartValues(t *testing.T, v map[string]any) *apiextensionsv1.JSON {
 func TestConfigContract(t *testing.T) {
 	specs := map[string]func(*v1alpha1.DittoServerSpec){
 		"default": nil,
-		"metrics": func(s *v1alpha1.DittoServerSpec) { s.Metrics = &v1alpha1.MetricsSpec{Enabled: true, Port: 9100} },
+		"metrics": func(s *v1alpha1.DittoServerSpec) {
+			s.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(true), Port: 9100}
+		},
 		"postgres": func(s *v1alpha1.DittoServerSpec) {
 			s.Database = &v1alpha1.DatabaseSpec{Type: "postgres"}
 		},
 		"percona": func(s *v1alpha1.DittoServerSpec) { s.Percona = &v1alpha1.PerconaSpec{Enabled: true} },
 		"ports":   func(s *v1alpha1.DittoServerSpec) { s.ControlPlane = &v1alpha1.ControlPlaneSpec{Port: 9000} },
+		"metrics off": func(s *v1alpha1.DittoServerSpec) {
+			s.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(false)}
+		},
+		"metrics token and path": func(s *v1alpha1.DittoServerSpec) {
+			s.Metrics = &v1alpha1.MetricsSpec{Path: "/prom", BearerTokenSecretRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "scrape"}, Key: "token"}}
+		},
 	}
 	for name, mutate := range specs {
 		t.Run(name, func(t *testing.T) {
@@ -76,7 +86,21 @@ func TestConfigContract(t *testing.T) {
 			if ds.Spec.MetricsEnabled() {
 				assert.Equal(t, true, m["enabled"])
 				assert.Equal(t, "0.0.0.0", m["host"])
-				assert.InDelta(t, 9100, m["port"], 0)
+				assert.InDelta(t, float64(ds.Spec.MetricsPort()), m["port"], 0)
+				// Keys DittoFS defaults itself are left out, so a server that had metrics on
+				// before path and token existed renders the same config (same pod).
+				if p := ds.Spec.MetricsPath(); p != "/metrics" {
+					assert.Equal(t, p, m["path"])
+				} else {
+					assert.NotContains(t, m, "path")
+				}
+				if ds.Spec.MetricsTokenRef() != nil {
+					assert.Equal(t, "token", m["auth"])
+					assert.Equal(t, "/etc/dittofs/metrics-token/token", m["token_file"])
+				} else {
+					assert.NotContains(t, m, "auth")
+					assert.NotContains(t, m, "token_file")
+				}
 			} else {
 				assert.Equal(t, false, m["enabled"])
 			}

@@ -130,7 +130,7 @@ func (v *Validator) Validate(ctx context.Context, ds *v1alpha1.DittoServer) (Fin
 		f.Warnings = append(f.Warnings, fmt.Sprintf("%s is %d, below 1024: the DittoFS container runs as a non-root user without capabilities and may not be able to bind it; prefer a port above 1023", p.field, p.port))
 	}
 	f.Warnings = append(f.Warnings, NoEffectFields(s)...)
-	if m := s.Metrics; m != nil && !m.Enabled && m.ServiceMonitor != nil && m.ServiceMonitor.Enabled {
+	if m := s.Metrics; m != nil && !s.MetricsEnabled() && m.ServiceMonitor != nil && m.ServiceMonitor.Enabled {
 		f.Warnings = append(f.Warnings, "spec.metrics.serviceMonitor.enabled has no effect while spec.metrics.enabled is false: there is no -metrics Service to scrape; enable metrics or remove it")
 	}
 	if s.S3 != nil && s.Storage.ContentSize != "" {
@@ -185,6 +185,9 @@ func (v *Validator) checkSecrets(ctx context.Context, ds *v1alpha1.DittoServer, 
 	}
 	if s.Database != nil && s.Database.PostgresSecretRef != nil {
 		refs = append(refs, ref{"spec.database.postgresSecretRef", s.Database.PostgresSecretRef.Name, s.Database.PostgresSecretRef.Key})
+	}
+	if t := s.MetricsTokenRef(); t != nil {
+		refs = append(refs, ref{"spec.metrics.bearerTokenSecretRef", t.Name, t.Key})
 	}
 	if s.S3 != nil && s.S3.CredentialsSecretRef != nil {
 		r := s.S3.CredentialsSecretRef

@@ -34,12 +34,12 @@ func TestBlocking(t *testing.T) {
 func TestPrivilegedPorts(t *testing.T) {
 	spec := &v1alpha1.DittoServerSpec{
 		ControlPlane: &v1alpha1.ControlPlaneSpec{Port: 80},
-		Metrics:      &v1alpha1.MetricsSpec{Enabled: true, Port: 443},
+		Metrics:      &v1alpha1.MetricsSpec{Enabled: ptr.To(true), Port: 443},
 		NFSPort:      ptr.To(int32(2049)),
 	}
 	assert.Equal(t, []portField{{"spec.controlPlane.port", 80}, {"spec.metrics.port", 443}}, privilegedPorts(spec),
 		"container ports below 1024; nfsPort is a Service port and may be low")
-	spec.Metrics.Enabled = false
+	spec.Metrics.Enabled = ptr.To(false)
 	assert.Equal(t, []portField{{"spec.controlPlane.port", 80}}, privilegedPorts(spec), "metrics off: no metrics port")
 }
 
@@ -100,13 +100,13 @@ func TestServiceMonitorWithoutMetrics(t *testing.T) {
 	v := &Validator{}
 	ds := &v1alpha1.DittoServer{Spec: v1alpha1.DittoServerSpec{
 		Storage: v1alpha1.StorageSpec{MetadataSize: "1Gi"},
-		Metrics: &v1alpha1.MetricsSpec{ServiceMonitor: &v1alpha1.ServiceMonitorSpec{Enabled: true}},
+		Metrics: &v1alpha1.MetricsSpec{Enabled: ptr.To(false), ServiceMonitor: &v1alpha1.ServiceMonitorSpec{Enabled: true}},
 	}}
 	f, err := v.Validate(context.Background(), ds)
 	require.NoError(t, err)
 	assert.Empty(t, f.Errors)
 	assert.Contains(t, strings.Join(f.Warnings, "\n"), "spec.metrics.serviceMonitor.enabled has no effect while spec.metrics.enabled is false")
-	ds.Spec.Metrics.Enabled = true
+	ds.Spec.Metrics.Enabled = ptr.To(true)
 	f, err = v.Validate(context.Background(), ds)
 	require.NoError(t, err)
 	assert.NotContains(t, strings.Join(f.Warnings, "\n"), "serviceMonitor")

@@ -322,7 +322,7 @@ func (r *run) newServer(s *server) *v1alpha1.DittoServer {
 	ds.Spec.Storage.MetadataSize = s.metadataSize
 	ds.Spec.Storage.DeleteWithServer = s.deleteData
 	ds.Spec.NFSPort = ptr.To(s.nfsPort)
-	ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: s.metrics}
+	ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(s.metrics)}
 	if s.userSecrets { // otherwise generated <name>-jwt-secret and <name>-admin-credentials
 		ds.Spec.Identity = &v1alpha1.IdentitySpec{
 			JWT:   &v1alpha1.JWTSpec{SecretRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: userJWTSecret}, Key: "secret"}},

@@ -130,7 +130,7 @@ func (r *run) operate(rng *rand.Rand, s *server) {
 		r.update(ctx, s, func(ds *v1alpha1.DittoServer) { ds.Spec.NFSPort = ptr.To(port) }, func() { s.nfsPort = port })
 	case p < 60:
 		on := !s.metrics
-		r.update(ctx, s, func(ds *v1alpha1.DittoServer) { ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: on} }, func() { s.metrics = on })
+		r.update(ctx, s, func(ds *v1alpha1.DittoServer) { ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(on)} }, func() { s.metrics = on })
 	case p < 75:
 		if s.growths >= maxGrowths {
 			return

@@ -179,10 +179,19 @@ func TestOperandConformance(t *testing.T) {
 			ds:   newDittoServer("conf-default", nil),
 		},
 		{
-			name: "metrics-enabled-debug-text-logs",
+			// Metrics on a custom port and path behind a bearer token from a Secret (mounted
+			// as a file), and DEBUG/text logs.
+			name: "metrics-token-path-debug-text-logs",
 			ds: newDittoServer("conf-metrics", func(s *v1alpha1.DittoServerSpec) {
-				s.Metrics = &v1alpha1.MetricsSpec{Enabled: true, Port: 9464}
+				s.Metrics = &v1alpha1.MetricsSpec{Port: 9464, Path: "/prom/metrics", BearerTokenSecretRef: userSecret("scrape", "token")}
 				s.Logging = &v1alpha1.LoggingSpec{Level: "DEBUG", Format: "text"}
+			}),
+			secrets: secretData{"scrape": {"token": "a-scrape-token-0123456789\n"}},
+		},
+		{
+			name: "metrics-off",
+			ds: newDittoServer("conf-nometrics", func(s *v1alpha1.DittoServerSpec) {
+				s.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(false)}
 			}),
 		},
 		{

@@ -103,6 +103,14 @@ func (p *pod) checkConfig(t *testing.T) {
 		assert.Equal(t, "true", str("metrics.enabled"))
 		assert.Equal(t, bind, str("metrics.host"))
 		assert.Equal(t, strconv.Itoa(int(p.ds.Spec.MetricsPort())), str("metrics.port"))
+		assert.Equal(t, p.ds.Spec.MetricsPath(), str("metrics.path"))
+		if p.ds.Spec.MetricsTokenRef() != nil {
+			assert.Equal(t, "token", str("metrics.auth"))
+		} else {
+			assert.Equal(t, "none", str("metrics.auth"))
+		}
+	} else {
+		assert.Equal(t, "false", str("metrics.enabled"))
 	}
 }
 
@@ -347,20 +355,44 @@ func (p *pod) checkMetrics(t *testing.T) {
 	if v, ok := lookup(p.configTree, "metrics.path"); ok {
 		path = fmt.Sprint(v)
 	}
+	require.Equal(t, p.ds.Spec.MetricsPath(), path, "the server serves metrics where the spec says")
 	url := fmt.Sprintf("http://%s%s", net.JoinHostPort(p.sb.podIP, strconv.Itoa(int(port))), path)
 	client := p.sb.httpClient(10 * time.Second)
-	var body string
-	require.Eventually(t, func() bool {
-		resp, err := client.Get(url)
+	get := func(token string) (int, string, error) {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
 		if err != nil {
-			return false
+			return 0, "", err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
 		}
 		defer func() { _ = resp.Body.Close() }()
 		b, _ := io.ReadAll(resp.Body)
-		body = string(b)
-		return resp.StatusCode == http.StatusOK
+		return resp.StatusCode, string(b), nil
+	}
+	token := ""
+	if ref := p.ds.Spec.MetricsTokenRef(); ref != nil {
+		token = strings.TrimSpace(p.secrets[ref.Name][ref.Key])
+		require.NotEmpty(t, token)
+	}
+	var body string
+	require.Eventually(t, func() bool {
+		code, b, err := get(token)
+		body = b
+		return err == nil && code == http.StatusOK
 	}, 10*time.Second, 50*time.Millisecond, "GET %s", url)
 	assert.Contains(t, body, "# TYPE", "metrics body is not Prometheus text")
+	if token != "" {
+		for _, bad := range []string{"", "not-" + token} {
+			code, _, err := get(bad)
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusUnauthorized, code, "a scrape with token %q must be refused", bad)
+		}
+	}
 }
 
 // Names of what the case creates through the API.

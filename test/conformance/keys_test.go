@@ -188,7 +188,7 @@ func keyContractSpecs(t testing.TB) map[string]*v1alpha1.DittoServer {
 	return map[string]*v1alpha1.DittoServer{
 		"default": newDittoServer("k-default", nil),
 		"metrics": newDittoServer("k-metrics", func(s *v1alpha1.DittoServerSpec) {
-			s.Metrics = &v1alpha1.MetricsSpec{Enabled: true, Port: 9191}
+			s.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(true), Port: 9191}
 		}),
 		"postgres": newDittoServer("k-postgres", func(s *v1alpha1.DittoServerSpec) {
 			s.Database = &v1alpha1.DatabaseSpec{Type: v1alpha1.DatabasePostgres, PostgresSecretRef: userSecret("pg", "uri")}
@@ -198,7 +198,7 @@ func keyContractSpecs(t testing.TB) map[string]*v1alpha1.DittoServer {
 		}),
 		"custom-ports": newDittoServer("k-ports", func(s *v1alpha1.DittoServerSpec) {
 			s.ControlPlane = &v1alpha1.ControlPlaneSpec{Port: 9000}
-			s.Metrics = &v1alpha1.MetricsSpec{Enabled: true, Port: 9100}
+			s.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(true), Port: 9100}
 			s.NFSPort = ptr.To(int32(2049))
 			s.SMB = &v1alpha1.SMBSpec{Enabled: true, Port: ptr.To(int32(445))}
 			s.Database = &v1alpha1.DatabaseSpec{SQLite: &v1alpha1.SQLiteSpec{Path: "/data/controlplane/sub/cp.db"}}

@@ -198,6 +198,18 @@ func preparePod(t *testing.T, sb *sandbox, c podCase) *pod {
 			configVolumeDir = dir
 		case isVolume && v.EmptyDir != nil, claims[vm.Name]:
 			p.chownToPod(t, dir)
+		case isVolume && v.Secret != nil:
+			// The kubelet writes the listed keys as files (mode 0644); a missing key would
+			// keep the container from starting.
+			require.True(t, vm.ReadOnly, "mount %s: a Secret volume should be read-only", vm.MountPath)
+			data, ok := p.secrets[v.Secret.SecretName]
+			require.True(t, ok, "mount %s: Secret %s does not exist", vm.MountPath, v.Secret.SecretName)
+			require.NotEmpty(t, v.Secret.Items, "mount %s: the suite maps listed keys only", vm.MountPath)
+			for _, it := range v.Secret.Items {
+				value, ok := data[it.Key]
+				require.True(t, ok, "mount %s: Secret %s has no key %s", vm.MountPath, v.Secret.SecretName, it.Key)
+				require.NoError(t, os.WriteFile(filepath.Join(dir, it.Path), []byte(value), 0o644))
+			}
 		default:
 			t.Fatalf("mount %s (%s) is backed by neither a volume nor a claim template this suite knows", vm.MountPath, vm.Name)
 		}

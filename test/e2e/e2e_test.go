@@ -372,7 +372,7 @@ func (e *e2e) s3Server() *v1alpha1.DittoServer {
 	ds := &v1alpha1.DittoServer{ObjectMeta: metav1.ObjectMeta{Name: s3Server, Namespace: namespace}}
 	ds.Spec.Storage.MetadataSize = "1Gi"
 	ds.Spec.SMB = &v1alpha1.SMBSpec{Enabled: true, MaxConnections: ptr.To(int32(20))}
-	ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: true}
+	ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(true)}
 	ds.Spec.S3 = &v1alpha1.S3Spec{Bucket: bucket, Region: "us-east-1", AllowPrivateEndpoint: true,
 		CredentialsSecretRef: &v1alpha1.S3CredentialsSecretRef{SecretName: "s3"}}
 	ds.Spec.NodeSelector, ds.Spec.Tolerations = kwok.OnDFSNode()

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -10,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
@@ -40,7 +42,7 @@ func TestCreateProducesObjectsAndStatus(t *testing.T) {
 	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "basic-config"}, cm))
 	isOwned(cm)
 	assert.Contains(t, cm.Data["config.yaml"], "host: 0.0.0.0")
-	for _, name := range []string{"basic-headless", "basic-file", "basic-api"} {
+	for _, name := range []string{"basic-headless", "basic-file", "basic-api", "basic-metrics"} {
 		svc := &corev1.Service{}
 		require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, svc), name)
 		isOwned(svc)
@@ -48,8 +50,11 @@ func TestCreateProducesObjectsAndStatus(t *testing.T) {
 		assert.Equal(t, "dittofs", svc.Labels["app.kubernetes.io/part-of"], name)
 		assert.Equal(t, "Helm", svc.Labels["app.kubernetes.io/managed-by"], name)
 	}
-	err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "basic-metrics"}, &corev1.Service{})
-	assert.True(t, apierrors.IsNotFound(err), "no metrics Service unless metrics are enabled")
+	metricsSvc := &corev1.Service{}
+	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "basic-metrics"}, metricsSvc), "metrics are on by default")
+	for k, v := range map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": "/metrics"} {
+		assert.Equal(t, v, metricsSvc.Annotations[k], "announced for annotation-based scraping: %s", k)
+	}
 	file := &corev1.Service{}
 	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "basic-file"}, file))
 	require.Len(t, file.Spec.Ports, 1)
@@ -77,7 +82,7 @@ func TestCreateProducesObjectsAndStatus(t *testing.T) {
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
 	}
-	assert.Equal(t, map[string]int32{"api": 8080, "nfs": 12049}, ports)
+	assert.Equal(t, map[string]int32{"api": 8080, "nfs": 12049, "metrics": 9090}, ports)
 	assert.Equal(t, "/health", c.StartupProbe.HTTPGet.Path)
 	assert.Equal(t, int32(30), c.StartupProbe.FailureThreshold)
 	assert.Equal(t, int32(5), c.StartupProbe.PeriodSeconds)
@@ -162,10 +167,14 @@ func TestGeneratedSecretsAreCreatedOnce(t *testing.T) {
 
 	// A spec change reconciles again; the generated values stay.
 	updateServer(t, ns, "gen", func(ds *v1alpha1.DittoServer) {
-		ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: true, Port: 9090}
+		ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(false)}
 	})
-	eventually(t, "metrics Service", func() error {
-		return k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "gen-metrics"}, &corev1.Service{})
+	eventually(t, "metrics Service gone with metrics off", func() error {
+		err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "gen-metrics"}, &corev1.Service{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there: %w", err)
 	})
 	jwt2, admin2 := &corev1.Secret{}, &corev1.Secret{}
 	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "gen-jwt-secret"}, jwt2))

@@ -7,10 +7,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	"github.com/dittofs/dittofs-operator/internal/specs"
+	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
 // waitHashChange waits until the pod template carries a hash different from old.
@@ -40,7 +43,7 @@ func TestConfigHash(t *testing.T) {
 
 	t.Run("a spec change that changes config.yaml rolls the pod", func(t *testing.T) {
 		updateServer(t, ns, "hash", func(ds *v1alpha1.DittoServer) {
-			ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: true, Port: 9091}
+			ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(true), Port: 9091}
 		})
 		h1 := waitHashChange(t, ns, "hash", h0)
 		cm := &corev1.ConfigMap{}
@@ -53,6 +56,28 @@ func TestConfigHash(t *testing.T) {
 		s := &corev1.Secret{}
 		require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "dittofs-jwt-secret"}, s))
 		s.Data["secret"] = []byte("a-rotated-jwt-secret-0123456789abcdefgh")
+		require.NoError(t, k8s.Update(ctx(), s))
+		h0 = waitHashChange(t, ns, "hash", h0)
+	})
+
+	t.Run("a new metrics token rolls the pod", func(t *testing.T) {
+		require.NoError(t, k8s.Create(ctx(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scrape"},
+			StringData: map[string]string{"token": "first-token"}}))
+		updateServer(t, ns, "hash", func(ds *v1alpha1.DittoServer) {
+			ds.Spec.Metrics.BearerTokenSecretRef = &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "scrape"}, Key: "token"}
+		})
+		h0 = waitHashChange(t, ns, "hash", h0)
+		s := &corev1.Secret{}
+		require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "scrape"}, s))
+		s.Data["token"] = []byte("second-token")
+		require.NoError(t, k8s.Update(ctx(), s))
+		h0 = waitHashChange(t, ns, "hash", h0) // DittoFS reads the token file at boot only
+
+		s.Data["token"] = []byte("  ")
+		require.NoError(t, k8s.Update(ctx(), s))
+		testenv.WaitCondition(t, k8s, ns, "hash", specs.ConditionReady, "False", specs.ReasonSecretInvalid, `Secret scrape key "token" (spec.metrics.bearerTokenSecretRef) is empty`)
+		assert.Equal(t, h0, configHash(t, ns, "hash"), "an empty token is refused, the running pod kept")
+		s.Data["token"] = []byte("third-token")
 		require.NoError(t, k8s.Update(ctx(), s))
 		h0 = waitHashChange(t, ns, "hash", h0)
 	})

@@ -81,7 +81,7 @@ func TestRecoversWhatAKilledOperatorLeft(t *testing.T) {
 	userSecrets(t, ns)
 	for _, name := range []string{"pending", "deleting"} {
 		ds := basicServer(ns, name)
-		ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: true}
+		ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(true)}
 		require.NoError(t, k8s.Create(ctx(), ds))
 		getStatefulSet(t, ns, name)
 		markStatefulSetReady(t, ns, name)
@@ -92,7 +92,7 @@ func TestRecoversWhatAKilledOperatorLeft(t *testing.T) {
 	leavePendingInstall(t, ns, "pending")
 	updateServer(t, ns, "pending", func(ds *v1alpha1.DittoServer) {
 		ds.Spec.NFSPort = ptr.To[int32](12050)
-		ds.Spec.Metrics.Enabled = false
+		ds.Spec.Metrics.Enabled = ptr.To(false)
 	})
 	ds := getServer(t, ns, "deleting")
 	require.NoError(t, k8s.Delete(ctx(), ds))

@@ -10,9 +10,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -37,7 +39,7 @@ func TestServiceMonitor(t *testing.T) {
 	ns := newNamespace(t)
 	userSecrets(t, ns)
 	ds := basicServer(ns, "scraped")
-	ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: true, ServiceMonitor: &v1alpha1.ServiceMonitorSpec{
+	ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(true), ServiceMonitor: &v1alpha1.ServiceMonitorSpec{
 		Enabled: true, Interval: "30s", Labels: map[string]string{"release": "prometheus", specs.LabelInstance: "hijack"}}}
 	require.NoError(t, k8s.Create(ctx(), ds))
 	getStatefulSet(t, ns, "scraped")
@@ -84,6 +86,33 @@ func TestServiceMonitor(t *testing.T) {
 		}
 		if c := condition(got, specs.ConditionReady); c == nil || strings.Contains(c.Message, "ServiceMonitor CRD") {
 			return fmt.Errorf("Ready: %+v", c)
+		}
+		return nil
+	})
+
+	// A path and a bearer token: the ServiceMonitor scrapes there and sends the token from the
+	// same Secret key (accepted by the real CRD's schema), the Service announces the path.
+	require.NoError(t, k8s.Create(ctx(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scrape"},
+		StringData: map[string]string{"token": "a-scrape-token"}}))
+	updateServer(t, ns, "scraped", func(ds *v1alpha1.DittoServer) {
+		ds.Spec.Metrics.Path = "/prom"
+		ds.Spec.Metrics.BearerTokenSecretRef = &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "scrape"}, Key: "token"}
+	})
+	eventually(t, "the ServiceMonitor sends the token to the new path", func() error {
+		if err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "scraped"}, sm); err != nil {
+			return err
+		}
+		endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+		want := map[string]any{"port": "metrics", "path": "/prom", "interval": "30s", "authorization": map[string]any{
+			"type": "Bearer", "credentials": map[string]any{"name": "scrape", "key": "token"}}}
+		if len(endpoints) != 1 || !equality.Semantic.DeepEqual(want, endpoints[0]) {
+			return fmt.Errorf("endpoints %v", endpoints)
+		}
+		if err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "scraped-metrics"}, svc); err != nil {
+			return err
+		}
+		if svc.Annotations["prometheus.io/path"] != "/prom" {
+			return fmt.Errorf("Service annotations %v", svc.Annotations)
 		}
 		return nil
 	})

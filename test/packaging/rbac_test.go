@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
@@ -100,7 +101,7 @@ func convergeAndDelete(t *testing.T, ns, name string) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v1alpha1.DittoServerSpec{
 			Storage: v1alpha1.StorageSpec{MetadataSize: "1Gi", ContentSize: "1Gi", DeleteWithServer: true},
-			Metrics: &v1alpha1.MetricsSpec{Enabled: true},
+			Metrics: &v1alpha1.MetricsSpec{Enabled: ptr.To(true)},
 		},
 	}
 	require.NoError(t, env.Client.Create(ctx, ds))
