@@ -53,6 +53,9 @@ func main() {
 	var o runOptions
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "address of the metrics endpoint (\"0\" disables it)")
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "serve metrics over HTTPS with Kubernetes authn/authz")
+	flag.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "directory with the metrics endpoint's serving certificate and key (reloaded when they change); empty: a self-signed certificate")
+	flag.StringVar(&o.metricsCertName, "metrics-cert-name", "tls.crt", "certificate file in --metrics-cert-dir")
+	flag.StringVar(&o.metricsCertKey, "metrics-cert-key", "tls.key", "key file in --metrics-cert-dir")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election (required with more than one replica)")
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease (empty: the operator's own namespace, read in-cluster; required out of cluster with --leader-elect)")
@@ -89,6 +92,8 @@ func main() {
 // runOptions are the flags.
 type runOptions struct {
 	metricsAddr, probeAddr, watchesFile string
+	metricsCertDir                      string
+	metricsCertName, metricsCertKey     string
 	leaderElectionNamespace             string
 	operatorNamespace                   string
 	secureMetrics, leaderElect          bool
@@ -131,9 +136,9 @@ func run(o runOptions) error {
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
 
-	metricsOpts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics}
-	if o.secureMetrics {
-		metricsOpts.FilterProvider = metricsauth.Filter
+	metricsOpts, err := metricsOptions(o)
+	if err != nil {
+		return err
 	}
 	webhooks, err := webhooksEnabled(o.enableWebhooks, o.webhookCertDir)
 	if err != nil {
@@ -179,6 +184,30 @@ func run(o runOptions) error {
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// metricsOptions configures the operator's metrics endpoint: HTTPS with Kubernetes authn/authz
+// unless --metrics-secure=false, and the certificate of --metrics-cert-dir when given.
+// controller-runtime falls back to a self-signed certificate when the files are missing;
+// a directory given on purpose without them is an error instead.
+func metricsOptions(o runOptions) (metricsserver.Options, error) {
+	opts := metricsserver.Options{BindAddress: o.metricsAddr, SecureServing: o.secureMetrics}
+	if o.secureMetrics {
+		opts.FilterProvider = metricsauth.Filter
+	}
+	if o.metricsCertDir == "" {
+		return opts, nil
+	}
+	if !o.secureMetrics {
+		return opts, fmt.Errorf("--metrics-cert-dir=%s with --metrics-secure=false: the endpoint serves plain HTTP; drop one of them", o.metricsCertDir)
+	}
+	for _, f := range []string{o.metricsCertName, o.metricsCertKey} {
+		if _, err := os.Stat(filepath.Join(o.metricsCertDir, f)); err != nil {
+			return opts, fmt.Errorf("--metrics-cert-dir=%s: %w; mount the certificate Secret there (tls.crt, tls.key) or leave the flag out for a self-signed certificate", o.metricsCertDir, err)
+		}
+	}
+	opts.CertDir, opts.CertName, opts.KeyName = o.metricsCertDir, o.metricsCertName, o.metricsCertKey
+	return opts, nil
 }
 
 // webhooksEnabled decides whether to serve the validating webhook. "auto" serves it only when

@@ -136,6 +136,7 @@ func New(opts Options, deps Deps) *Step {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = dittoapi.NewDefaultHTTPClient()
 	}
+	opts.HTTPClient = withMetrics(opts.HTTPClient)
 	if opts.Resync <= 0 {
 		opts.Resync = DefaultResync
 	}

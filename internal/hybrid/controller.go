@@ -67,6 +67,9 @@ type Reconciler struct {
 	perconaWatch *perconaWatch
 	// lastStatus is the last status write per server UID (appliedStatus).
 	lastStatus sync.Map
+	// creating holds the UIDs of servers whose first status this process wrote and that have
+	// not been Ready since (dittofs_server_time_to_ready_seconds).
+	creating sync.Map
 }
 
 // scope is one reconcile of one server. The steps run in order; each reads what the earlier
@@ -102,6 +105,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if !ds.DeletionTimestamp.IsZero() {
 		r.lastStatus.Delete(ds.UID)
+		r.creating.Delete(ds.UID)
 		return r.reconcileDelete(ctx, ds)
 	}
 	if !controllerutil.ContainsFinalizer(ds, specs.Finalizer) {

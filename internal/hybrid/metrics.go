@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -26,6 +27,47 @@ var (
 		"1 for each condition of a DittoServer's status, with its current status and reason.",
 		[]string{"namespace", "name", "type", "status", "reason"}, nil)
 )
+
+// Durations, observed when a status write records the end of what they measure. The start is
+// the creation timestamp or the condition's lastTransitionTime, both kept in the API server,
+// so a rollout that spans an operator restart is measured in full.
+var (
+	timeToReady = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "dittofs_server_time_to_ready_seconds",
+		Help:    "From a DittoServer's creation to its first Ready=True (servers whose first status this operator process wrote).",
+		Buckets: []float64{1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800},
+	})
+	rolloutDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "dittofs_server_rollout_duration_seconds",
+		Help:    "From the start of a DittoServer's rollout (Progressing=True) to its end, by what was rolling out (RollingOut: a new pod template or replica count; ExpandingVolumes: volumes grown by re-creating the StatefulSet).",
+		Buckets: []float64{1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800},
+	}, []string{"reason"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(timeToReady, rolloutDuration)
+}
+
+// observeDurations records the durations a status write ends: a creation reaching Ready, a
+// rollout finishing. A creation's own rollout is part of its time to Ready, not a rollout.
+func (r *Reconciler) observeDurations(ds *v1alpha1.DittoServer, desired v1alpha1.DittoServerStatus, now time.Time) {
+	ready := conditionTransition(ds, desired, specs.ConditionReady)
+	if ready.old == nil {
+		r.creating.Store(ds.UID, struct{}{}) // the server's first status
+	}
+	_, creating := r.creating.Load(ds.UID)
+	progressing := conditionTransition(ds, desired, specs.ConditionProgressing)
+	if old, p := progressing.old, progressing.now; !creating && old != nil && p != nil &&
+		old.Status == metav1.ConditionTrue && p.Status == metav1.ConditionFalse &&
+		(old.Reason == specs.ReasonRollingOut || old.Reason == specs.ReasonExpandingVolumes) {
+		rolloutDuration.WithLabelValues(old.Reason).Observe(now.Sub(old.LastTransitionTime.Time).Seconds())
+	}
+	if creating && ready.now != nil &&
+		ready.now.Status == metav1.ConditionTrue && !ready.wasTrue() {
+		timeToReady.Observe(now.Sub(ds.CreationTimestamp.Time).Seconds())
+		r.creating.Delete(ds.UID)
+	}
+}
 
 // listTimeout bounds a scrape's read of the cache (in memory; it only waits while the cache
 // is not started yet).

@@ -3,6 +3,7 @@ package hybrid
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,6 +39,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, ds *v1alpha1.DittoServer, 
 		return err
 	}
 	r.lastStatus.Store(ds.UID, appliedStatus{from: ds.ResourceVersion, key: key})
+	r.observeDurations(ds, desired, time.Now())
 	return nil
 }
 

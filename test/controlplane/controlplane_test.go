@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	"github.com/dittofs/dittofs-operator/internal/controlplane"
@@ -93,6 +94,9 @@ func TestProvisioning(t *testing.T) {
 	waitCondition(t, ns, "files", specs.ConditionStorageReady, metav1.ConditionTrue, specs.ReasonStoreHealthy)
 	waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionTrue, "")
 	t.Logf("Ready with control plane applied %s after create", time.Since(start).Round(time.Millisecond))
+	for _, endpoint := range []string{"auth", "adapters", "store", "shares"} {
+		assert.Positive(t, apiCalls(t, endpoint, "2xx"), "dittofs_api_request_duration_seconds has the %s calls", endpoint)
+	}
 
 	admin := be.dfs.Admin(t)
 	sh, err := admin.GetShare(ctx(), specs.DefaultShareName)
@@ -464,6 +468,8 @@ func TestAPIUnreachable(t *testing.T) {
 	ds := waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionFalse, specs.ReasonAPIUnreachable, "did not answer", "--dittofs-api-address=pod-ip")
 
 	const nowhere = "http://127.0.0.1:1" // startManager's endpoint for a server without a dfs
+	unanswered := apiCalls(t, "", "error")
+	assert.Positive(t, unanswered, "calls without an answer are in dittofs_api_request_duration_seconds{code=\"error\"}")
 	calls.reset(nowhere)
 	poke(t, ns, "admin")
 	total, _, detail := quiesce(t, nowhere)
@@ -532,4 +538,28 @@ func TestHangingAPI(t *testing.T) {
 	events := testenv.Events(t, k8s, ns, "files", specs.EventControlPlaneUnreachable)
 	require.Len(t, events, 1)
 	assert.Contains(t, events[0], "deadline exceeded")
+}
+
+// apiCalls is the number of the operator's API calls observed in
+// dittofs_api_request_duration_seconds with the given endpoint ("" for any) and code.
+func apiCalls(t *testing.T, endpoint, code string) uint64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	require.NoError(t, err)
+	var n uint64
+	for _, f := range families {
+		if f.GetName() != "dittofs_api_request_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["code"] == code && (endpoint == "" || labels["endpoint"] == endpoint) {
+				n += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
 }

@@ -123,6 +123,18 @@ func TestManagerPodIsRestricted(t *testing.T) {
 		assert.NotNil(t, c.ReadinessProbe, dir)
 		assert.False(t, c.Resources.Limits.Memory().IsZero(), dir)
 		assert.Contains(t, c.Args, "--leader-elect", dir)
+		if dir == "config/overlays/webhook-certmanager" {
+			// The metrics endpoint serves cert-manager's certificate from the mounted Secret.
+			assert.Contains(t, c.Args, "--metrics-cert-dir=/tmp/k8s-metrics-server/metrics-certs")
+			assert.Contains(t, c.VolumeMounts, corev1.VolumeMount{Name: "metrics-certs", MountPath: "/tmp/k8s-metrics-server/metrics-certs", ReadOnly: true})
+			var secrets []string
+			for _, v := range dep.Spec.Template.Spec.Volumes {
+				if v.Secret != nil {
+					secrets = append(secrets, v.Secret.SecretName)
+				}
+			}
+			assert.ElementsMatch(t, []string{"webhook-server-cert", "metrics-server-cert"}, secrets)
+		}
 	}
 }
 
@@ -146,14 +158,15 @@ func TestCertManagerOverlayFollowsItsNamespace(t *testing.T) {
 	}
 	rel, err := filepath.Rel(apiserver.RepoRoot(), dir)
 	require.NoError(t, err)
-	var dnsNames []string
+	dnsNames := map[string][]string{}
 	var inject, webhookNS string
 	for _, o := range kustomizeBuild(t, rel) {
 		switch o.GetKind() {
 		case "Certificate":
-			dnsNames, _, _ = unstructured.NestedStringSlice(o.Object, "spec", "dnsNames")
+			dnsNames[o.GetName()], _, _ = unstructured.NestedStringSlice(o.Object, "spec", "dnsNames")
 			issuer, _, _ := unstructured.NestedString(o.Object, "spec", "issuerRef", "name")
 			assert.Equal(t, "dittofs-operator-selfsigned-issuer", issuer)
+			assert.Equal(t, "storage-ops", o.GetNamespace())
 		case "ValidatingWebhookConfiguration":
 			inject = o.GetAnnotations()["cert-manager.io/inject-ca-from"]
 			hooks, _, _ := unstructured.NestedSlice(o.Object, "webhooks")
@@ -165,7 +178,10 @@ func TestCertManagerOverlayFollowsItsNamespace(t *testing.T) {
 			}
 		}
 	}
-	assert.Equal(t, []string{"dittofs-operator-webhook-service.storage-ops.svc", "dittofs-operator-webhook-service.storage-ops.svc.cluster.local"}, dnsNames)
+	assert.Equal(t, map[string][]string{
+		"dittofs-operator-serving-cert": {"dittofs-operator-webhook-service.storage-ops.svc", "dittofs-operator-webhook-service.storage-ops.svc.cluster.local"},
+		"dittofs-operator-metrics-cert": {"dittofs-operator-controller-manager-metrics-service.storage-ops.svc", "dittofs-operator-controller-manager-metrics-service.storage-ops.svc.cluster.local"},
+	}, dnsNames)
 	assert.Equal(t, "storage-ops/dittofs-operator-serving-cert", inject)
 	assert.Equal(t, "storage-ops", webhookNS)
 }

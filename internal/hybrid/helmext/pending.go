@@ -13,7 +13,7 @@ import (
 )
 
 // WrapActionClients wraps an ActionClientGetter so that a release left pending-* is recovered,
-// and swaps in the cache-backed drift repair (drift.go).
+// swaps in the cache-backed drift repair (drift.go), and counts failed actions (metrics.go).
 //
 // An operator killed during an install or upgrade (or one that lost the API server before it
 // could record the result) leaves its release pending-* and Helm refuses every later operation
@@ -37,12 +37,12 @@ func WrapActionClients(inner helmclient.ActionClientGetter, c client.Client) hel
 		ac := &driftRepairingClient{ActionInterface: inner, ctx: ctx, client: c}
 		rel, err := ac.Get(obj.GetName())
 		if err != nil || rel.Info == nil || !rel.Info.Status.IsPending() {
-			return ac, nil
+			return countingClient{ac}, nil
 		}
 		if err := recoverPending(ctx, ac, c, obj, rel); err != nil {
 			return nil, fmt.Errorf("recovering release %s v%d left %s: %w", rel.Name, rel.Version, rel.Info.Status, err)
 		}
-		return ac, nil
+		return countingClient{ac}, nil
 	})
 }
 
