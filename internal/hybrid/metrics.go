@@ -46,6 +46,9 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(timeToReady, rolloutDuration)
+	for _, reason := range []string{specs.ReasonRollingOut, specs.ReasonExpandingVolumes} {
+		rolloutDuration.WithLabelValues(reason) // exported (empty) before the first rollout
+	}
 }
 
 // observeDurations records the durations a status write ends: a creation reaching Ready, a
