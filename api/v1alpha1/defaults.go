@@ -60,6 +60,7 @@ func (d *DittoServer) Default() {
 	cp := orNew(&s.ControlPlane)
 	orZero(&cp.Port, DefaultAPIPort)
 	orZero(&orNew(&cp.Service).Type, "ClusterIP")
+	orZero(&orNew(&cp.TLS).Mode, APITLSOperator)
 
 	id := orNew(&s.Identity)
 	orZero(&id.Type, DefaultIdentityType)

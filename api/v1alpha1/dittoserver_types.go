@@ -376,6 +376,45 @@ type ControlPlaneSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Service *APIServiceSpec `json:"service,omitempty"`
+
+	// TLS of the REST API, which carries the admin password and the S3 keys. By default the
+	// operator serves it over HTTPS with a certificate it issues from a CA of its own per server.
+	// +kubebuilder:default={}
+	// +optional
+	TLS *APITLSSpec `json:"tls,omitempty"`
+}
+
+// APITLSMode is where the REST API's certificate comes from.
+// +kubebuilder:validation:Enum=Operator;Secret;Disabled
+type APITLSMode string
+
+// Values of spec.controlPlane.tls.mode.
+const (
+	APITLSOperator APITLSMode = "Operator"
+	APITLSSecret   APITLSMode = "Secret"
+	APITLSDisabled APITLSMode = "Disabled"
+)
+
+// APITLSSpec configures HTTPS for the REST API.
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Secret' || (has(self.secretName) && size(self.secretName) > 0)",message="spec.controlPlane.tls.secretName is required with mode Secret: name a Secret with tls.crt and tls.key (and ca.crt), e.g. one cert-manager issues"
+// +kubebuilder:validation:XValidation:rule="!has(self.secretName) || size(self.secretName) == 0 || (has(self.mode) && self.mode == 'Secret')",message="spec.controlPlane.tls.secretName is used only with mode Secret; set mode: Secret or remove secretName"
+type APITLSSpec struct {
+	// Mode: Operator (default) issues the certificate from a CA the operator makes for the
+	// server, both kept in the Secret "<name>-api-tls" (ca.crt is what clients such as dfsctl
+	// trust) and renewed 30 days before it expires; Secret serves the certificate of
+	// secretName; Disabled serves plain HTTP, on purpose. DittoFS reloads a renewed
+	// certificate without a restart; changing the mode restarts the pod.
+	// +kubebuilder:default=Operator
+	// +optional
+	Mode APITLSMode `json:"mode,omitempty"`
+
+	// SecretName (mode Secret) is a Secret in the server's namespace with tls.crt and tls.key,
+	// and ca.crt, the CA the operator verifies the server with (without it, the system's
+	// roots). cert-manager's Certificate Secrets have these keys. The certificate must name
+	// <name>-api.<namespace>.svc, the name the operator verifies.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
 }
 
 // APIServiceSpec exposes the REST admin API.

@@ -71,3 +71,14 @@ func (s *DittoServerSpec) NFSServicePort() int32 {
 
 // PerconaEnabled reports whether spec.percona.enabled is set.
 func (s *DittoServerSpec) PerconaEnabled() bool { return s.Percona != nil && s.Percona.Enabled }
+
+// APITLSMode is spec.controlPlane.tls.mode or its default (Operator).
+func (s *DittoServerSpec) APITLSMode() APITLSMode {
+	if s.ControlPlane == nil || s.ControlPlane.TLS == nil || s.ControlPlane.TLS.Mode == "" {
+		return APITLSOperator
+	}
+	return s.ControlPlane.TLS.Mode
+}
+
+// APITLSEnabled reports whether the REST API serves HTTPS.
+func (s *DittoServerSpec) APITLSEnabled() bool { return s.APITLSMode() != APITLSDisabled }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log"
@@ -690,6 +691,13 @@ func (c *containerRun) isReady(r *podRun) bool {
 	return c.ready
 }
 
+// probeTransport is the probes' HTTP transport: like the kubelet's, it does not verify the
+// certificate of an HTTPS probe (nor keep connections between probes).
+var probeTransport = &http.Transport{
+	TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the kubelet does the same for probes
+	DisableKeepAlives: true,
+}
+
 // check runs one probe against the pod IP (through the same forwarding as every client).
 func (r *podRun) check(c *containerRun, p *corev1.Probe) bool {
 	timeout := time.Duration(max(p.TimeoutSeconds, 1)) * time.Second
@@ -710,7 +718,7 @@ func (r *podRun) check(c *containerRun, p *corev1.Probe) bool {
 		for _, hd := range h.HTTPHeaders {
 			req.Header.Add(hd.Name, hd.Value)
 		}
-		resp, err := (&http.Client{Timeout: timeout}).Do(req)
+		resp, err := (&http.Client{Timeout: timeout, Transport: probeTransport}).Do(req)
 		if err != nil {
 			return false
 		}

@@ -43,7 +43,8 @@ type Options struct {
 	// APIEndpoint is the resolver seam: the base URL of a server's REST API. nil means
 	// APIAddress decides. Tests point it at a dfs they started.
 	APIEndpoint func(ds *v1alpha1.DittoServer, clusterDomain string) string
-	// HTTPClient for the API (TLS settings go here); nil means dittoapi.NewDefaultHTTPClient.
+	// HTTPClient for the API; nil means dittoapi.NewDefaultHTTPClient. Its transport must be an
+	// *http.Transport, nil or TLSConfigurable: a server's TLS settings are set on a copy of it.
 	HTTPClient *http.Client
 	// PodPath maps a path inside the DittoFS pod (e.g. /data/metadata/default) to the path the
 	// server sees; nil is the identity. Tests running dfs outside a pod map it to a temp dir.
@@ -78,12 +79,13 @@ const (
 	DefaultClusterDomain = "cluster.local"
 )
 
-// DefaultAPIEndpoint is http://<name>-api.<namespace>.svc.<clusterDomain>:<controlPlane.port>.
+// DefaultAPIEndpoint is https://<name>-api.<namespace>.svc.<clusterDomain>:<controlPlane.port>
+// (http:// with spec.controlPlane.tls.mode Disabled).
 func DefaultAPIEndpoint(ds *v1alpha1.DittoServer, clusterDomain string) string {
 	if clusterDomain == "" {
 		clusterDomain = DefaultClusterDomain
 	}
-	return fmt.Sprintf("http://%s-api.%s.svc.%s:%d", ds.Name, ds.Namespace, clusterDomain, ds.Spec.APIPort())
+	return fmt.Sprintf("%s://%s-api.%s.svc.%s:%d", specs.APIScheme(ds), ds.Name, ds.Namespace, clusterDomain, ds.Spec.APIPort())
 }
 
 // Requeue periods of the step (the drift check is Options.Resync).
@@ -126,6 +128,9 @@ type Step struct {
 	sessions map[types.UID]*session
 	// unreachable counts the failures in a row to reach each server's API (for the backoff).
 	unreachable map[types.UID]int
+	// plain is the client of servers without TLS; tlsClients those of servers with (tls.go).
+	plain      *http.Client
+	tlsClients map[types.UID]tlsClient
 }
 
 // New returns the step with the defaults of opts filled in.
@@ -136,14 +141,14 @@ func New(opts Options, deps Deps) *Step {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = dittoapi.NewDefaultHTTPClient()
 	}
-	opts.HTTPClient = withMetrics(opts.HTTPClient)
 	if opts.Resync <= 0 {
 		opts.Resync = DefaultResync
 	}
 	if opts.Budget <= 0 {
 		opts.Budget = DefaultBudget
 	}
-	return &Step{deps: deps, opts: opts, sessions: map[types.UID]*session{}, unreachable: map[types.UID]int{}}
+	return &Step{deps: deps, opts: opts, plain: withMetrics(opts.HTTPClient),
+		sessions: map[types.UID]*session{}, unreachable: map[types.UID]int{}, tlsClients: map[types.UID]tlsClient{}}
 }
 
 // Outcome is what one Apply observed.
@@ -171,6 +176,8 @@ type run struct {
 	*Step
 	ds  *v1alpha1.DittoServer
 	api *dittoapi.Client
+	// hc is the HTTP client of this server's API (its TLS settings: tls.go).
+	hc *http.Client
 	// secret is the operator Secret, read once and updated in place by every write (empty,
 	// without a name, until the operator account is provisioned).
 	secret  *corev1.Secret
@@ -200,6 +207,17 @@ func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.
 		secret = &corev1.Secret{}
 	}
 	r := &run{Step: s, ds: ds, secret: secret, volumes: volumes}
+	if r.hc, err = s.httpClient(ctx, ds); err != nil {
+		var k8sErr *k8sError
+		if problem, ok := specs.AsProblem(err); ok {
+			return Outcome{ControlPlane: metav1.Condition{Type: specs.ConditionControlPlaneReady, Status: metav1.ConditionFalse,
+				Reason: problem.Reason, Message: problem.Message}, RequeueAfter: adminAuthBackoff}, nil
+		}
+		if errors.As(err, &k8sErr) {
+			return Outcome{}, k8sErr.err
+		}
+		return Outcome{}, err
+	}
 	if base == "" {
 		// the pod has no IP (yet): as unreachable as a Service that does not answer
 		base = "the IP of pod " + ds.Namespace + "/" + specs.PodName(ds, 0)
@@ -240,6 +258,12 @@ func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.
 		// fixes it.
 		out.ControlPlane = cond(metav1.ConditionFalse, problem.Reason, problem.Message)
 		out.RequeueAfter = adminAuthBackoff
+	case certificateRejected(err):
+		// TLS works, trust does not: no backoff to the unreachable maximum, the user must act.
+		out.ControlPlane = cond(metav1.ConditionFalse, specs.ReasonAPICertificateRejected, fmt.Sprintf(
+			"the DittoFS API at %s presented a certificate the operator does not trust (%v); it must be signed by the CA in Secret %s key %q (or a system root when that key is absent) and name %s; fix the certificate or spec.controlPlane.tls",
+			base, errors.Unwrap(err), specs.APITLSSecretName(ds), specs.APITLSCAKey, specs.APIServerName(ds)))
+		out.RequeueAfter = retry
 	case dittoapi.IsUnreachable(err):
 		// The message stays the same from one failure to the next (no status write while the
 		// API stays unreachable, whatever the network error); the error goes to the log, and
@@ -285,7 +309,7 @@ func (s *Step) endpoint(ctx context.Context, ds *v1alpha1.DittoServer) (string, 
 	if pod.Status.PodIP == "" {
 		return "", nil
 	}
-	return "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(ds.Spec.APIPort()))), nil
+	return specs.APIScheme(ds) + "://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(ds.Spec.APIPort()))), nil
 }
 
 // converge applies the admin password, adapters, the S3 store, the shares and their snapshot
@@ -316,6 +340,7 @@ func (s *Step) Forget(uid types.UID) {
 	s.mu.Lock()
 	delete(s.sessions, uid)
 	delete(s.unreachable, uid)
+	delete(s.tlsClients, uid)
 	s.mu.Unlock()
 }
 

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,16 +189,21 @@ func TestEndpoint(t *testing.T) {
 		pod     *corev1.Pod
 		want    string
 	}{
-		"default: the Service":         {"", pod("10.0.0.7"), "http://files-api.team.svc.cluster.local:8081"},
-		"service":                      {APIAddressService, nil, "http://files-api.team.svc.cluster.local:8081"},
-		"pod-ip":                       {APIAddressPodIP, pod("10.0.0.7"), "http://10.0.0.7:8081"},
-		"pod-ip, IPv6":                 {APIAddressPodIP, pod("fd00::7"), "http://[fd00::7]:8081"},
+		"default: the Service":         {"", pod("10.0.0.7"), "https://files-api.team.svc.cluster.local:8081"},
+		"service":                      {APIAddressService, nil, "https://files-api.team.svc.cluster.local:8081"},
+		"pod-ip":                       {APIAddressPodIP, pod("10.0.0.7"), "https://10.0.0.7:8081"},
+		"pod-ip, IPv6":                 {APIAddressPodIP, pod("fd00::7"), "https://[fd00::7]:8081"},
 		"pod-ip, no IP yet":            {APIAddressPodIP, pod(""), ""},
 		"pod-ip, no pod (scaled to 0)": {APIAddressPodIP, nil, ""},
+		"TLS disabled: plain HTTP":     {APIAddressPodIP, pod("10.0.0.7"), "http://10.0.0.7:8081"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			s := New(Options{APIAddress: tc.address}, Deps{Pods: podReader{pod: tc.pod}})
+			ds := ds.DeepCopy()
+			if strings.HasPrefix(name, "TLS disabled") {
+				ds.Spec.ControlPlane.TLS = &v1alpha1.APITLSSpec{Mode: v1alpha1.APITLSDisabled}
+			}
 			got, err := s.endpoint(context.Background(), ds)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, got)

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,7 +16,9 @@ import (
 
 // session is a logged-in API client of one server.
 type session struct {
-	client  *dittoapi.Client
+	client *dittoapi.Client
+	// hc is the HTTP client the session was made with (tls.go: another CA, another client).
+	hc      *http.Client
 	refresh string
 	expires time.Time
 }
@@ -27,7 +30,10 @@ func (r *run) login(ctx context.Context, base string, admin specs.SecretKey) err
 	r.mu.Lock()
 	s := r.sessions[uid]
 	r.mu.Unlock()
-	if s != nil && s.client.BaseURL() == base {
+	if s != nil && (s.client.BaseURL() != base || s.hc != r.hc) {
+		s = nil // another address or another certificate to trust: a new session
+	}
+	if s != nil {
 		if time.Until(s.expires) > time.Minute {
 			r.api = s.client
 			return nil
@@ -40,8 +46,8 @@ func (r *run) login(ctx context.Context, base string, admin specs.SecretKey) err
 			}
 		}
 	}
-	c := dittoapi.New(base, r.opts.HTTPClient)
-	if s != nil && s.client.BaseURL() == base {
+	c := dittoapi.New(base, r.hc)
+	if s != nil {
 		c = s.client // keep the call counter
 	}
 	if r.secret.Name != "" {
@@ -79,14 +85,14 @@ func (r *run) loginAsOperator(ctx context.Context, c *dittoapi.Client) (*dittoap
 	return c.ChangeOwnPassword(ctx, password, password)
 }
 
-func (s *Step) keep(uid types.UID, c *dittoapi.Client, tok *dittoapi.Tokens) {
+func (r *run) keep(uid types.UID, c *dittoapi.Client, tok *dittoapi.Tokens) {
 	exp := tok.ExpiresAt
 	if exp.IsZero() {
 		exp = time.Now().Add(time.Duration(tok.ExpiresIn) * time.Second)
 	}
-	s.mu.Lock()
-	s.sessions[uid] = &session{client: c, refresh: tok.RefreshToken, expires: exp}
-	s.mu.Unlock()
+	r.mu.Lock()
+	r.sessions[uid] = &session{client: c, hc: r.hc, refresh: tok.RefreshToken, expires: exp}
+	r.mu.Unlock()
 }
 
 // forgetSession drops the API session of a server.
@@ -104,7 +110,7 @@ func (r *run) provisionOperator(ctx context.Context, base string, admin specs.Se
 	if err != nil {
 		return err
 	}
-	ac := dittoapi.New(base, r.opts.HTTPClient)
+	ac := dittoapi.New(base, r.hc)
 	if _, err := ac.Login(ctx, specs.DefaultAdminUser, adminPassword); err != nil {
 		if dittoapi.IsUnauthorized(err) {
 			return specs.Problemf(specs.ReasonAdminCredentialUnauthorized,
@@ -198,7 +204,7 @@ func (r *run) applyAdminPassword(ctx context.Context, base string, admin specs.S
 	if password == "" {
 		return specs.Problemf(specs.ReasonAdminCredentialUnauthorized, "Secret %s key %q holds no admin password; put the admin password there", admin.Name, admin.Key)
 	}
-	ac := dittoapi.New(base, r.opts.HTTPClient)
+	ac := dittoapi.New(base, r.hc)
 	tok, err := ac.Login(ctx, specs.DefaultAdminUser, password)
 	if dittoapi.IsUnauthorized(err) {
 		// A new password in the Secret: set it as the operator.

@@ -58,6 +58,8 @@ type Reconciler struct {
 	Renderer *specs.Renderer
 	// Validator is the guard: the same checks as the validating webhook.
 	Validator *validation.Validator
+	// ClusterDomain is the cluster's DNS domain, named in the REST API's certificate.
+	ClusterDomain string
 	// CleanupTimeout bounds the wait for a PerconaPGCluster deleted with its server; 0 means
 	// DefaultCleanupTimeout.
 	CleanupTimeout time.Duration

@@ -59,13 +59,14 @@ func newReconciler(t *testing.T) (*Reconciler, *record.FakeRecorder) {
 	events := record.NewFakeRecorder(100)
 	secrets := NewSecretReader(nil, k8s)
 	return &Reconciler{
-		Client:    k8s,
-		APIReader: k8s,
-		Secrets:   secrets,
-		Scheme:    server.Scheme,
-		Recorder:  events,
-		Renderer:  &specs.Renderer{Chart: chrt},
-		Validator: &validation.Validator{Reader: k8s, SecretReader: secrets, Mapper: k8s.RESTMapper()},
+		Client:        k8s,
+		APIReader:     k8s,
+		Secrets:       secrets,
+		Scheme:        server.Scheme,
+		Recorder:      events,
+		Renderer:      &specs.Renderer{Chart: chrt},
+		Validator:     &validation.Validator{Reader: k8s, SecretReader: secrets, Mapper: k8s.RESTMapper()},
+		ClusterDomain: "cluster.local",
 	}, events
 }
 

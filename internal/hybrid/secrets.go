@@ -43,6 +43,10 @@ func (r *Reconciler) reconcileSecrets(ctx context.Context, s *scope) (ctrl.Resul
 	if err := r.releaseCredentials(ctx, ds); err != nil {
 		return ctrl.Result{}, halt, err
 	}
+	renewIn, err := r.ensureAPICertificate(ctx, ds)
+	if err != nil {
+		return ctrl.Result{}, halt, err
+	}
 	secrets, err := resolveSecrets(ctx, r.Secrets, ds)
 	if problem, ok := specs.AsProblem(err); ok {
 		// Watch-driven: the Secret watch brings the server back once the Secret is fixed.
@@ -62,7 +66,7 @@ func (r *Reconciler) reconcileSecrets(ctx context.Context, s *scope) (ctrl.Resul
 		s.status.database = &finding{ok: true, reason: specs.ReasonPostgresSecret, message: fmt.Sprintf(
 			"PostgreSQL settings from Secret %s key %q are in Secret %s", ref.Name, ref.Key, specs.PostgresEnvSecretName(ds))}
 	}
-	return ctrl.Result{}, proceed, nil
+	return ctrl.Result{RequeueAfter: renewIn}, proceed, nil
 }
 
 // ensureGeneratedSecrets creates the JWT and admin Secrets the user did not provide. They are
@@ -226,6 +230,16 @@ func resolveSecrets(ctx context.Context, secrets client.Reader, ds *v1alpha1.Dit
 			return nil, specs.Problemf(specs.ReasonSecretInvalid,
 				"Secret %s key %q (spec.metrics.bearerTokenSecretRef) is empty; DittoFS refuses to start with an empty metrics token. Store a random value, e.g. openssl rand -hex 32",
 				ref.Name, ref.Key)
+		}
+	}
+
+	if ds.Spec.APITLSMode() == v1alpha1.APITLSSecret {
+		// Not hashed: DittoFS reloads a renewed certificate (cert-manager's) without a restart.
+		name := ds.Spec.ControlPlane.TLS.SecretName
+		for _, key := range []string{specs.APITLSCert, specs.APITLSKey} {
+			if _, err := requiredKey(ctx, secrets, ds.Namespace, "spec.controlPlane.tls.secretName", specs.SecretKey{Name: name, Key: key}); err != nil {
+				return nil, err
+			}
 		}
 	}
 

@@ -1,6 +1,7 @@
 package hybrid
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io/fs"
@@ -101,6 +102,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		Renderer:       renderer,
 		Validator:      validator,
 		CleanupTimeout: opts.CleanupTimeout,
+		ClusterDomain:  cmp.Or(opts.ControlPlane.ClusterDomain, controlplane.DefaultClusterDomain),
 	}
 	if !opts.ControlPlane.Disabled {
 		r.ControlPlane = controlplane.New(opts.ControlPlane, controlplane.Deps{

@@ -159,7 +159,14 @@ func TestReconcileSecretsStep(t *testing.T) {
 		assert.Len(t, jwt.Data[specs.JWTSecretKey], 48)
 		assert.Equal(t, specs.PartOf, jwt.Labels[specs.LabelPartOf], "in the operator's cache")
 		assert.Empty(t, jwt.OwnerReferences, "kept with the data when the server is deleted")
-		assert.Len(t, drain(events), 2, "one SecretCreated event per Secret")
+		assert.Len(t, drain(events), 3, "one SecretCreated event per Secret: JWT, admin, API certificate")
+		cert := &corev1.Secret{}
+		require.NoError(t, k8s.Get(ctx(), types.NamespacedName{Namespace: ns, Name: "gen-api-tls"}, cert))
+		assert.Equal(t, corev1.SecretTypeTLS, cert.Type)
+		assert.True(t, specs.ValidAPICA(cert.Data), "the server's CA")
+		renew, _ := specs.APICertificateRenewal(ds, r.ClusterDomain, cert.Data, time.Now())
+		assert.False(t, renew, "a valid certificate from that CA")
+		assert.Equal(t, ds.UID, metav1.GetControllerOf(cert).UID, "goes with the server")
 
 		_, _, err = r.reconcileSecrets(ctx(), &scope{ds: ds, status: newObserved(ds)})
 		require.NoError(t, err)
@@ -424,6 +431,7 @@ func TestReconcileControlPlaneStep(t *testing.T) {
 	ns := newNamespace(t)
 	newSecret(t, ns, "admin", map[string]string{"password": "pw"})
 	ds := &v1alpha1.DittoServer{ObjectMeta: metav1.ObjectMeta{Name: "cp", Namespace: ns}}
+	ds.Spec.ControlPlane = &v1alpha1.ControlPlaneSpec{TLS: &v1alpha1.APITLSSpec{Mode: v1alpha1.APITLSDisabled}}
 	s := &scope{ds: ds, status: newObserved(ds), secrets: &resolvedSecrets{admin: specs.SecretKey{Name: "admin", Key: "password"}}}
 	s.status.observeStatefulSet(readySts(1))
 	_, next, err := r.reconcileControlPlane(ctx(), s)

@@ -78,6 +78,7 @@ const (
 	ReasonControlPlaneApplied         = "Applied"
 	ReasonControlPlaneFailed          = "APICallFailed"
 	ReasonAPIUnreachable              = "APIUnreachable"
+	ReasonAPICertificateRejected      = "APICertificateRejected"
 	ReasonAdminCredentialUnauthorized = "AdminCredentialUnauthorized"
 	ReasonS3CredentialsMissing        = "S3CredentialsMissing"
 	ReasonStoreRejected               = "StoreRejected"
@@ -88,17 +89,19 @@ const (
 
 // Event reasons.
 const (
-	EventCreated          = "Created"
-	EventConfigChanged    = "ConfigChanged"
-	EventRollingRestart   = "RollingRestart"
-	EventReady            = "Ready"
-	EventNotReady         = "NotReady"
-	EventReconcileFailed  = "ReconcileFailed"
-	EventSecretCreated    = "SecretCreated"
-	EventDeleting         = "Deleting"
-	EventVolumesExpanding = "VolumesExpanding"
-	EventDataDeleted      = "DataDeleted"
-	EventDriftReverted    = "DriftReverted"
+	EventCreated         = "Created"
+	EventConfigChanged   = "ConfigChanged"
+	EventRollingRestart  = "RollingRestart"
+	EventReady           = "Ready"
+	EventNotReady        = "NotReady"
+	EventReconcileFailed = "ReconcileFailed"
+	EventSecretCreated   = "SecretCreated"
+	// EventAPICertificateRenewed: the operator renewed the REST API's certificate.
+	EventAPICertificateRenewed = "APICertificateRenewed"
+	EventDeleting              = "Deleting"
+	EventVolumesExpanding      = "VolumesExpanding"
+	EventDataDeleted           = "DataDeleted"
+	EventDriftReverted         = "DriftReverted"
 
 	EventPerconaCreated        = "PerconaCreated"
 	EventPerconaNotReady       = "PerconaNotReady"

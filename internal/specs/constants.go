@@ -96,7 +96,7 @@ const (
 	CacheMountPath        = "/data/cache"
 	ContentMountPath      = "/data/content"
 	TmpMountPath          = "/tmp"
-	MetricsTokenMountPath = "/etc/dittofs/metrics-token"
+	MetricsTokenMountPath = "/var/run/dittofs/metrics-token"
 	MetricsTokenFile      = MetricsTokenMountPath + "/token"
 )
 

@@ -98,6 +98,9 @@ func ReferencedSecretNames(ds *v1alpha1.DittoServer) []string {
 	if t := s.MetricsTokenRef(); t != nil {
 		names = append(names, t.Name)
 	}
+	if s.APITLSMode() == v1alpha1.APITLSSecret {
+		names = append(names, s.ControlPlane.TLS.SecretName)
+	}
 	if s.PerconaEnabled() {
 		// Created by the Percona operator: its appearance and password rotations reconcile.
 		names = append(names, PerconaUserSecretName(ds))

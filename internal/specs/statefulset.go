@@ -91,6 +91,14 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 		}}},
 		{Name: VolumeTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
+	if secret := APITLSSecretName(ds); secret != "" {
+		// Only the serving pair: the CA's key (mode Operator) stays out of the pod.
+		podVolumes = append(podVolumes, corev1.Volume{Name: VolumeAPITLS, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: secret,
+			Items:      []corev1.KeyToPath{{Key: APITLSCert, Path: APITLSCert}, {Key: APITLSKey, Path: APITLSKey}},
+		}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: VolumeAPITLS, MountPath: APITLSMountPath, ReadOnly: true})
+	}
 	if ref := s.MetricsTokenRef(); ref != nil {
 		podVolumes = append(podVolumes, corev1.Volume{Name: VolumeMetricsToken, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: ref.Name,
@@ -109,9 +117,9 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 		Ports:           containerPorts(s),
 		VolumeMounts:    mounts,
 		Resources:       *s.Resources.DeepCopy(),
-		StartupProbe:    httpProbe("/health", s.APIPort(), 5, 30),
-		LivenessProbe:   httpProbe("/health", s.APIPort(), 10, 3),
-		ReadinessProbe:  httpProbe("/health/ready", s.APIPort(), 5, 3),
+		StartupProbe:    httpProbe(ds, "/health", 5, 30),
+		LivenessProbe:   httpProbe(ds, "/health", 10, 3),
+		ReadinessProbe:  httpProbe(ds, "/health/ready", 5, 3),
 		Lifecycle: &corev1.Lifecycle{
 			PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: PreStopSleepSeconds}},
 		},
@@ -241,10 +249,16 @@ func containerPorts(s *v1alpha1.DittoServerSpec) []corev1.ContainerPort {
 	return ports
 }
 
-func httpProbe(path string, port int32, period, failures int32) *corev1.Probe {
+// httpProbe probes the API port, over HTTPS when it serves TLS (the kubelet does not verify
+// the certificate of a probe).
+func httpProbe(ds *v1alpha1.DittoServer, path string, period, failures int32) *corev1.Probe {
+	scheme := corev1.URISchemeHTTP
+	if ds.Spec.APITLSEnabled() {
+		scheme = corev1.URISchemeHTTPS
+	}
 	return &corev1.Probe{
 		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-			Path: path, Port: intstr.FromInt32(port), Scheme: corev1.URISchemeHTTP,
+			Path: path, Port: intstr.FromInt32(ds.Spec.APIPort()), Scheme: scheme,
 		}},
 		PeriodSeconds:    period,
 		FailureThreshold: failures,

@@ -84,7 +84,7 @@ func TestDesiredStatefulSet(t *testing.T) {
 				require.NotNil(t, vol.Secret)
 				assert.Equal(t, "scrape", vol.Secret.SecretName)
 				assert.Equal(t, []corev1.KeyToPath{{Key: "tok", Path: "token"}}, vol.Secret.Items, "the key becomes the file DittoFS reads")
-				assert.Contains(t, c.VolumeMounts, corev1.VolumeMount{Name: "metrics-token", MountPath: "/etc/dittofs/metrics-token", ReadOnly: true})
+				assert.Contains(t, c.VolumeMounts, corev1.VolumeMount{Name: "metrics-token", MountPath: "/var/run/dittofs/metrics-token", ReadOnly: true})
 				for _, e := range c.Env {
 					assert.NotEqual(t, "tok", keyOf(e), "the token is a file, not env")
 				}

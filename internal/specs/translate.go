@@ -86,6 +86,7 @@ var protectedValues = []struct{ path, reason string }{
 	{"config.controlplane.port", "set spec.controlPlane.port: the probes, the -api Service and the operator use it"},
 	{"config.controlplane.host", "the API must listen on the pod's addresses"},
 	{"config.controlplane.require_initial_password_change", "the operator logs in with the admin Secret"},
+	{"config.controlplane.tls", "set spec.controlPlane.tls: the probes, the mounted certificate and the operator's client follow it"},
 	{"config.metrics", "set spec.metrics: the container port and the -metrics Service follow it"},
 	{"config.shutdown_timeout", "the pod's termination grace period is computed from it"},
 	{"config.database", "set spec.database or spec.percona: the pod's env and init container follow them"},
@@ -165,6 +166,13 @@ func translateSpec(in *v1alpha1.DittoServer, operatorNamespace string) map[strin
 			},
 		},
 		"admin": map[string]any{"username": DefaultAdminUser},
+	}
+	if s.APITLSEnabled() {
+		// DittoFS serves HTTPS with these files and reloads them when they change on disk.
+		config["controlplane"].(map[string]any)["tls"] = map[string]any{
+			"cert_file": APITLSMountPath + "/" + APITLSCert,
+			"key_file":  APITLSMountPath + "/" + APITLSKey,
+		}
 	}
 	if s.MetricsEnabled() {
 		// path and auth are written only when they differ from DittoFS's defaults, so servers

@@ -96,7 +96,7 @@ func TestConfigContract(t *testing.T) {
 				}
 				if ds.Spec.MetricsTokenRef() != nil {
 					assert.Equal(t, "token", m["auth"])
-					assert.Equal(t, "/etc/dittofs/metrics-token/token", m["token_file"])
+					assert.Equal(t, "/var/run/dittofs/metrics-token/token", m["token_file"])
 				} else {
 					assert.NotContains(t, m, "auth")
 					assert.NotContains(t, m, "token_file")

@@ -189,6 +189,10 @@ func (v *Validator) checkSecrets(ctx context.Context, ds *v1alpha1.DittoServer, 
 	if t := s.MetricsTokenRef(); t != nil {
 		refs = append(refs, ref{"spec.metrics.bearerTokenSecretRef", t.Name, t.Key})
 	}
+	if s.APITLSMode() == v1alpha1.APITLSSecret {
+		name := s.ControlPlane.TLS.SecretName
+		refs = append(refs, ref{"spec.controlPlane.tls.secretName", name, specs.APITLSCert}, ref{"spec.controlPlane.tls.secretName", name, specs.APITLSKey})
+	}
 	if s.S3 != nil && s.S3.CredentialsSecretRef != nil {
 		r := s.S3.CredentialsSecretRef
 		refs = append(refs, ref{"spec.s3.credentialsSecretRef", r.SecretName, r.AccessKeyIDKey}, ref{"spec.s3.credentialsSecretRef", r.SecretName, r.SecretAccessKeyKey})

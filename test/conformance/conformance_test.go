@@ -4,9 +4,15 @@ package conformance
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -196,10 +202,10 @@ func TestOperandConformance(t *testing.T) {
 		},
 		{
 			// Custom API port, SMB on, a SQLite path in a subdirectory of the volume, and
-			// user-given JWT/admin Secrets.
+			// user-given JWT/admin Secrets and API certificate (as cert-manager makes them).
 			name: "custom-api-port-user-secrets",
 			ds: newDittoServer("conf-ports", func(s *v1alpha1.DittoServerSpec) {
-				s.ControlPlane = &v1alpha1.ControlPlaneSpec{Port: 9000}
+				s.ControlPlane = &v1alpha1.ControlPlaneSpec{Port: 9000, TLS: &v1alpha1.APITLSSpec{Mode: v1alpha1.APITLSSecret, SecretName: "from-cert-manager"}}
 				s.Database = &v1alpha1.DatabaseSpec{SQLite: &v1alpha1.SQLiteSpec{Path: "/data/controlplane/db/dittofs.db"}}
 				s.NFSPort = ptr.To(int32(2049))
 				s.SMB = &v1alpha1.SMBSpec{Enabled: true, Port: ptr.To(int32(445))}
@@ -209,9 +215,17 @@ func TestOperandConformance(t *testing.T) {
 				}
 			}),
 			secrets: secretData{
-				"my-jwt":   {"token": "a-user-chosen-jwt-secret-of-more-than-32-chars"},
-				"my-admin": {"pw": `Adm1n p@ss:'"$` + "`" + `\!`},
+				"my-jwt":            {"token": "a-user-chosen-jwt-secret-of-more-than-32-chars"},
+				"my-admin":          {"pw": `Adm1n p@ss:'"$` + "`" + `\!`},
+				"from-cert-manager": userCertificate(t, "conf-ports"),
 			},
+		},
+		{
+			// Plain HTTP on purpose.
+			name: "api-tls-disabled",
+			ds: newDittoServer("conf-plain", func(s *v1alpha1.DittoServerSpec) {
+				s.ControlPlane = &v1alpha1.ControlPlaneSpec{TLS: &v1alpha1.APITLSSpec{Mode: v1alpha1.APITLSDisabled}}
+			}),
 		},
 	}
 	for _, c := range sqliteCases {
@@ -293,7 +307,7 @@ func TestOperandConformance(t *testing.T) {
 			pr := p.start(t, "boot")
 			p.waitReady(t, pr)
 			pg.stop(t)
-			client := p.sb.httpClient(5 * time.Second)
+			client := p.sb.probeClient(5 * time.Second)
 			live, ready := p.probeURL(t, p.container.LivenessProbe), p.probeURL(t, p.container.ReadinessProbe)
 			var body string
 			require.Eventually(t, func() bool {
@@ -361,8 +375,8 @@ func TestSandboxCatchesLoopbackBind(t *testing.T) {
 	p := preparePod(t, newSandbox(t), podCase{name: "loopback-bind", ds: newDittoServer("conf-loopback", nil)})
 	p.env = append(p.env, "DITTOFS_CONTROLPLANE_HOST=127.0.0.1")
 	pr := p.start(t, "boot")
-	client := p.sb.httpClient(2 * time.Second)
-	loopback := "http://127.0.0.1:" + strconv.Itoa(int(p.ds.Spec.APIPort())) + "/health"
+	client := p.sb.probeClient(2 * time.Second)
+	loopback := specs.APIScheme(p.ds) + "://127.0.0.1:" + strconv.Itoa(int(p.ds.Spec.APIPort())) + "/health"
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		code, err := httpStatus(client, loopback)
@@ -375,4 +389,67 @@ func TestSandboxCatchesLoopbackBind(t *testing.T) {
 	_, err := httpStatus(client, p.probeURL(t, p.container.StartupProbe))
 	require.Error(t, err, "the startup probe must not reach a loopback-bound server")
 	p.stop(t, pr)
+}
+
+// userCertificate is a certificate Secret as cert-manager makes it (tls.crt, tls.key, ca.crt)
+// for the server named name, from a CA of its own.
+func userCertificate(t *testing.T, name string) map[string]string {
+	ds := newDittoServer(name, nil)
+	now := time.Now()
+	ca, caKey, err := specs.IssueAPICA(ds, now)
+	require.NoError(t, err)
+	cert, key, err := specs.IssueAPICertificate(ds, "cluster.local", ca, caKey, now)
+	require.NoError(t, err)
+	return map[string]string{specs.APITLSCert: string(cert), specs.APITLSKey: string(key), specs.APITLSCAKey: string(ca)}
+}
+
+// TestAPICertificateIsVerified: the real server presents the operator-issued certificate, and a
+// client that trusts another CA, or expects another server's name, is refused: the check the
+// operator's client relies on is a real one.
+func TestAPICertificateIsVerified(t *testing.T) {
+	parallel(t)
+	p := preparePod(t, newSandbox(t), podCase{name: "api-tls-verified", ds: newDittoServer("conf-verify", nil)})
+	pr := p.start(t, "boot")
+	defer p.stop(t, pr)
+	p.waitReady(t, pr)
+	url := specs.APIScheme(p.ds) + "://" + net.JoinHostPort(p.sb.podIP, strconv.Itoa(int(p.ds.Spec.APIPort()))) + "/health"
+	require.Equal(t, "https", specs.APIScheme(p.ds), "TLS is the default")
+
+	trusts := func(caPEM string, name string) error {
+		roots := x509.NewCertPool()
+		require.True(t, roots.AppendCertsFromPEM([]byte(caPEM)))
+		_, err := httpStatus(p.sb.tlsClient(5*time.Second, &tls.Config{RootCAs: roots, ServerName: name, MinVersion: tls.VersionTLS12}), url)
+		return err
+	}
+	own := p.secrets[specs.APITLSSecretName(p.ds)][specs.APITLSCAKey]
+	require.NoError(t, trusts(own, specs.APIServerName(p.ds)), "the operator's CA and name")
+	other := userCertificate(t, "conf-verify")[specs.APITLSCAKey]
+	assert.ErrorContains(t, trusts(other, specs.APIServerName(p.ds)), "certificate signed by unknown authority")
+	assert.ErrorContains(t, trusts(own, "someone-else-api.default.svc"), "not someone-else-api.default.svc")
+	code, err := httpStatus(p.sb.httpClient(5*time.Second), "http://"+net.JoinHostPort(p.sb.podIP, strconv.Itoa(int(p.ds.Spec.APIPort())))+"/health")
+	assert.True(t, err != nil || code == http.StatusBadRequest, "no plain HTTP next to HTTPS (status %d, %v)", code, err)
+
+	// The operator's renewal (same CA, new certificate) lands in the mounted files as the
+	// kubelet writes a Secret update: the running server serves it, no restart.
+	served := func() string {
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM([]byte(own))
+		var serial string
+		c := p.sb.tlsClient(5*time.Second, &tls.Config{RootCAs: roots, ServerName: specs.APIServerName(p.ds), MinVersion: tls.VersionTLS12,
+			VerifyConnection: func(cs tls.ConnectionState) error { serial = cs.PeerCertificates[0].SerialNumber.String(); return nil }})
+		_, err := httpStatus(c, url)
+		require.NoError(t, err)
+		return serial
+	}
+	before := served()
+	data := p.secrets[specs.APITLSSecretName(p.ds)]
+	cert, key, err := specs.IssueAPICertificate(p.ds, "cluster.local", []byte(data[specs.APITLSCAKey]), []byte(data[specs.APITLSCAKeyPK]), time.Now())
+	require.NoError(t, err)
+	dir := p.mounts[specs.APITLSMountPath]
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tls.key.new"), key, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tls.crt.new"), cert, 0o644))
+	require.NoError(t, os.Rename(filepath.Join(dir, "tls.key.new"), filepath.Join(dir, specs.APITLSKey)))
+	require.NoError(t, os.Rename(filepath.Join(dir, "tls.crt.new"), filepath.Join(dir, specs.APITLSCert)))
+	require.Eventually(t, func() bool { return served() != before }, 10*time.Second, 100*time.Millisecond, "the renewed certificate is served")
+	require.True(t, pr.running(), "without a restart")
 }

@@ -5,6 +5,8 @@ package conformance
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -191,7 +193,7 @@ func (p *pod) waitReady(t *testing.T, pr *proc) time.Duration {
 	c := p.container
 	budget := probeBudget(c.StartupProbe)
 	deadline := pr.started.Add(budget)
-	client := p.sb.httpClient(time.Duration(c.StartupProbe.TimeoutSeconds) * time.Second)
+	client := p.sb.probeClient(time.Duration(c.StartupProbe.TimeoutSeconds) * time.Second)
 	var readyAt time.Duration
 	for _, step := range []struct {
 		name  string
@@ -245,7 +247,16 @@ func (p *pod) api(t *testing.T) *api {
 	port, ok := p.containerPort("api")
 	require.True(t, ok, "the container has no port named api")
 	require.Equal(t, p.ds.Spec.APIPort(), port, "container port api")
-	return &api{t: t, base: fmt.Sprintf("http://%s", net.JoinHostPort(p.sb.podIP, strconv.Itoa(int(port)))), client: p.sb.httpClient(15 * time.Second)}
+	base := fmt.Sprintf("%s://%s", specs.APIScheme(p.ds), net.JoinHostPort(p.sb.podIP, strconv.Itoa(int(port))))
+	if !p.ds.Spec.APITLSEnabled() {
+		return &api{t: t, base: base, client: p.sb.httpClient(15 * time.Second)}
+	}
+	// As the operator does: trust the ca.crt of the certificate's Secret and verify the name
+	// <name>-api.<namespace>.svc while dialing the pod's IP.
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM([]byte(p.secrets[specs.APITLSSecretName(p.ds)][specs.APITLSCAKey])), "ca.crt of the API certificate's Secret")
+	cfg := &tls.Config{RootCAs: roots, ServerName: specs.APIServerName(p.ds), MinVersion: tls.VersionTLS12}
+	return &api{t: t, base: base, client: p.sb.tlsClient(15*time.Second, cfg)}
 }
 
 // call sends a JSON request and decodes a JSON answer into out (when non-nil); it fails the test

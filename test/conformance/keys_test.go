@@ -255,7 +255,7 @@ func offlineEnv(ds *v1alpha1.DittoServer) []string {
 func mapConfigToTemp(t testing.TB, cfg string) string {
 	dir := t.TempDir()
 	out, _, err := rewriteConfigPaths(cfg, func(p string) (string, bool) {
-		for _, m := range []string{specs.ControlPlaneMountPath, specs.MetadataMountPath, specs.CacheMountPath, specs.ContentMountPath, specs.TmpMountPath} {
+		for _, m := range []string{specs.ControlPlaneMountPath, specs.MetadataMountPath, specs.CacheMountPath, specs.ContentMountPath, specs.TmpMountPath, specs.APITLSMountPath, specs.MetricsTokenMountPath} {
 			if p == m || strings.HasPrefix(p, m+"/") {
 				return filepath.Join(dir, p), true
 			}

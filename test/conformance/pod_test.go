@@ -132,6 +132,17 @@ func preparePod(t *testing.T, sb *sandbox, c podCase) *pod {
 			specs.AdminUsernameKey: specs.DefaultAdminUser, specs.AdminPasswordKey: randomString(t, 24),
 		}
 	}
+	if spec.APITLSMode() == v1alpha1.APITLSOperator {
+		// The operator's CA and the certificate it signs (internal/hybrid/apitls.go).
+		now := time.Now()
+		ca, caKey, err := specs.IssueAPICA(ds, now)
+		require.NoError(t, err)
+		cert, key, err := specs.IssueAPICertificate(ds, "cluster.local", ca, caKey, now)
+		require.NoError(t, err)
+		p.secrets[specs.OperatorAPITLSSecretName(ds)] = map[string]string{
+			specs.APITLSCAKey: string(ca), specs.APITLSCAKeyPK: string(caKey), specs.APITLSCert: string(cert), specs.APITLSKey: string(key),
+		}
+	}
 	p.adminUser = specs.DefaultAdminUser
 	if u, ok := p.secrets[admin.Name][specs.AdminUsernameKey]; ok {
 		require.Equal(t, specs.DefaultAdminUser, u, "DittoFS v0.29.0's admin is always %q", specs.DefaultAdminUser)

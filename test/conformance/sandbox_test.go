@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -219,9 +220,18 @@ func (sb *sandbox) dial(ctx context.Context, network, addr string) (net.Conn, er
 
 // httpClient talks HTTP inside the namespace (no proxies, no connection reuse across restarts).
 func (sb *sandbox) httpClient(timeout time.Duration) *http.Client {
+	return sb.tlsClient(timeout, nil)
+}
+
+// probeClient is the kubelet's view: HTTPS probes do not verify the certificate.
+func (sb *sandbox) probeClient(timeout time.Duration) *http.Client {
+	return sb.tlsClient(timeout, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // as the kubelet's probes
+}
+
+func (sb *sandbox) tlsClient(timeout time.Duration, cfg *tls.Config) *http.Client {
 	return &http.Client{
 		Timeout:   timeout,
-		Transport: &http.Transport{DialContext: sb.dial, DisableKeepAlives: true, Proxy: nil},
+		Transport: &http.Transport{DialContext: sb.dial, DisableKeepAlives: true, Proxy: nil, TLSClientConfig: cfg},
 	}
 }
 

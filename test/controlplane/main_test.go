@@ -7,6 +7,7 @@ package controlplane
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"fmt"
 	"net"
@@ -47,7 +48,7 @@ var (
 	// endpoints maps "<ns>/<name>" to an API URL that is not a dfs (e.g. one that never answers).
 	endpoints sync.Map
 	// calls counts the operator's REST calls per dfs base URL and method.
-	calls = &callCounter{m: map[string]int{}}
+	calls = &callCounter{mu: &sync.Mutex{}, m: map[string]int{}}
 )
 
 type backend struct {
@@ -117,8 +118,10 @@ func startBackend(t *testing.T, ns, name string, opts ...dfstest.Option) *backen
 
 // callCounter is an http.RoundTripper counting requests per host and method.
 type callCounter struct {
-	mu sync.Mutex
+	mu *sync.Mutex
 	m  map[string]int
+	// next sends the requests (nil: http.DefaultTransport).
+	next http.RoundTripper
 }
 
 func (c *callCounter) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -126,7 +129,18 @@ func (c *callCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.m[r.URL.Host+" "+r.Method]++
 	c.m[r.URL.Host+" "+r.Method+" "+r.URL.Path]++
 	c.mu.Unlock()
+	if c.next != nil {
+		return c.next.RoundTrip(r)
+	}
 	return http.DefaultTransport.RoundTrip(r)
+}
+
+// WithTLSConfig is the counter of a server whose API serves TLS (controlplane.TLSConfigurable):
+// same counts, connections with cfg.
+func (c *callCounter) WithTLSConfig(cfg *tls.Config) http.RoundTripper {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	return &callCounter{mu: c.mu, m: c.m, next: tr}
 }
 
 // count returns the calls to url since the last reset: total and non-GET.

@@ -11,6 +11,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -434,10 +436,25 @@ func (e *e2e) adminPassword(server string) string {
 	return string(s.Data[specs.AdminPasswordKey])
 }
 
-// login logs in to the server's REST API as the admin.
+// apiCA is the CA of the server's API certificate, from the Secret the operator made
+// (<name>-api-tls, key ca.crt), as docs/CLIENTS.md tells users to read it.
+func (e *e2e) apiCA(server string) []byte {
+	e.t.Helper()
+	s := &corev1.Secret{}
+	require.NoError(e.t, e.k8s.Get(e.ctx, client.ObjectKey{Namespace: namespace, Name: server + "-api-tls"}, s))
+	require.NotEmpty(e.t, s.Data[specs.APITLSCAKey])
+	return s.Data[specs.APITLSCAKey]
+}
+
+// login logs in to the server's REST API as the admin, over HTTPS, verifying the server's
+// certificate with its CA under the name <name>-api.<namespace>.svc (the test dials the pod IP).
 func (e *e2e) login(server, password string) *dittoapi.Client {
 	e.t.Helper()
-	api := dittoapi.New("http://"+e.addr(server, 8080), nil)
+	roots := x509.NewCertPool()
+	require.True(e.t, roots.AppendCertsFromPEM(e.apiCA(server)))
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: roots, ServerName: server + "-api." + namespace + ".svc", MinVersion: tls.VersionTLS12}
+	api := dittoapi.New("https://"+e.addr(server, 8080), &http.Client{Transport: tr, Timeout: 10 * time.Second})
 	_, err := api.Login(e.ctx, specs.DefaultAdminUser, password)
 	require.NoError(e.t, err, "admin login on %s", server)
 	return api
@@ -470,8 +487,40 @@ func (e *e2e) dfsctl(server, password string) func(args ...string) {
 		out, err := cmd.CombinedOutput()
 		require.NoError(e.t, err, "dfsctl %s:\n%s", strings.Join(args, " "), out)
 	}
-	run("login", "--server", "http://"+e.addr(server, 8080), "--username", specs.DefaultAdminUser, "--password", password)
+	// As docs/CLIENTS.md says: kubectl port-forward to the API, trust ca.crt, use localhost.
+	ca := filepath.Join(home, "ca.crt")
+	require.NoError(e.t, os.WriteFile(ca, e.apiCA(server), 0o600))
+	local := e.portForward(e.addr(server, 8080))
+	run("login", "--server", "https://"+local, "--cacert", ca, "--username", specs.DefaultAdminUser, "--password", password)
 	return run
+}
+
+// portForward is kubectl port-forward's part here: localhost:<free port> to addr, until the
+// test ends. It returns localhost:<port>.
+func (e *e2e) portForward(addr string) string {
+	e.t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(e.t, err)
+	e.t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer func() { _ = in.Close() }()
+				out, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					return
+				}
+				defer func() { _ = out.Close() }()
+				go func() { _, _ = io.Copy(out, in) }()
+				_, _ = io.Copy(in, out)
+			}()
+		}
+	}()
+	return fmt.Sprintf("localhost:%d", l.Addr().(*net.TCPAddr).Port)
 }
 
 func (e *e2e) requireNFS(server, name string, want []byte) {

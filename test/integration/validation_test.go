@@ -83,6 +83,18 @@ func TestCRDRejectsInvalidSpecs(t *testing.T) {
 			spec: map[string]any{"storage": storage, "metrics": map[string]any{"enabled": true, "port": 8080}},
 			want: []string{"spec.metrics.port must differ from spec.controlPlane.port"},
 		},
+		"API TLS from a Secret without its name": {
+			spec: map[string]any{"storage": storage, "controlPlane": map[string]any{"tls": map[string]any{"mode": "Secret"}}},
+			want: []string{"spec.controlPlane.tls.secretName is required with mode Secret"},
+		},
+		"API TLS secretName without mode Secret": {
+			spec: map[string]any{"storage": storage, "controlPlane": map[string]any{"tls": map[string]any{"secretName": "mine"}}},
+			want: []string{"spec.controlPlane.tls.secretName is used only with mode Secret"},
+		},
+		"API TLS mode unknown": {
+			spec: map[string]any{"storage": storage, "controlPlane": map[string]any{"tls": map[string]any{"mode": "Auto"}}},
+			want: []string{"spec.controlPlane.tls.mode", "Unsupported value"},
+		},
 		"api port on the NFS adapter port": {
 			spec: map[string]any{"storage": storage, "nfsPort": 2049, "controlPlane": map[string]any{"port": 12049}},
 			want: []string{"spec.controlPlane.port must not be 12049 or 1445"},

@@ -5,6 +5,8 @@ package dfstest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -32,6 +34,8 @@ type Server struct {
 	Binary  string
 	LogPath string
 	Env     []string
+	// HTTPClient trusts the server's certificate (WithTLS); http.DefaultClient otherwise.
+	HTTPClient *http.Client
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -66,10 +70,21 @@ func FreePort(t testing.TB) int {
 // Option changes the configuration of a test server.
 type Option func(*options)
 
-type options struct{ accessTokenTTL time.Duration }
+type options struct {
+	accessTokenTTL time.Duration
+	certPEM        []byte
+	keyPEM         []byte
+	caPEM          []byte
+}
 
 // WithAccessTokenTTL sets controlplane.jwt.access_token_duration (DittoFS default 15m).
 func WithAccessTokenTTL(d time.Duration) Option { return func(o *options) { o.accessTokenTTL = d } }
+
+// WithTLS serves the API over HTTPS with the given certificate (controlplane.tls); the test's
+// own clients (Launch, Admin) trust caPEM.
+func WithTLS(certPEM, keyPEM, caPEM []byte) Option {
+	return func(o *options) { o.certPEM, o.keyPEM, o.caPEM = certPEM, keyPEM, caPEM }
+}
 
 // Start runs a fresh server and stops it when the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
@@ -79,8 +94,18 @@ func Start(t testing.TB, opts ...Option) *Server {
 		opt(&o)
 	}
 	dir := t.TempDir()
-	s := &Server{Dir: dir, Port: FreePort(t), Binary: Binary(t), LogPath: filepath.Join(dir, "dfs.log")}
+	s := &Server{Dir: dir, Port: FreePort(t), Binary: Binary(t), LogPath: filepath.Join(dir, "dfs.log"), HTTPClient: http.DefaultClient}
 	s.URL = fmt.Sprintf("http://127.0.0.1:%d", s.Port)
+	if o.certPEM != nil {
+		s.URL = fmt.Sprintf("https://127.0.0.1:%d", s.Port)
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(o.caPEM) {
+			t.Fatal("dfstest.WithTLS: no CA certificate")
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		s.HTTPClient = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
 	cfg := fmt.Sprintf(`logging:
   level: INFO
   output: stdout
@@ -96,6 +121,14 @@ controlplane:
 `, dir, s.Port)
 	if o.accessTokenTTL > 0 {
 		cfg += fmt.Sprintf("  jwt:\n    access_token_duration: %s\n", o.accessTokenTTL)
+	}
+	if o.certPEM != nil {
+		for name, data := range map[string][]byte{"tls.crt": o.certPEM, "tls.key": o.keyPEM} {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg += fmt.Sprintf("  tls:\n    cert_file: %s/tls.crt\n    key_file: %s/tls.key\n", dir, dir)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -150,7 +183,7 @@ func (s *Server) Launch(t testing.TB) {
 	s.mu.Unlock()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.URL + "/health/ready")
+		resp, err := s.HTTPClient.Get(s.URL + "/health/ready")
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -193,7 +226,7 @@ func (s *Server) Restart(t testing.TB) {
 // Admin returns a client logged in as admin.
 func (s *Server) Admin(t testing.TB) *dittoapi.Client {
 	t.Helper()
-	c := dittoapi.New(s.URL, nil)
+	c := dittoapi.New(s.URL, s.HTTPClient)
 	if _, err := c.Login(context.Background(), "admin", AdminPassword); err != nil {
 		t.Fatalf("admin login: %v", err)
 	}
