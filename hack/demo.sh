@@ -189,9 +189,11 @@ req_before="$(requests)"
 
 step "DittoServer ${NS}/${DS}"
 t="$(now)"
-# the sample as published, placed on the dfsnode (its node selector and the toleration of its taint)
+# the sample as published, placed on the dfsnode (its node selector and the toleration of its
+# taint), with its share writable by clients without a grant (the default is read) so that the
+# demo can write over NFS
 k patch --local -f config/samples/dittofs_v1alpha1_dittoserver.yaml --type merge -o yaml -p \
-  '{"spec":{"nodeSelector":{"dittofs.dittofs.com/dfs-node":"true"},"tolerations":[{"key":"dittofs.dittofs.com/dfs-node","operator":"Exists","effect":"NoSchedule"}]}}' |
+  '{"spec":{"shares":[{"name":"/export","defaultPermission":"read-write"}],"nodeSelector":{"dittofs.dittofs.com/dfs-node":"true"},"tolerations":[{"key":"dittofs.dittofs.com/dfs-node","operator":"Exists","effect":"NoSchedule"}]}}' |
   k apply -n "${NS}" -f -
 if ! k wait -n "${NS}" --for=condition=Ready "dittoserver/${DS}" --timeout="${READY_TIMEOUT}"; then
   echo >&2

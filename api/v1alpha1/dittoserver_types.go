@@ -596,9 +596,11 @@ type ShareSpec struct {
 	// +optional
 	ReadOnly bool `json:"readOnly,omitempty"`
 
-	// DefaultPermission applies to users without an explicit grant on the share.
+	// DefaultPermission applies to users without an explicit grant on the share, NFS clients
+	// without an identity mapping included. Unset: read for a share the operator creates (a
+	// share that exists keeps the permission it has); set it to read-write for a share anyone
+	// who reaches the NFS port may write to.
 	// +kubebuilder:validation:Enum=none;read;read-write;admin
-	// +kubebuilder:default=read-write
 	// +optional
 	DefaultPermission string `json:"defaultPermission,omitempty"`
 }

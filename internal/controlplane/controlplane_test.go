@@ -109,15 +109,16 @@ func TestUnreachableBackoff(t *testing.T) {
 
 func TestDesiredShares(t *testing.T) {
 	ds := &v1alpha1.DittoServer{}
-	assert.Equal(t, []v1alpha1.ShareSpec{{Name: specs.DefaultShareName, DefaultPermission: specs.DefaultSharePermission}}, desiredShares(ds),
-		"spec.shares unset: the default share")
+	assert.Equal(t, []v1alpha1.ShareSpec{{Name: specs.DefaultShareName}}, desiredShares(ds),
+		"spec.shares unset: the default share, its permission as created")
 	ds.Spec.Shares = []v1alpha1.ShareSpec{}
 	assert.Empty(t, desiredShares(ds), "an empty list declares no share")
-	ds.Spec.Shares = []v1alpha1.ShareSpec{{Name: "/a"}, {Name: "/b", ReadOnly: true, DefaultPermission: "read"}}
+	ds.Spec.Shares = []v1alpha1.ShareSpec{{Name: "/a"}, {Name: "/b", ReadOnly: true, DefaultPermission: "read-write"}}
 	assert.Equal(t, []v1alpha1.ShareSpec{
-		{Name: "/a", DefaultPermission: specs.DefaultSharePermission},
-		{Name: "/b", ReadOnly: true, DefaultPermission: "read"},
+		{Name: "/a"},
+		{Name: "/b", ReadOnly: true, DefaultPermission: "read-write"},
 	}, desiredShares(ds))
+	assert.Equal(t, "read", specs.DefaultSharePermission, "writing needs a grant or a stated permission")
 }
 
 func TestSplitJoinNames(t *testing.T) {

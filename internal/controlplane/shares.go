@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -15,19 +16,14 @@ import (
 	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
-// desiredShares is spec.shares, or the default share when unset.
+// desiredShares is spec.shares, or the default share when unset. An empty DefaultPermission
+// means "as created": specs.DefaultSharePermission for a new share, left alone on one that
+// exists.
 func desiredShares(ds *v1alpha1.DittoServer) []v1alpha1.ShareSpec {
 	if ds.Spec.Shares == nil {
-		return []v1alpha1.ShareSpec{{Name: specs.DefaultShareName, DefaultPermission: specs.DefaultSharePermission}}
+		return []v1alpha1.ShareSpec{{Name: specs.DefaultShareName}}
 	}
-	out := make([]v1alpha1.ShareSpec, 0, len(ds.Spec.Shares))
-	for _, s := range ds.Spec.Shares {
-		if s.DefaultPermission == "" {
-			s.DefaultPermission = specs.DefaultSharePermission
-		}
-		out = append(out, s)
-	}
-	return out
+	return append([]v1alpha1.ShareSpec{}, ds.Spec.Shares...)
 }
 
 // applyShares converges the declared shares with one list call in steady state: missing ones
@@ -61,7 +57,7 @@ func (r *run) applyShares(ctx context.Context, remote string) error {
 			}
 			req := dittoapi.CreateShareRequest{
 				Name: want.Name, MetadataStoreID: specs.DefaultMetadataStoreName, LocalBlockStore: specs.DefaultLocalStoreName,
-				ReadOnly: want.ReadOnly, DefaultPermission: want.DefaultPermission,
+				ReadOnly: want.ReadOnly, DefaultPermission: cmp.Or(want.DefaultPermission, specs.DefaultSharePermission),
 			}
 			if remote != "" {
 				req.RemoteBlockStore = &remote
@@ -70,8 +66,8 @@ func (r *run) applyShares(ctx context.Context, remote string) error {
 				return fmt.Errorf("creating share %s: %w", want.Name, err)
 			}
 			managed[want.Name] = true
-			r.deps.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventShareCreated, "Created share %s (metadata store %s, local block store %s, remote block store %q)",
-				want.Name, specs.DefaultMetadataStoreName, specs.DefaultLocalStoreName, remote)
+			r.deps.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventShareCreated, "Created share %s (metadata store %s, local block store %s, remote block store %q, %s for users without a grant)",
+				want.Name, specs.DefaultMetadataStoreName, specs.DefaultLocalStoreName, remote, req.DefaultPermission)
 			continue
 		}
 		upd := dittoapi.UpdateShareRequest{}
@@ -79,7 +75,7 @@ func (r *run) applyShares(ctx context.Context, remote string) error {
 		if cur.ReadOnly != want.ReadOnly {
 			upd.ReadOnly, changed = &want.ReadOnly, true
 		}
-		if cur.DefaultPermission != want.DefaultPermission {
+		if want.DefaultPermission != "" && cur.DefaultPermission != want.DefaultPermission {
 			upd.DefaultPermission, changed = &want.DefaultPermission, true
 		}
 		// spec.s3 added later: attach the store to a share that has none. A share already on

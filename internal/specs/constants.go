@@ -158,7 +158,9 @@ const (
 	DefaultLocalStoreName    = "default"
 	// DefaultShareName is the share created when spec.shares is unset.
 	DefaultShareName = "/export"
-	// DefaultSharePermission is the share's permission for users without a grant, set when
-	// the operator creates the share (so the share is mountable with no dfsctl step).
-	DefaultSharePermission = "read-write"
+	// DefaultSharePermission is the permission for users without a grant of a share the
+	// operator creates without spec.shares[].defaultPermission: read, so that writing needs a
+	// grant or a permission the spec states. A share that exists keeps its permission unless
+	// the spec states one (servers from before this default keep read-write).
+	DefaultSharePermission = "read"
 )

@@ -102,7 +102,7 @@ func TestProvisioning(t *testing.T) {
 	sh, err := admin.GetShare(ctx(), specs.DefaultShareName)
 	require.NoError(t, err)
 	require.NotNil(t, sh.RemoteBlockStoreID)
-	assert.Equal(t, "read-write", sh.DefaultPermission)
+	assert.Equal(t, "read", sh.DefaultPermission, "users without a grant may read, not write, unless the spec says so")
 	store, err := admin.GetBlockStore(ctx(), dittoapi.BlockRemote, specs.S3StoreName)
 	require.NoError(t, err)
 	cfg := store.ConfigMap()
@@ -145,6 +145,20 @@ func TestProvisioning(t *testing.T) {
 		t.Logf("after restart: %d calls (%s)", total, detail)
 		assert.Zero(t, writes, detail)
 		waitCondition(t, ns, "files", specs.ConditionReady, metav1.ConditionTrue, "")
+	})
+
+	t.Run("an existing share keeps its permission while the spec states none", func(t *testing.T) {
+		// A server from before read became the default: its /export is read-write.
+		rw := "read-write"
+		_, err := admin.UpdateShare(ctx(), specs.DefaultShareName, dittoapi.UpdateShareRequest{DefaultPermission: &rw})
+		require.NoError(t, err)
+		calls.reset(be.dfs.URL)
+		poke(t, ns, "s3")
+		_, writes, detail := quiesce(t, be.dfs.URL)
+		assert.Zero(t, writes, "nothing put back: %s", detail)
+		sh, err := admin.GetShare(ctx(), specs.DefaultShareName)
+		require.NoError(t, err)
+		assert.Equal(t, "read-write", sh.DefaultPermission, "upgrading the operator does not make a writable share read-only")
 	})
 
 	t.Run("adapter port drift is restored", func(t *testing.T) {
@@ -287,7 +301,7 @@ func TestProvisioning(t *testing.T) {
 		_, err := admin.CreateShare(ctx(), dittoapi.CreateShareRequest{Name: "/manual", MetadataStoreID: "default", LocalBlockStore: "default"})
 		require.NoError(t, err)
 		testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) {
-			ds.Spec.Shares = []v1alpha1.ShareSpec{{Name: "/export", DefaultPermission: "read"}, {Name: "/data", ReadOnly: true, DefaultPermission: "read-write"}}
+			ds.Spec.Shares = []v1alpha1.ShareSpec{{Name: "/export", DefaultPermission: "read-write"}, {Name: "/data", ReadOnly: true, DefaultPermission: "read-write"}}
 		})
 		shares := func() map[string]dittoapi.Share {
 			list, err := admin.ListShares(ctx())
@@ -303,7 +317,7 @@ func TestProvisioning(t *testing.T) {
 			if d, ok := got["/data"]; !ok || !d.ReadOnly || d.RemoteBlockStoreID == nil {
 				return fmt.Errorf("/data: %+v", d)
 			}
-			if got["/export"].DefaultPermission != "read" {
+			if got["/export"].DefaultPermission != "read-write" {
 				return fmt.Errorf("/export: %+v", got["/export"])
 			}
 			return nil

@@ -190,10 +190,16 @@ func TestOperatorOnKwok(t *testing.T) {
 	pod := e.pod(serverName)
 	require.Equal(t, kwok.DFSNodeName, pod.Spec.NodeName)
 
-	// NFS on the sample: write, read back.
+	// NFS on the sample: its share is read-only for clients without a grant (the default)
+	// until the spec says read-write; then write, read back.
 	hello := []byte("hello from the e2e, over NFS\n")
 	nfs := e.addr(serverName, specs.NFSAdapterPort)
-	require.NoError(t, fileclient.WriteNFS(nfs, specs.DefaultShareName, "hello.txt", hello))
+	require.Error(t, fileclient.WriteNFS(nfs, specs.DefaultShareName, "hello.txt", hello), "the default share refuses writes without a grant")
+	e.update(serverName, func(ds *v1alpha1.DittoServer) {
+		ds.Spec.Shares = []v1alpha1.ShareSpec{{Name: specs.DefaultShareName, DefaultPermission: "read-write"}}
+	})
+	require.Eventually(t, func() bool { return fileclient.WriteNFS(nfs, specs.DefaultShareName, "hello.txt", hello) == nil },
+		30*time.Second, 200*time.Millisecond, "writable once spec.shares says read-write")
 	e.requireNFS(serverName, "hello.txt", hello)
 	t.Logf("NFS: %d bytes written and read back at %s:%s", len(hello), nfs, specs.DefaultShareName)
 
@@ -375,6 +381,7 @@ func (e *e2e) s3Server() *v1alpha1.DittoServer {
 	ds.Spec.Storage.MetadataSize = "1Gi"
 	ds.Spec.SMB = &v1alpha1.SMBSpec{Enabled: true, MaxConnections: ptr.To(int32(20))}
 	ds.Spec.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(true)}
+	ds.Spec.Shares = []v1alpha1.ShareSpec{{Name: specs.DefaultShareName, DefaultPermission: "read-write"}}
 	ds.Spec.S3 = &v1alpha1.S3Spec{Bucket: bucket, Region: "us-east-1", AllowPrivateEndpoint: true,
 		CredentialsSecretRef: &v1alpha1.S3CredentialsSecretRef{SecretName: "s3"}}
 	ds.Spec.NodeSelector, ds.Spec.Tolerations = kwok.OnDFSNode()
