@@ -29,6 +29,7 @@ const (
 	DefaultBackupFull             = "0 2 * * *"
 	DefaultBackupIncr             = "0 * * * *"
 	DefaultRetentionDays    int32 = 7
+	PerconaSSLVerifyFull          = "verify-full"
 	DatabaseSQLite                = "sqlite"
 	DatabasePostgres              = "postgres"
 )
@@ -90,6 +91,7 @@ func (d *DittoServer) Default() {
 		orPtr(&p.Replicas, DefaultPerconaReplicas)
 		orZero(&p.StorageSize, DefaultPerconaStorage)
 		orZero(&p.DatabaseName, DefaultPerconaDatabase)
+		orZero(&p.SSLMode, PerconaSSLVerifyFull)
 		if b := p.Backup; b != nil {
 			orZero(&b.Region, DefaultS3Region)
 			orZero(&b.FullSchedule, DefaultBackupFull)

@@ -796,6 +796,16 @@ type PerconaSpec struct {
 	// +optional
 	DatabaseName string `json:"databaseName,omitempty"`
 
+	// SSLMode of DittoFS's connections to the cluster. verify-full (default) checks the
+	// cluster's certificate against the CA Percona keeps in the Secret
+	// "<cluster>-cluster-cert" (key ca.crt) and that it names the primary Service DittoFS
+	// connects to; require encrypts without checking who answers (for a cluster whose
+	// certificate does not name that Service, e.g. a custom TLS Secret).
+	// +kubebuilder:validation:Enum=verify-full;require
+	// +kubebuilder:default=verify-full
+	// +optional
+	SSLMode string `json:"sslMode,omitempty"`
+
 	// Backup configures pgBackRest backups to S3.
 	// +optional
 	Backup *PerconaBackupSpec `json:"backup,omitempty"`

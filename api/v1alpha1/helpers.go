@@ -82,3 +82,11 @@ func (s *DittoServerSpec) APITLSMode() APITLSMode {
 
 // APITLSEnabled reports whether the REST API serves HTTPS.
 func (s *DittoServerSpec) APITLSEnabled() bool { return s.APITLSMode() != APITLSDisabled }
+
+// PerconaSSLMode is spec.percona.sslMode or its default (verify-full).
+func (s *DittoServerSpec) PerconaSSLMode() string {
+	if s.Percona == nil || s.Percona.SSLMode == "" {
+		return PerconaSSLVerifyFull
+	}
+	return s.Percona.SSLMode
+}

@@ -40,6 +40,8 @@ type perconaOutcome struct {
 	secret string
 	// hashInput are the Secret's keys, so a password rotation rolls the pod.
 	hashInput []specs.HashPart
+	// sslMode is how the pod connects (spec.percona.sslMode), set when not gated.
+	sslMode string
 	// condition is DatabaseReady.
 	condition finding
 	// requeue is set only where no watch brings the server back.
@@ -94,22 +96,37 @@ func (r *Reconciler) reconcilePercona(ctx context.Context, ds *v1alpha1.DittoSer
 	if err != nil {
 		return perconaOutcome{}, err
 	}
-	var secret *corev1.Secret
+	var secret, ca *corev1.Secret
 	if cluster.Status.State == pgv2.AppStateReady {
-		secret = &corev1.Secret{}
-		err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: specs.PerconaUserSecretName(ds)}, secret)
-		if apierrors.IsNotFound(err) {
-			secret = nil
-		} else if err != nil {
-			return perconaOutcome{}, fmt.Errorf("reading Secret %s/%s: %w", ds.Namespace, specs.PerconaUserSecretName(ds), err)
+		if secret, err = r.optionalSecret(ctx, ds.Namespace, specs.PerconaUserSecretName(ds)); err != nil {
+			return perconaOutcome{}, err
+		}
+		if specs.PerconaVerifiesCA(ds) {
+			if ca, err = r.optionalSecret(ctx, ds.Namespace, specs.PerconaCASecretName(ds)); err != nil {
+				return perconaOutcome{}, err
+			}
 		}
 	}
-	return perconaReadiness(ds, string(cluster.Status.State), secret, r.statefulSetExists(ctx, ds), note), nil
+	return perconaReadiness(ds, string(cluster.Status.State), secret, ca, r.statefulSetExists(ctx, ds), note), nil
 }
 
-// perconaReadiness decides from the cluster's state and its user Secret (nil: not there)
-// whether the server may run on the database; stsExists words the wait.
-func perconaReadiness(ds *v1alpha1.DittoServer, state string, secret *corev1.Secret, stsExists bool, note string) perconaOutcome {
+// optionalSecret reads a Secret that may not exist yet (nil then).
+func (r *Reconciler) optionalSecret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, secret)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading Secret %s/%s: %w", namespace, name, err)
+	}
+	return secret, nil
+}
+
+// perconaReadiness decides from the cluster's state, its user Secret and, with sslMode
+// verify-full, its certificate Secret (nil: not there) whether the server may run on the
+// database; stsExists words the wait.
+func perconaReadiness(ds *v1alpha1.DittoServer, state string, secret, ca *corev1.Secret, stsExists bool, note string) perconaOutcome {
 	name, secretName := specs.PerconaClusterName(ds), specs.PerconaUserSecretName(ds)
 	held := "the DittoFS StatefulSet is created once it is"
 	if stsExists {
@@ -142,9 +159,21 @@ func perconaReadiness(ds *v1alpha1.DittoServer, state string, secret *corev1.Sec
 	if len(missing) > 0 {
 		return gated(specs.ReasonPerconaSecretMissing, "Secret %s of PerconaPGCluster %s has no %s yet; %s complete", secretName, name, strings.Join(missing, ", "), held)
 	}
+	mode := ds.Spec.PerconaSSLMode()
+	if specs.PerconaVerifiesCA(ds) {
+		caName := specs.PerconaCASecretName(ds)
+		if ca == nil || len(ca.Data[specs.PerconaCAKey]) == 0 {
+			return gated(specs.ReasonPerconaSecretMissing,
+				"PerconaPGCluster %s is ready but its certificate Secret %s has no %s yet (the Percona operator makes it; with spec.percona.sslMode: require DittoFS connects without checking the certificate); %s there",
+				name, caName, specs.PerconaCAKey, held)
+		}
+		// DittoFS reads the CA when it starts: a new CA rolls the pod.
+		out.hashInput = append(out.hashInput, specs.HashPart{Name: caName, Key: specs.PerconaCAKey, Value: ca.Data[specs.PerconaCAKey]})
+	}
+	out.sslMode = mode
 	out.condition = finding{ok: true, reason: specs.ReasonPerconaReady, message: fmt.Sprintf(
 		"PerconaPGCluster %s is ready; DittoFS connects as %s to database %s with sslmode=%s (Secret %s)%s",
-		name, secret.Data["user"], secret.Data["dbname"], specs.PerconaSSLMode, secretName, note)}
+		name, secret.Data["user"], secret.Data["dbname"], mode, secretName, note)}
 	return out
 }
 

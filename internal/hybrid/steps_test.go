@@ -105,38 +105,48 @@ func TestReconcileDatabaseStep(t *testing.T) {
 }
 
 func TestPerconaReadiness(t *testing.T) {
-	ds := &v1alpha1.DittoServer{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "ns"}}
+	verify := &v1alpha1.DittoServer{ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "ns"},
+		Spec: v1alpha1.DittoServerSpec{Percona: &v1alpha1.PerconaSpec{Enabled: true}}}
+	encryptOnly := verify.DeepCopy()
+	encryptOnly.Spec.Percona.SSLMode = "require"
 	complete := &corev1.Secret{Data: map[string][]byte{"host": []byte("h"), "port": []byte("5432"), "dbname": []byte("dittofs"), "user": []byte("dittofs"), "password": []byte("p")}}
 	partial := &corev1.Secret{Data: map[string][]byte{"host": []byte("h")}}
+	ca := &corev1.Secret{Data: map[string][]byte{"ca.crt": []byte("-----BEGIN CERTIFICATE-----")}}
 	cases := map[string]struct {
+		ds        *v1alpha1.DittoServer
 		state     string
 		secret    *corev1.Secret
+		ca        *corev1.Secret
 		stsExists bool
 		gate      bool
 		reason    string
 		contains  string
+		hashed    int
 	}{
-		"initializing, new server":       {"initializing", nil, false, true, specs.ReasonPerconaNotReady, `is in state "initializing"; the DittoFS StatefulSet is created once it is ready`},
-		"initializing, running server":   {"initializing", nil, true, true, specs.ReasonPerconaNotReady, "the existing StatefulSet is left as it is until it is ready"},
-		"no state yet":                   {"", nil, false, true, specs.ReasonPerconaNotReady, "not reporting a state yet"},
-		"ready, no user Secret":          {"ready", nil, false, true, specs.ReasonPerconaSecretMissing, "user Secret x-postgres-pguser-dittofs does not exist yet"},
-		"ready, Secret without password": {"ready", partial, false, true, specs.ReasonPerconaSecretMissing, "has no port, dbname, user, password yet"},
-		"ready":                          {"ready", complete, false, false, specs.ReasonPerconaReady, "DittoFS connects as dittofs to database dittofs with sslmode=require"},
+		"initializing, new server":       {verify, "initializing", nil, nil, false, true, specs.ReasonPerconaNotReady, `is in state "initializing"; the DittoFS StatefulSet is created once it is ready`, 0},
+		"initializing, running server":   {verify, "initializing", nil, nil, true, true, specs.ReasonPerconaNotReady, "the existing StatefulSet is left as it is until it is ready", 0},
+		"no state yet":                   {verify, "", nil, nil, false, true, specs.ReasonPerconaNotReady, "not reporting a state yet", 0},
+		"ready, no user Secret":          {verify, "ready", nil, nil, false, true, specs.ReasonPerconaSecretMissing, "user Secret x-postgres-pguser-dittofs does not exist yet", 0},
+		"ready, Secret without password": {verify, "ready", partial, nil, false, true, specs.ReasonPerconaSecretMissing, "has no port, dbname, user, password yet", 0},
+		"ready, no CA yet":               {verify, "ready", complete, nil, false, true, specs.ReasonPerconaSecretMissing, "certificate Secret x-postgres-cluster-cert has no ca.crt yet", 0},
+		"ready, CA verified":             {verify, "ready", complete, ca, false, false, specs.ReasonPerconaReady, "DittoFS connects as dittofs to database dittofs with sslmode=verify-full", len(specs.PerconaEnvKeys) + 1},
+		"ready, require: no CA needed":   {encryptOnly, "ready", complete, nil, false, false, specs.ReasonPerconaReady, "with sslmode=require", len(specs.PerconaEnvKeys)},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			out := perconaReadiness(ds, tc.state, tc.secret, tc.stsExists, "")
+			out := perconaReadiness(tc.ds, tc.state, tc.secret, tc.ca, tc.stsExists, "")
 			assert.Equal(t, tc.gate, out.gate)
 			assert.Equal(t, tc.reason, out.condition.reason)
 			assert.Contains(t, out.condition.message, tc.contains)
 			assert.Equal(t, !tc.gate, out.condition.ok)
 			if !tc.gate {
 				assert.Equal(t, "x-postgres-pguser-dittofs", out.secret)
-				assert.Len(t, out.hashInput, len(specs.PerconaEnvKeys), "a password rotation rolls the pod")
+				assert.Len(t, out.hashInput, tc.hashed, "a password or CA rotation rolls the pod")
+				assert.Equal(t, tc.ds.Spec.PerconaSSLMode(), out.sslMode)
 			}
 		})
 	}
-	note := perconaReadiness(ds, "ready", complete, false, "; "+validation.PostgresSecretIgnoredMessage)
+	note := perconaReadiness(verify, "ready", complete, ca, false, "; "+validation.PostgresSecretIgnoredMessage)
 	assert.True(t, strings.HasSuffix(note.condition.message, validation.PostgresSecretIgnoredMessage), "the ignored postgresSecretRef is said on every message")
 }
 

@@ -119,6 +119,9 @@ const (
 	EnvPostgresUser     = "DITTOFS_DATABASE_POSTGRES_USER"
 	EnvPostgresPassword = "DITTOFS_DATABASE_POSTGRES_PASSWORD"
 	EnvPostgresSSLMode  = "DITTOFS_DATABASE_POSTGRES_SSLMODE"
+	// EnvPostgresSSLRootCert is database.postgres.ssl_root_cert: the CA file sslmode
+	// verify-full checks the server's certificate against.
+	EnvPostgresSSLRootCert = "DITTOFS_DATABASE_POSTGRES_SSL_ROOT_CERT"
 )
 
 // Images and the OLM related-image env vars that override them.

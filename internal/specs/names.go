@@ -104,6 +104,9 @@ func ReferencedSecretNames(ds *v1alpha1.DittoServer) []string {
 	if s.PerconaEnabled() {
 		// Created by the Percona operator: its appearance and password rotations reconcile.
 		names = append(names, PerconaUserSecretName(ds))
+		if PerconaVerifiesCA(ds) {
+			names = append(names, PerconaCASecretName(ds)) // its CA, read at boot
+		}
 	}
 	return names
 }

@@ -54,10 +54,26 @@ var PerconaEnvKeys = []struct{ Env, Key string }{
 	{EnvPostgresPassword, "password"},
 }
 
-// PerconaSSLMode is the sslmode of a server on Percona: Percona clusters accept only TLS
+// A server on Percona connects with spec.percona.sslMode: Percona clusters accept only TLS
 // connections (pg_hba "hostssl ... scram-sha-256") and DittoFS defaults sslmode to "disable".
-// "require" encrypts without verifying the cluster's self-signed CA.
-const PerconaSSLMode = "require"
+// verify-full (the default) trusts the CA Percona keeps in <cluster>-cluster-cert, whose
+// certificate names the primary Service (the host of the user Secret); require encrypts
+// without that check.
+const (
+	PerconaCAKey        = "ca.crt"
+	VolumePostgresCA    = "postgres-ca"
+	PostgresCAMountPath = "/var/run/dittofs/postgres-ca"
+)
+
+// PerconaCASecretName is the Secret where Percona keeps the cluster's certificate and its CA.
+func PerconaCASecretName(ds *v1alpha1.DittoServer) string {
+	return PerconaClusterName(ds) + "-cluster-cert"
+}
+
+// PerconaVerifiesCA reports whether the server checks the Percona cluster's certificate.
+func PerconaVerifiesCA(ds *v1alpha1.DittoServer) bool {
+	return ds.Spec.PerconaEnabled() && ds.Spec.PerconaSSLMode() == v1alpha1.PerconaSSLVerifyFull
+}
 
 // PerconaBackupRepoPath is repo1's path in the bucket: one directory per cluster, so that
 // several servers can share a bucket without mixing their backups.

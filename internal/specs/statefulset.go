@@ -29,6 +29,8 @@ type StatefulSetInputs struct {
 	// PerconaSecret is the Percona user Secret (keys host, port, dbname, user, password). It
 	// wins over PostgresSecret and adds the wait-for-postgres init container.
 	PerconaSecret string
+	// PerconaSSLMode is spec.percona.sslMode; verify-full mounts the cluster's CA.
+	PerconaSSLMode string
 	// PostgresClientImage runs the init container; empty means PostgresClientImage().
 	PostgresClientImage string
 	// RemoteStoreUpdated is the operator Secret's AnnotationRemoteStoreUpdated ("" when no
@@ -71,6 +73,9 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 	ds.Default()
 	s := &ds.Spec
 
+	if inputs.PerconaSSLMode == "" {
+		inputs.PerconaSSLMode = s.PerconaSSLMode()
+	}
 	labels := CommonLabels(ds, "server")
 	volumes := inputs.Volumes
 	if volumes == nil {
@@ -90,6 +95,13 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 			LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName(ds)},
 		}}},
 		{Name: VolumeTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+	}
+	if inputs.PerconaSecret != "" && inputs.PerconaSSLMode == v1alpha1.PerconaSSLVerifyFull {
+		podVolumes = append(podVolumes, corev1.Volume{Name: VolumePostgresCA, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: PerconaCASecretName(ds),
+			Items:      []corev1.KeyToPath{{Key: PerconaCAKey, Path: PerconaCAKey}},
+		}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: VolumePostgresCA, MountPath: PostgresCAMountPath, ReadOnly: true})
 	}
 	if secret := APITLSSecretName(ds); secret != "" {
 		// Only the serving pair: the CA's key (mode Operator) stays out of the pod.
@@ -186,7 +198,10 @@ func containerEnv(in StatefulSetInputs) []corev1.EnvVar {
 		for _, e := range PerconaEnvKeys {
 			env = append(env, secretEnv(e.Env, in.PerconaSecret, e.Key))
 		}
-		env = append(env, corev1.EnvVar{Name: EnvPostgresSSLMode, Value: PerconaSSLMode})
+		env = append(env, corev1.EnvVar{Name: EnvPostgresSSLMode, Value: in.PerconaSSLMode})
+		if in.PerconaSSLMode == v1alpha1.PerconaSSLVerifyFull {
+			env = append(env, corev1.EnvVar{Name: EnvPostgresSSLRootCert, Value: PostgresCAMountPath + "/" + PerconaCAKey})
+		}
 	case in.PostgresSecret != "":
 		for _, e := range PostgresEnvKeys {
 			env = append(env, secretEnv(e.Env, in.PostgresSecret, e.Key))

@@ -117,7 +117,29 @@ func TestDesiredStatefulSet(t *testing.T) {
 				assert.NotContains(t, env, "DATABASE_URL")
 			},
 		},
+		"percona, sslMode verify-full: the cluster's CA mounted, its certificate checked": {
+			mutate: func(s *v1alpha1.DittoServerSpec) { s.Percona = &v1alpha1.PerconaSpec{Enabled: true} },
+			inputs: func(in *StatefulSetInputs) { in.PerconaSecret = "ds-postgres-pguser-dittofs" },
+			check: func(t *testing.T, c corev1.Container, pod corev1.PodSpec, _ []string) {
+				env := envOf(c)
+				assert.Equal(t, "verify-full", env["DITTOFS_DATABASE_POSTGRES_SSLMODE"], "the default")
+				assert.Equal(t, "/var/run/dittofs/postgres-ca/ca.crt", env["DITTOFS_DATABASE_POSTGRES_SSL_ROOT_CERT"])
+				var vol *corev1.Volume
+				for i := range pod.Volumes {
+					if pod.Volumes[i].Name == "postgres-ca" {
+						vol = &pod.Volumes[i]
+					}
+				}
+				require.NotNil(t, vol)
+				assert.Equal(t, "ds-postgres-cluster-cert", vol.Secret.SecretName, "where Percona keeps the cluster's CA")
+				assert.Equal(t, []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}, vol.Secret.Items, "the CA only, never the cluster's key")
+				assert.Contains(t, c.VolumeMounts, corev1.VolumeMount{Name: "postgres-ca", MountPath: "/var/run/dittofs/postgres-ca", ReadOnly: true})
+			},
+		},
 		"percona: env from the Percona user Secret, sslmode require, wait-for-postgres init container": {
+			mutate: func(s *v1alpha1.DittoServerSpec) {
+				s.Percona = &v1alpha1.PerconaSpec{Enabled: true, SSLMode: "require"}
+			},
 			inputs: func(in *StatefulSetInputs) {
 				in.PerconaSecret = "ds-postgres-pguser-dittofs"
 				in.PostgresSecret = "ignored-when-percona"
@@ -130,6 +152,10 @@ func TestDesiredStatefulSet(t *testing.T) {
 				assert.Equal(t, "secret:ds-postgres-pguser-dittofs/user", env["DITTOFS_DATABASE_POSTGRES_USER"])
 				assert.Equal(t, "secret:ds-postgres-pguser-dittofs/password", env["DITTOFS_DATABASE_POSTGRES_PASSWORD"])
 				assert.Equal(t, "require", env["DITTOFS_DATABASE_POSTGRES_SSLMODE"], "Percona accepts only TLS; DittoFS defaults to disable")
+				assert.NotContains(t, env, "DITTOFS_DATABASE_POSTGRES_SSL_ROOT_CERT")
+				for _, v := range pod.Volumes {
+					assert.NotEqual(t, "postgres-ca", v.Name, "no CA to mount with require")
+				}
 				require.Len(t, pod.InitContainers, 1)
 				ic := pod.InitContainers[0]
 				assert.Equal(t, InitContainerWaitForPostgres, ic.Name)

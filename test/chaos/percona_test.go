@@ -79,4 +79,6 @@ func (r *run) perconaUserSecret(ctx context.Context, cluster string) {
 		"uri":      []byte(fmt.Sprintf("postgresql://dittofs:chaos-password@%s:5432/dittofs", host)),
 	}
 	_ = r.k8s.Create(ctx, s)
+	_ = r.k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: cluster + "-cluster-cert", Namespace: namespace},
+		Data: map[string][]byte{"ca.crt": []byte("ca of " + cluster)}})
 }

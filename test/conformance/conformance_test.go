@@ -270,14 +270,55 @@ func TestOperandConformance(t *testing.T) {
 			})
 			p := preparePod(t, sb, podCase{
 				name: "percona-user-secret", ds: ds,
-				secrets: secretData{specs.PerconaUserSecretName(ds): perconaUserSecret(pg.port, perconaPassword)},
+				secrets: secretData{
+					specs.PerconaUserSecretName(ds): perconaUserSecret(pg.port, perconaPassword),
+					specs.PerconaCASecretName(ds):   {specs.PerconaCAKey: pg.caPEM, "tls.crt": "not mounted", "tls.key": "not mounted"},
+				},
 			})
 			require.Len(t, p.inits, 1, "a server on Percona waits for PostgreSQL in an init container")
 			mode, _ := p.envValue(specs.EnvPostgresSSLMode)
-			require.Equal(t, "require", mode)
+			require.Equal(t, "verify-full", mode, "the cluster's certificate is checked against its CA")
 			r := exercise(t, p)
 			res.add(r)
 			res.add(caseResult{name: "init-wait-reachable", note: fmt.Sprintf("init container %s exit 0 in %s (boot2)", p.inits[0].name, p.initTook.Round(time.Millisecond))})
+		})
+
+		t.Run("percona-verify-full-refuses-another-ca", func(t *testing.T) {
+			// verify-full is a real check: with a CA that did not sign the server's
+			// certificate, DittoFS does not connect (and exits at boot).
+			ds := newDittoServer("conf-percona-otherca", func(s *v1alpha1.DittoServerSpec) {
+				s.Percona = &v1alpha1.PerconaSpec{Enabled: true, DatabaseName: perconaDB}
+			})
+			other, _, _ := testCertificate(t)
+			p := preparePod(t, sb, podCase{
+				name: "percona-verify-full-other-ca", ds: ds,
+				secrets: secretData{
+					specs.PerconaUserSecretName(ds): perconaUserSecret(pg.port, perconaPassword),
+					specs.PerconaCASecretName(ds):   {specs.PerconaCAKey: string(other)},
+				},
+			})
+			code, took := expectBootFailure(t, p, 30*time.Second)
+			res.add(caseResult{name: p.name, note: fmt.Sprintf("exits %d after %s (certificate not from the mounted CA)", code, took.Round(time.Millisecond))})
+		})
+
+		t.Run("percona-sslmode-require", func(t *testing.T) {
+			ds := newDittoServer("conf-percona-require", func(s *v1alpha1.DittoServerSpec) {
+				s.Percona = &v1alpha1.PerconaSpec{Enabled: true, DatabaseName: perconaDB, SSLMode: "require"}
+			})
+			p := preparePod(t, sb, podCase{
+				name: "percona-sslmode-require", ds: ds,
+				secrets: secretData{specs.PerconaUserSecretName(ds): perconaUserSecret(pg.port, perconaPassword)},
+			})
+			mode, _ := p.envValue(specs.EnvPostgresSSLMode)
+			require.Equal(t, "require", mode)
+			_, hasCA := p.envValue(specs.EnvPostgresSSLRootCert)
+			require.False(t, hasCA, "no CA with require")
+			// dfs exits at boot when it cannot connect: Ready and running means connected
+			// (same database as percona-user-secret, so no second bootstrap to exercise).
+			pr := p.start(t, "boot")
+			took := p.waitReady(t, pr)
+			p.stop(t, pr)
+			res.add(caseResult{name: p.name, note: fmt.Sprintf("connected without a CA (encrypted, unverified), ready in %s", took.Round(time.Millisecond))})
 		})
 
 		t.Run("percona-user-secret-without-sslmode-is-refused", func(t *testing.T) {
@@ -288,7 +329,10 @@ func TestOperandConformance(t *testing.T) {
 			})
 			p := preparePod(t, sb, podCase{
 				name: "percona-without-sslmode", ds: ds,
-				secrets:   secretData{specs.PerconaUserSecretName(ds): perconaUserSecret(pg.port, perconaPassword)},
+				secrets: secretData{
+					specs.PerconaUserSecretName(ds): perconaUserSecret(pg.port, perconaPassword),
+					specs.PerconaCASecretName(ds):   {specs.PerconaCAKey: pg.caPEM},
+				},
 				container: withoutEnv(specs.EnvPostgresSSLMode),
 			})
 			code, took := expectBootFailure(t, p, 30*time.Second)

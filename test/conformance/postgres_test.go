@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
 // pgServer is a real PostgreSQL the test starts in a sandbox, as an unprivileged user, on a free
@@ -28,6 +30,9 @@ type pgServer struct {
 	port    int
 	user    runAs
 	proc    *proc
+	// caPEM is the CA of the server's certificate (as Percona keeps it in
+	// <cluster>-cluster-cert, key ca.crt).
+	caPEM string
 }
 
 // postgresBinDir finds the server binaries of Debian's postgresql package (highest version).
@@ -91,17 +96,15 @@ func startPostgres(t *testing.T, sb *sandbox) *pgServer {
 	initdb.Stdout, initdb.Stderr = &out, &out
 	require.NoError(t, runBounded(initdb, 60*time.Second), "initdb: %s", out.String())
 
-	// TLS like a Percona cluster; self-signed is enough for sslmode=require.
-	openssl, err := exec.LookPath("openssl")
-	require.NoError(t, err, "openssl is needed for the PostgreSQL TLS certificate")
+	// TLS like a Percona cluster: a certificate from a CA of the cluster's, naming the address
+	// DittoFS connects to (127.0.0.1 here, the primary Service on Percona), so that both
+	// sslmode=require and verify-full (with the CA) connect.
 	crt, key := filepath.Join(data, "server.crt"), filepath.Join(data, "server.key")
-	gen := exec.Command(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-		"-nodes", "-subj", "/CN=127.0.0.1", "-days", "2", "-keyout", key, "-out", crt)
-	gen.Env = env
-	b, err := gen.CombinedOutput()
-	require.NoError(t, err, "openssl: %s", b)
+	caPEM, certPEM, keyPEM := testCertificate(t)
+	pg.caPEM = string(caPEM)
+	require.NoError(t, os.WriteFile(crt, certPEM, 0o600))
+	require.NoError(t, os.WriteFile(key, keyPEM, 0o600))
 	for _, f := range []string{crt, key} {
-		require.NoError(t, os.Chmod(f, 0o600))
 		pg.chown(t, f)
 	}
 	// Who may connect how: the Percona-shaped user only over TLS (as on a Percona cluster), the
@@ -191,4 +194,17 @@ func percentEncodeAll(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// testCertificate is a CA and a serving certificate it signed that names 127.0.0.1 (the
+// operator's own issuing code, with a throwaway server's names).
+func testCertificate(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
+	t.Helper()
+	ds := newDittoServer("pg-ca", nil)
+	now := time.Now()
+	caPEM, caKey, err := specs.IssueAPICA(ds, now)
+	require.NoError(t, err)
+	certPEM, keyPEM, err = specs.IssueAPICertificate(ds, "cluster.local", caPEM, caKey, now)
+	require.NoError(t, err)
+	return caPEM, certPEM, keyPEM
 }

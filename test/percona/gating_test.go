@@ -80,7 +80,8 @@ func TestPerconaGatingAndRollout(t *testing.T) {
 	assert.Equal(t, secret+"/dbname", env[specs.EnvPostgresDatabase])
 	assert.Equal(t, secret+"/user", env[specs.EnvPostgresUser])
 	assert.Equal(t, secret+"/password", env[specs.EnvPostgresPassword])
-	assert.Equal(t, "require", env[specs.EnvPostgresSSLMode])
+	assert.Equal(t, "verify-full", env[specs.EnvPostgresSSLMode], "the cluster's certificate checked against its CA")
+	assert.Equal(t, "/var/run/dittofs/postgres-ca/ca.crt", env[specs.EnvPostgresSSLRootCert])
 	require.Len(t, pod.InitContainers, 1)
 	assert.Equal(t, specs.InitContainerWaitForPostgres, pod.InitContainers[0].Name)
 	assert.Equal(t, []string{"/bin/sh", "-c", specs.PostgresWaitScript()}, pod.InitContainers[0].Command)
@@ -93,7 +94,7 @@ func TestPerconaGatingAndRollout(t *testing.T) {
 	assert.Equal(t, v1alpha1.PhaseRunning, got.Status.Phase)
 	db = condition(got, specs.ConditionDatabaseReady)
 	assert.Equal(t, specs.ReasonPerconaReady, db.Reason)
-	assert.Contains(t, db.Message, "sslmode=require")
+	assert.Contains(t, db.Message, "sslmode=verify-full")
 	waitEvent(t, k8s, ns, "gated", specs.EventDatabaseReady, "gated-postgres is ready")
 	hash := sts.Spec.Template.Annotations[specs.AnnotationConfigHash]
 	require.NotEmpty(t, hash)
@@ -110,6 +111,16 @@ func TestPerconaGatingAndRollout(t *testing.T) {
 		return nil
 	})
 	assert.Equal(t, pg.ResourceVersion, getCluster(t, k8s, ns, "gated").ResourceVersion, "the cluster is not rewritten")
+	hash = getStatefulSet(t, ns, "gated").Spec.Template.Annotations[specs.AnnotationConfigHash]
+
+	// A new CA of the cluster (DittoFS reads it at boot): the pod rolls.
+	perconaClusterCert(t, ns, "gated", "a renewed CA")
+	eventually(t, "new config hash after a CA change", func() error {
+		if getStatefulSet(t, ns, "gated").Spec.Template.Annotations[specs.AnnotationConfigHash] == hash {
+			return assert.AnError
+		}
+		return nil
+	})
 	hash = getStatefulSet(t, ns, "gated").Spec.Template.Annotations[specs.AnnotationConfigHash]
 
 	// The cluster stops being ready (a Percona restart): the StatefulSet is left as it is.

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -140,10 +141,14 @@ func setPerconaState(t *testing.T, ns, server, state string) {
 	require.NoError(t, k8s.Status().Patch(ctx(), pg, client.RawPatch(types.MergePatchType, patch)))
 }
 
-// perconaUserSecret plays the Percona operator: it creates (or rewrites) the user Secret.
+// perconaUserSecret plays the Percona operator: it creates (or rewrites) the user Secret, after
+// the cluster's certificate Secret (made once, as Percona does when it creates the cluster).
 func perconaUserSecret(t *testing.T, ns, server, password string) {
 	t.Helper()
 	cluster := server + "-postgres"
+	if err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: cluster + "-cluster-cert"}, &corev1.Secret{}); apierrors.IsNotFound(err) {
+		perconaClusterCert(t, ns, server, "ca of "+cluster)
+	}
 	host := fmt.Sprintf("%s-primary.%s.svc", cluster, ns)
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: cluster + "-pguser-dittofs", Namespace: ns}}
 	data := map[string][]byte{
@@ -218,4 +223,18 @@ func waitObserved(t *testing.T, ns, name string, generation int64) {
 func updateServer(t *testing.T, ns, name string, mutate func(*v1alpha1.DittoServer)) *v1alpha1.DittoServer {
 	t.Helper()
 	return testenv.UpdateServer(t, k8s, ns, name, mutate)
+}
+
+// perconaClusterCert plays the Percona operator: it writes <cluster>-cluster-cert with its CA.
+func perconaClusterCert(t *testing.T, ns, server, ca string) {
+	t.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: server + "-postgres-cluster-cert", Namespace: ns}}
+	data := map[string][]byte{"ca.crt": []byte(ca), "tls.crt": []byte("leaf"), "tls.key": []byte("key")}
+	if err := k8s.Get(ctx(), client.ObjectKeyFromObject(s), s); err == nil {
+		s.Data = data
+		require.NoError(t, k8s.Update(ctx(), s))
+		return
+	}
+	s.Data = data
+	require.NoError(t, k8s.Create(ctx(), s))
 }
