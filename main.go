@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/yaml"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	charts "github.com/dittofs/dittofs-operator/helm-charts"
@@ -61,6 +62,7 @@ func main() {
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease (empty: the operator's own namespace, read in-cluster; required out of cluster with --leader-elect)")
 	flag.StringVar(&o.operatorNamespace, "operator-namespace", inClusterNamespace(), "the operator's namespace, which each server's NetworkPolicy lets reach the DittoFS API and metrics (default: the pod's own namespace in-cluster; empty out of cluster)")
 	flag.StringVar(&o.watchesFile, "watches-file", "", "watches.yaml to use instead of the embedded one (charts still come from the binary)")
+	flag.StringVar(&o.overridesFile, "override-values-file", os.Getenv("DITTOFS_OVERRIDE_VALUES_FILE"), "a YAML map of operator-wide override values (spec key: value, as watches.yaml overrideValues), e.g. a mounted ConfigMap's key (env DITTOFS_OVERRIDE_VALUES_FILE); the env DITTOFS_OVERRIDE_VALUES holds the same map inline and wins")
 	flag.Float64Var(&o.qps, "kube-api-qps", 50, "client QPS towards the API server")
 	flag.IntVar(&o.burst, "kube-api-burst", 100, "client burst towards the API server")
 	flag.IntVar(&o.helmWorkers, "helm-max-concurrent-reconciles", 0, "workers of the Helm reconciler (0: watches.yaml value)")
@@ -92,6 +94,7 @@ func main() {
 // runOptions are the flags.
 type runOptions struct {
 	metricsAddr, probeAddr, watchesFile string
+	overridesFile                       string
 	metricsCertDir                      string
 	metricsCertName, metricsCertKey     string
 	leaderElectionNamespace             string
@@ -132,6 +135,10 @@ func run(o runOptions) error {
 		watches = data
 	}
 	namespaces := watchNamespaces()
+	overrides, err := overrideValues(o.overridesFile, os.Getenv("DITTOFS_OVERRIDE_VALUES"))
+	if err != nil {
+		return err
+	}
 
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
@@ -165,6 +172,7 @@ func run(o runOptions) error {
 	ctx := ctrl.SetupSignalHandler()
 	if err := hybrid.Setup(ctx, mgr, hybrid.Options{
 		Watches:                watches,
+		OverrideValues:         overrides,
 		Charts:                 charts.FS,
 		Namespaces:             namespaces,
 		OperatorNamespace:      o.operatorNamespace,
@@ -184,6 +192,46 @@ func run(o runOptions) error {
 		return err
 	}
 	return mgr.Start(ctx)
+}
+
+// overrideValues reads the operator-wide override values: a YAML map from file (a mounted
+// ConfigMap key), then the inline YAML map of DITTOFS_OVERRIDE_VALUES, which wins. Keys are
+// DittoServer spec paths (strvals syntax), values strings with ${ENV} expanded; whether they
+// fit the spec and the chart is checked when the operator starts (hybrid.Setup).
+func overrideValues(file, inline string) (map[string]string, error) {
+	out := map[string]string{}
+	read := func(source string, data []byte) error {
+		m := map[string]any{}
+		if err := yaml.Unmarshal(data, &m); err != nil {
+			return fmt.Errorf("%s: not a YAML map of spec keys to values (e.g. {chartValues.labels.team: storage}): %w", source, err)
+		}
+		for k, v := range m {
+			switch v.(type) {
+			case map[string]any, []any:
+				return fmt.Errorf("%s: %q: values are strings (use a dotted key for a nested field, e.g. %s.<field>)", source, k, k)
+			case nil:
+				out[k] = ""
+			default:
+				out[k] = fmt.Sprint(v)
+			}
+		}
+		return nil
+	}
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--override-values-file: %w", err)
+		}
+		if err := read("--override-values-file "+file, data); err != nil {
+			return nil, err
+		}
+	}
+	if strings.TrimSpace(inline) != "" {
+		if err := read("DITTOFS_OVERRIDE_VALUES", []byte(inline)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // metricsOptions configures the operator's metrics endpoint: HTTPS with Kubernetes authn/authz

@@ -166,3 +166,25 @@ func writeServingCert(t *testing.T, dir, host string) *x509.CertPool {
 	pool.AddCert(ca)
 	return pool
 }
+
+// TestOverrideValuesSources: operator-wide override values come from a mounted file (a
+// ConfigMap key) and the env DITTOFS_OVERRIDE_VALUES, which wins; anything but a map of
+// scalar values is refused with the source named.
+func TestOverrideValuesSources(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "overrides.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("chartValues.labels.team: storage\nchartValues.labels.tier: gold\nreplicas: 1\n"), 0o600))
+	got, err := overrideValues(file, "{chartValues.labels.tier: silver}")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"chartValues.labels.team": "storage", "chartValues.labels.tier": "silver", "replicas": "1"}, got)
+
+	got, err = overrideValues("", "")
+	require.NoError(t, err)
+	assert.Empty(t, got)
+
+	_, err = overrideValues(filepath.Join(t.TempDir(), "missing.yaml"), "")
+	assert.ErrorContains(t, err, "--override-values-file")
+	_, err = overrideValues("", "chartValues: {labels: {team: storage}}")
+	assert.ErrorContains(t, err, `DITTOFS_OVERRIDE_VALUES: "chartValues": values are strings (use a dotted key`)
+	_, err = overrideValues("", "[not, a, map]")
+	assert.ErrorContains(t, err, "DITTOFS_OVERRIDE_VALUES: not a YAML map")
+}

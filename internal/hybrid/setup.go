@@ -59,6 +59,10 @@ type Options struct {
 	// deleted (deleteWithServer) before its finalizer goes; 0 means DefaultCleanupTimeout.
 	// Orphaning is never skipped, whatever the timeout.
 	CleanupTimeout time.Duration
+	// OverrideValues are operator-wide overrideValues (strvals keys into the DittoServer spec,
+	// values with ${ENV} expanded) set outside watches.yaml (--override-values-file,
+	// DITTOFS_OVERRIDE_VALUES); they win over watches.yaml's for the same key.
+	OverrideValues map[string]string
 	// ControlPlane configures what the operator does through the DittoFS REST API
 	// (docs/CONTROLPLANE.md); the zero value is on, with the <name>-api Service as endpoint.
 	ControlPlane controlplane.Options
@@ -140,6 +144,16 @@ func setupHelm(mgr ctrl.Manager, opts Options) (*specs.Renderer, error) {
 		if w.ReconcilePeriod != nil {
 			period = w.ReconcilePeriod.Duration
 		}
+		isDittoServer := w.GroupVersionKind == v1alpha1.GroupVersionKind()
+		if isDittoServer {
+			if w.OverrideValues, err = mergeOverrides(w.OverrideValues, opts.OverrideValues); err != nil {
+				return nil, err
+			}
+			// A bad override would fail every server's reconcile: refuse to start instead.
+			if err := specs.CheckOverrides(w.Chart, w.OverrideValues, opts.OperatorNamespace); err != nil {
+				return nil, err
+			}
+		}
 		ropts := []reconciler.Option{
 			reconciler.WithChart(*w.Chart),
 			reconciler.WithGroupVersionKind(w.GroupVersionKind),
@@ -154,7 +168,6 @@ func setupHelm(mgr ctrl.Manager, opts Options) (*specs.Renderer, error) {
 			reconciler.WithClient(helmext.NewStatusClient(mgr.GetClient())),
 			reconciler.WithLog(ctrl.Log.WithName("helm").WithName(w.Kind)),
 		}
-		isDittoServer := w.GroupVersionKind == v1alpha1.GroupVersionKind()
 		if isDittoServer {
 			ropts = append(ropts,
 				reconciler.WithValueTranslator(specs.Translator{Chart: w.Chart, OperatorNamespace: opts.OperatorNamespace}),
@@ -180,6 +193,26 @@ func setupHelm(mgr ctrl.Manager, opts Options) (*specs.Renderer, error) {
 		return nil, fmt.Errorf("watches.yaml has no entry for %s", v1alpha1.GroupVersionKind())
 	}
 	return renderer, nil
+}
+
+// mergeOverrides adds the operator-wide override values (expanded like watches.yaml's) to a
+// watch's; they win for the same key.
+func mergeOverrides(watch, extra map[string]string) (map[string]string, error) {
+	if len(extra) == 0 {
+		return watch, nil
+	}
+	expanded, err := helmext.ExpandOverrideValues(extra)
+	if err != nil {
+		return nil, err
+	}
+	merged := make(map[string]string, len(watch)+len(expanded))
+	for k, v := range watch {
+		merged[k] = v
+	}
+	for k, v := range expanded {
+		merged[k] = v
+	}
+	return merged, nil
 }
 
 // Field indexes of DittoServers: the Secrets and StorageClasses they reference.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sort"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -13,6 +14,7 @@ import (
 	"helm.sh/helm/v3/pkg/strvals"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -305,6 +307,35 @@ func ApplyOverrides(ds *v1alpha1.DittoServer, overrides map[string]string) (*v1a
 		return nil, fmt.Errorf("watches.yaml overrideValues do not fit the DittoServer spec: %w", err)
 	}
 	return out, nil
+}
+
+// CheckOverrides renders the chart for a minimal DittoServer with the operator-wide override
+// values, so that one that does not fit the spec or the chart's schema stops the operator at
+// startup, naming the key, instead of failing every server's reconcile.
+func CheckOverrides(chrt *chart.Chart, overrides map[string]string, operatorNamespace string) error {
+	if len(overrides) == 0 {
+		return nil
+	}
+	probe := func(o map[string]string) error {
+		ds := &v1alpha1.DittoServer{ObjectMeta: metav1.ObjectMeta{Name: "override-check", Namespace: "default"}}
+		ds.Spec.Storage.MetadataSize = "1Gi"
+		_, err := (&Renderer{Chart: chrt, Overrides: o, OperatorNamespace: operatorNamespace}).Render(ds)
+		return err
+	}
+	if probe(overrides) == nil {
+		return nil
+	}
+	keys := make([]string, 0, len(overrides))
+	for k := range overrides {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := probe(map[string]string{k: overrides[k]}); err != nil {
+			return fmt.Errorf("override value %q (watches.yaml overrideValues, --override-values-file or DITTOFS_OVERRIDE_VALUES) is refused: %s; fix or remove it", k, oneLine(err.Error()))
+		}
+	}
+	return fmt.Errorf("the override values (watches.yaml overrideValues, --override-values-file, DITTOFS_OVERRIDE_VALUES) are refused together: %s", oneLine(probe(overrides).Error()))
 }
 
 func oneLine(s string) string {

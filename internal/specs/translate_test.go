@@ -264,3 +264,21 @@ func TestChartValuesCannotChangeWhatOthersDependOn(t *testing.T) {
 	_, err := testRenderer(t).Render(same)
 	assert.NoError(t, err, "the value the spec gives anyway")
 }
+
+// TestCheckOverrides: operator-wide overrides are checked once at startup; the one that does not
+// fit is named, the others pass.
+func TestCheckOverrides(t *testing.T) {
+	chrt := testRenderer(t).Chart
+	require.NoError(t, CheckOverrides(chrt, nil, ""))
+	require.NoError(t, CheckOverrides(chrt, map[string]string{"chartValues.labels.team": "storage", "chartValues.config.gc.auto_interval": "30m"}, "ops"))
+	err := CheckOverrides(chrt, map[string]string{
+		"chartValues.labels.team":              "storage",
+		"chartValues.config.controlplane.port": "9999",
+	}, "ops")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `override value "chartValues.config.controlplane.port"`)
+	assert.Contains(t, err.Error(), "set spec.controlPlane.port")
+	assert.NotContains(t, err.Error(), `"chartValues.labels.team"`, "only the bad key is named")
+	err = CheckOverrides(chrt, map[string]string{"chartValues.config.nosuchsection.key": "1"}, "")
+	assert.ErrorContains(t, err, `override value "chartValues.config.nosuchsection.key"`)
+}

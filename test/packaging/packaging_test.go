@@ -257,3 +257,33 @@ func TestBuildInstaller(t *testing.T) {
 	assert.Contains(t, kinds, "CustomResourceDefinition/dittoservers.dittofs.dittofs.com")
 	assert.Contains(t, kinds, "Deployment/dittofs-operator-controller-manager")
 }
+
+// TestOverrideValuesByKustomize: the patch docs/INSTALL.md shows sets DITTOFS_OVERRIDE_VALUES on
+// the operator's container (the env the operator reads; OLM's Subscription config sets the same).
+func TestOverrideValuesByKustomize(t *testing.T) {
+	root := apiserver.RepoRoot()
+	dir, err := os.MkdirTemp(filepath.Join(root, "config", "overlays"), "test-overrides-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	kustomization := `resources:
+  - ../../default
+patches:
+  - target: {kind: Deployment, name: controller-manager}
+    patch: |-
+      - op: add
+        path: /spec/template/spec/containers/0/env/-
+        value: {name: DITTOFS_OVERRIDE_VALUES, value: "{chartValues.labels.environment: prod}"}
+`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kustomization), 0o644))
+	rel, err := filepath.Rel(root, dir)
+	require.NoError(t, err)
+	var env []corev1.EnvVar
+	for _, o := range kustomizeBuild(t, rel) {
+		if o.GetKind() == "Deployment" {
+			dep := &appsv1.Deployment{}
+			require.NoError(t, runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, dep))
+			env = dep.Spec.Template.Spec.Containers[0].Env
+		}
+	}
+	assert.Contains(t, env, corev1.EnvVar{Name: "DITTOFS_OVERRIDE_VALUES", Value: "{chartValues.labels.environment: prod}"})
+}

@@ -46,14 +46,16 @@ func LoadWatches(data []byte, charts fs.FS) ([]watches.Watch, error) {
 		if w.Selector == nil {
 			w.Selector = &metav1.LabelSelector{}
 		}
-		if w.OverrideValues, err = expandOverrideValues(w.OverrideValues); err != nil {
+		if w.OverrideValues, err = ExpandOverrideValues(w.OverrideValues); err != nil {
 			return nil, fmt.Errorf("watches.yaml entry %s: %w", w.GroupVersionKind, err)
 		}
 	}
 	return ws, nil
 }
 
-func expandOverrideValues(in map[string]string) (map[string]string, error) {
+// ExpandOverrideValues expands ${ENV} and templates in override values, as helm-operator-plugins
+// does for watches.yaml.
+func ExpandOverrideValues(in map[string]string) (map[string]string, error) {
 	if in == nil {
 		return nil, nil
 	}
