@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -43,15 +44,27 @@ type Manager struct {
 	done     chan error
 }
 
-// Stop stops the manager and waits for it.
+// Stop stops the manager and waits for it: longer than its own graceful-shutdown timeout (30 s),
+// so that a runnable that does not end shows as the manager's error; either way the goroutines
+// are logged to say which.
 func (m *Manager) Stop(t testing.TB) {
 	m.cancel()
 	select {
 	case err := <-m.done:
+		if err != nil {
+			t.Logf("goroutines when the manager gave up waiting:\n%s", goroutines())
+		}
 		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("manager did not stop within 30s")
+	case <-time.After(45 * time.Second):
+		t.Logf("goroutines:\n%s", goroutines())
+		t.Fatal("manager did not stop within 45s")
 	}
+}
+
+// goroutines is a dump of every goroutine's stack (the first 256 KiB).
+func goroutines() string {
+	buf := make([]byte, 256<<10)
+	return string(buf[:runtime.Stack(buf, true)])
 }
 
 // StartManager runs the operator (both reconcilers) against the env, as main.go wires it.
