@@ -3,6 +3,7 @@ package hybrid
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,12 +26,13 @@ func (r *Reconciler) ensureAPICertificate(ctx context.Context, ds *v1alpha1.Ditt
 		return 0, nil
 	}
 	name := specs.OperatorAPITLSSecretName(ds)
+	labels := specs.CommonLabels(ds, "api-tls")
 	now := time.Now()
 	secret := &corev1.Secret{}
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, secret)
 	if apierrors.IsNotFound(err) {
 		secret = &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ds.Namespace, Labels: specs.CommonLabels(ds, "api-tls")},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ds.Namespace, Labels: labels},
 			Type:       corev1.SecretTypeTLS,
 			Data:       map[string][]byte{},
 		}
@@ -58,7 +60,7 @@ func (r *Reconciler) ensureAPICertificate(ctx context.Context, ds *v1alpha1.Ditt
 	}
 	renew, renewAt := specs.APICertificateRenewal(ds, r.ClusterDomain, secret.Data, now)
 	labelled := true
-	for k, v := range specs.CommonLabels(ds, "api-tls") {
+	for k, v := range labels {
 		labelled = labelled && secret.Labels[k] == v
 	}
 	if !renew && labelled {
@@ -72,9 +74,7 @@ func (r *Reconciler) ensureAPICertificate(ctx context.Context, ds *v1alpha1.Ditt
 	if updated.Labels == nil {
 		updated.Labels = map[string]string{}
 	}
-	for k, v := range specs.CommonLabels(ds, "api-tls") {
-		updated.Labels[k] = v
-	}
+	maps.Copy(updated.Labels, labels)
 	if !renew {
 		if err := r.Client.Update(ctx, updated); err != nil {
 			return 0, fmt.Errorf("labelling Secret %s/%s: %w", ds.Namespace, name, err)

@@ -40,8 +40,6 @@ type perconaOutcome struct {
 	secret string
 	// hashInput are the Secret's keys, so a password rotation rolls the pod.
 	hashInput []specs.HashPart
-	// sslMode is how the pod connects (spec.percona.sslMode), set when not gated.
-	sslMode string
 	// condition is DatabaseReady.
 	condition finding
 	// requeue is set only where no watch brings the server back.
@@ -170,7 +168,6 @@ func perconaReadiness(ds *v1alpha1.DittoServer, state string, secret, ca *corev1
 		// DittoFS reads the CA when it starts: a new CA rolls the pod.
 		out.hashInput = append(out.hashInput, specs.HashPart{Name: caName, Key: specs.PerconaCAKey, Value: ca.Data[specs.PerconaCAKey]})
 	}
-	out.sslMode = mode
 	out.condition = finding{ok: true, reason: specs.ReasonPerconaReady, message: fmt.Sprintf(
 		"PerconaPGCluster %s is ready; DittoFS connects as %s to database %s with sslmode=%s (Secret %s)%s",
 		name, secret.Data["user"], secret.Data["dbname"], mode, secretName, note)}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"time"
 
@@ -205,13 +206,11 @@ func mergeOverrides(watch, extra map[string]string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	merged := make(map[string]string, len(watch)+len(expanded))
-	for k, v := range watch {
-		merged[k] = v
+	merged := maps.Clone(watch)
+	if merged == nil {
+		merged = map[string]string{}
 	}
-	for k, v := range expanded {
-		merged[k] = v
-	}
+	maps.Copy(merged, expanded)
 	return merged, nil
 }
 

@@ -52,7 +52,7 @@ func (r *Reconciler) reconcileStatefulSet(ctx context.Context, s *scope) (ctrl.R
 	s.status.config.hash = hash
 	desired := specs.DesiredStatefulSet(ds, specs.StatefulSetInputs{
 		Image: specs.ServerImage(ds), ConfigHash: hash, JWTSecret: s.secrets.jwt, AdminPassword: s.secrets.admin,
-		PostgresSecret: postgresSecret, PerconaSecret: s.db.secret, PerconaSSLMode: s.db.sslMode, RemoteStoreUpdated: storeUpdated, Volumes: volumes,
+		PostgresSecret: postgresSecret, PerconaSecret: s.db.secret, RemoteStoreUpdated: storeUpdated, Volumes: volumes,
 	})
 	res, err := r.applyStatefulSet(ctx, ds, desired, kept)
 	if err != nil {

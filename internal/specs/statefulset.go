@@ -29,8 +29,6 @@ type StatefulSetInputs struct {
 	// PerconaSecret is the Percona user Secret (keys host, port, dbname, user, password). It
 	// wins over PostgresSecret and adds the wait-for-postgres init container.
 	PerconaSecret string
-	// PerconaSSLMode is spec.percona.sslMode; verify-full mounts the cluster's CA.
-	PerconaSSLMode string
 	// PostgresClientImage runs the init container; empty means PostgresClientImage().
 	PostgresClientImage string
 	// RemoteStoreUpdated is the operator Secret's AnnotationRemoteStoreUpdated ("" when no
@@ -73,9 +71,6 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 	ds.Default()
 	s := &ds.Spec
 
-	if inputs.PerconaSSLMode == "" {
-		inputs.PerconaSSLMode = s.PerconaSSLMode()
-	}
 	labels := CommonLabels(ds, "server")
 	volumes := inputs.Volumes
 	if volumes == nil {
@@ -96,7 +91,7 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 		}}},
 		{Name: VolumeTmp, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
-	if inputs.PerconaSecret != "" && inputs.PerconaSSLMode == v1alpha1.PerconaSSLVerifyFull {
+	if inputs.PerconaSecret != "" && s.PerconaSSLMode() == v1alpha1.PerconaSSLVerifyFull {
 		podVolumes = append(podVolumes, corev1.Volume{Name: VolumePostgresCA, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: PerconaCASecretName(ds),
 			Items:      []corev1.KeyToPath{{Key: PerconaCAKey, Path: PerconaCAKey}},
@@ -125,7 +120,7 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 		ImagePullPolicy: s.ImagePullPolicy,
 		Command:         []string{DittoFSBinary},
 		Args:            []string{"start", "--foreground", "--config", ConfigMountPath + "/" + ConfigFileName},
-		Env:             append(userEnv(s.Env), containerEnv(inputs)...),
+		Env:             append(userEnv(s.Env), containerEnv(s, inputs)...),
 		Ports:           containerPorts(s),
 		VolumeMounts:    mounts,
 		Resources:       *s.Resources.DeepCopy(),
@@ -185,7 +180,7 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 	}
 }
 
-func containerEnv(in StatefulSetInputs) []corev1.EnvVar {
+func containerEnv(s *v1alpha1.DittoServerSpec, in StatefulSetInputs) []corev1.EnvVar {
 	env := []corev1.EnvVar{
 		// The image runs as a user without a home directory; keep anything dfs writes under
 		// $HOME on the writable /tmp volume.
@@ -198,8 +193,8 @@ func containerEnv(in StatefulSetInputs) []corev1.EnvVar {
 		for _, e := range PerconaEnvKeys {
 			env = append(env, secretEnv(e.Env, in.PerconaSecret, e.Key))
 		}
-		env = append(env, corev1.EnvVar{Name: EnvPostgresSSLMode, Value: in.PerconaSSLMode})
-		if in.PerconaSSLMode == v1alpha1.PerconaSSLVerifyFull {
+		env = append(env, corev1.EnvVar{Name: EnvPostgresSSLMode, Value: s.PerconaSSLMode()})
+		if s.PerconaSSLMode() == v1alpha1.PerconaSSLVerifyFull {
 			env = append(env, corev1.EnvVar{Name: EnvPostgresSSLRootCert, Value: PostgresCAMountPath + "/" + PerconaCAKey})
 		}
 	case in.PostgresSecret != "":

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -322,20 +322,16 @@ func CheckOverrides(chrt *chart.Chart, overrides map[string]string, operatorName
 		_, err := (&Renderer{Chart: chrt, Overrides: o, OperatorNamespace: operatorNamespace}).Render(ds)
 		return err
 	}
-	if probe(overrides) == nil {
+	together := probe(overrides)
+	if together == nil {
 		return nil
 	}
-	keys := make([]string, 0, len(overrides))
-	for k := range overrides {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(overrides)) {
 		if err := probe(map[string]string{k: overrides[k]}); err != nil {
 			return fmt.Errorf("override value %q (watches.yaml overrideValues, --override-values-file or DITTOFS_OVERRIDE_VALUES) is refused: %s; fix or remove it", k, oneLine(err.Error()))
 		}
 	}
-	return fmt.Errorf("the override values (watches.yaml overrideValues, --override-values-file, DITTOFS_OVERRIDE_VALUES) are refused together: %s", oneLine(probe(overrides).Error()))
+	return fmt.Errorf("the override values (watches.yaml overrideValues, --override-values-file, DITTOFS_OVERRIDE_VALUES) are refused together: %s", oneLine(together.Error()))
 }
 
 func oneLine(s string) string {

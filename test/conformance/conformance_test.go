@@ -289,7 +289,7 @@ func TestOperandConformance(t *testing.T) {
 			ds := newDittoServer("conf-percona-otherca", func(s *v1alpha1.DittoServerSpec) {
 				s.Percona = &v1alpha1.PerconaSpec{Enabled: true, DatabaseName: perconaDB}
 			})
-			other, _, _ := testCertificate(t)
+			other, _, _ := testCertificate(t, "pg-ca")
 			p := preparePod(t, sb, podCase{
 				name: "percona-verify-full-other-ca", ds: ds,
 				secrets: secretData{
@@ -438,12 +438,7 @@ func TestSandboxCatchesLoopbackBind(t *testing.T) {
 // userCertificate is a certificate Secret as cert-manager makes it (tls.crt, tls.key, ca.crt)
 // for the server named name, from a CA of its own.
 func userCertificate(t *testing.T, name string) map[string]string {
-	ds := newDittoServer(name, nil)
-	now := time.Now()
-	ca, caKey, err := specs.IssueAPICA(ds, now)
-	require.NoError(t, err)
-	cert, key, err := specs.IssueAPICertificate(ds, "cluster.local", ca, caKey, now)
-	require.NoError(t, err)
+	ca, cert, key := testCertificate(t, name)
 	return map[string]string{specs.APITLSCert: string(cert), specs.APITLSKey: string(key), specs.APITLSCAKey: string(ca)}
 }
 

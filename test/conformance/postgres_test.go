@@ -100,7 +100,7 @@ func startPostgres(t *testing.T, sb *sandbox) *pgServer {
 	// DittoFS connects to (127.0.0.1 here, the primary Service on Percona), so that both
 	// sslmode=require and verify-full (with the CA) connect.
 	crt, key := filepath.Join(data, "server.crt"), filepath.Join(data, "server.key")
-	caPEM, certPEM, keyPEM := testCertificate(t)
+	caPEM, certPEM, keyPEM := testCertificate(t, "pg-ca")
 	pg.caPEM = string(caPEM)
 	require.NoError(t, os.WriteFile(crt, certPEM, 0o600))
 	require.NoError(t, os.WriteFile(key, keyPEM, 0o600))
@@ -196,11 +196,11 @@ func percentEncodeAll(s string) string {
 	return b.String()
 }
 
-// testCertificate is a CA and a serving certificate it signed that names 127.0.0.1 (the
-// operator's own issuing code, with a throwaway server's names).
-func testCertificate(t testing.TB) (caPEM, certPEM, keyPEM []byte) {
+// testCertificate is a fresh CA and a serving certificate it signed for the API of server name
+// (the operator's own issuing code), which also names 127.0.0.1.
+func testCertificate(t testing.TB, name string) (caPEM, certPEM, keyPEM []byte) {
 	t.Helper()
-	ds := newDittoServer("pg-ca", nil)
+	ds := newDittoServer(name, nil)
 	now := time.Now()
 	caPEM, caKey, err := specs.IssueAPICA(ds, now)
 	require.NoError(t, err)
