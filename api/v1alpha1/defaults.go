@@ -13,6 +13,7 @@ const (
 	DefaultCacheSizeCompat        = "1GB"
 	DefaultMetricsPort      int32 = 9090
 	DefaultMetricsPath            = "/metrics"
+	DefaultKrb5ConfKey            = "krb5.conf"
 	DefaultAPIPort          int32 = 8080
 	DefaultIdentityType           = "memory"
 	DefaultAccessTokenTTL         = "15m"
@@ -69,6 +70,10 @@ func (d *DittoServer) Default() {
 	orZero(&jwt.AccessTokenDuration, DefaultAccessTokenTTL)
 	orZero(&jwt.RefreshTokenDuration, DefaultRefreshTokenTTL)
 	orZero(&orNew(&id.Admin).Username, DefaultAdminUsername)
+	if k := id.Kerberos; k != nil {
+		orPtr(&k.Enabled, true)
+		orZero(&k.Krb5ConfKey, DefaultKrb5ConfKey)
+	}
 
 	orZero(&orNew(&s.Service).Type, "ClusterIP")
 	orPtr(&orNew(&s.NetworkPolicy).Enabled, true)

@@ -431,7 +431,9 @@ type APIServiceSpec struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
-// IdentitySpec configures authentication of the REST API.
+// IdentitySpec configures authentication: the REST API's tokens and admin account, and the
+// directory and Kerberos services the file protocols use.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.kerberos) || has(self.kerberos)",message="spec.identity.kerberos cannot be removed: DittoFS keeps its Kerberos settings in its database; set spec.identity.kerberos.enabled: false to turn Kerberos off"
 type IdentitySpec struct {
 	// Type is informational: DittoFS v0.29.0 keeps users in its control-plane database.
 	// +kubebuilder:default=memory
@@ -448,6 +450,160 @@ type IdentitySpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Admin *AdminSpec `json:"admin,omitempty"`
+
+	// LDAP connects DittoFS to an LDAP or Active Directory directory that resolves users and
+	// groups. The operator applies it through the server's REST API (DittoFS keeps it in its
+	// control-plane database and reloads it without a restart) and restores it when changed by
+	// other means; removing this field disables the directory the operator configured.
+	// +optional
+	LDAP *LDAPSpec `json:"ldap,omitempty"`
+
+	// Kerberos lets NFS clients authenticate with Kerberos (RPCSEC_GSS: krb5, krb5i, krb5p) and
+	// makes the SMB server domain-aware. The keytab is mounted from a Secret; a new keytab
+	// restarts the pod. DittoFS keeps these settings in its database after the first boot, so
+	// the operator applies a change through the REST API and restarts the pod once (the
+	// adapters read them at startup). It cannot be removed once set (set enabled: false).
+	// +optional
+	Kerberos *KerberosSpec `json:"kerberos,omitempty"`
+}
+
+// KerberosSpec is DittoFS v0.29.0's Kerberos service configuration. Machine accounts (NTLM
+// pass-through to a domain controller) and static principal-to-UID mappings are not part of it:
+// manage them with dfsctl.
+type KerberosSpec struct {
+	// Enabled turns Kerberos authentication on (default true). Set it to false, rather than
+	// removing spec.identity.kerberos, to turn Kerberos off on a server that had it.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// ServicePrincipal is the service principal the keytab holds, service/host@REALM, e.g.
+	// nfs/files.example.com@EXAMPLE.COM.
+	// +kubebuilder:validation:Pattern=`^[^/@\s]+/[^/@\s]+@[^/@\s]+$`
+	ServicePrincipal string `json:"servicePrincipal"`
+
+	// KeytabSecretRef names the Secret key holding the keytab (binary). It is mounted into the
+	// pod; changing it restarts the pod.
+	KeytabSecretRef corev1.SecretKeySelector `json:"keytabSecretRef"`
+
+	// Krb5ConfKey is the key of the keytab's Secret holding the krb5.conf (realms, KDCs),
+	// mounted next to the keytab. Required: DittoFS v0.29.0 does not start its SMB adapter with
+	// Kerberos on without one, and the image has no /etc/krb5.conf.
+	// +kubebuilder:default="krb5.conf"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Krb5ConfKey string `json:"krb5ConfKey,omitempty"`
+
+	// Realm is the Kerberos realm (e.g. EXAMPLE.COM). Default: the principal's @REALM.
+	// +kubebuilder:validation:Pattern=`^[^/@\s]+$`
+	// +optional
+	Realm string `json:"realm,omitempty"`
+
+	// NetBIOSDomain is the short domain name the SMB server advertises (e.g. EXAMPLE).
+	// Default: none, the server stays in WORKGROUP.
+	// +kubebuilder:validation:Pattern=`^[^./@\s]+$`
+	// +optional
+	NetBIOSDomain string `json:"netbiosDomain,omitempty"`
+
+	// DNSDomain is the DNS domain the SMB server advertises. Default: the realm in lower case.
+	// +kubebuilder:validation:Pattern=`^[^/@\s]+$`
+	// +optional
+	DNSDomain string `json:"dnsDomain,omitempty"`
+
+	// MaxClockSkew is the clock difference tolerated between clients and the server (Go
+	// duration; default 5m).
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +optional
+	MaxClockSkew string `json:"maxClockSkew,omitempty"`
+
+	// ContextTTL is the lifetime of an RPCSEC_GSS context before clients authenticate again
+	// (Go duration; default 8h).
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +optional
+	ContextTTL string `json:"contextTTL,omitempty"`
+
+	// MaxContexts bounds the concurrent RPCSEC_GSS contexts (default 10000).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxContexts int32 `json:"maxContexts,omitempty"`
+}
+
+// LDAPSpec is DittoFS v0.29.0's LDAP/AD identity provider. The connection is encrypted unless
+// allowPlaintext says otherwise.
+// +kubebuilder:validation:XValidation:rule="!self.url.startsWith('ldap://') || (has(self.startTLS) && self.startTLS) || (has(self.allowPlaintext) && self.allowPlaintext)",message="spec.identity.ldap.url uses plaintext ldap://: set startTLS: true to upgrade the connection, use ldaps://, or set allowPlaintext: true to send the bind password unencrypted on purpose"
+// +kubebuilder:validation:XValidation:rule="!has(self.insecureSkipVerify) || !self.insecureSkipVerify || !has(self.caSecretRef)",message="spec.identity.ldap.insecureSkipVerify and caSecretRef exclude each other: with a CA the certificate is verified; remove one"
+type LDAPSpec struct {
+	// URL of the directory: ldaps://host:636 (preferred) or ldap://host:389 with startTLS.
+	// +kubebuilder:validation:Pattern=`^ldaps?://[^\s/]+/?$`
+	// +kubebuilder:validation:MaxLength=512
+	URL string `json:"url"`
+
+	// StartTLS upgrades an ldap:// connection to TLS before binding (ignored for ldaps://).
+	// +optional
+	StartTLS bool `json:"startTLS,omitempty"`
+
+	// AllowPlaintext permits an unencrypted ldap:// bind. Lab use only: the bind password
+	// crosses the network in clear text.
+	// +optional
+	AllowPlaintext bool `json:"allowPlaintext,omitempty"`
+
+	// BaseDN is the search base for users and groups, e.g. DC=example,DC=com.
+	// +kubebuilder:validation:MinLength=1
+	BaseDN string `json:"baseDN"`
+
+	// BindDN is the service account DittoFS binds as before searching, e.g.
+	// CN=svc-dittofs,CN=Users,DC=example,DC=com.
+	// +kubebuilder:validation:MinLength=1
+	BindDN string `json:"bindDN"`
+
+	// BindPasswordSecretRef names the Secret key with the service account's password. The
+	// operator sends it to DittoFS over the API (TLS by default) when it changes; it is never
+	// written to the ConfigMap or the pod spec.
+	BindPasswordSecretRef corev1.SecretKeySelector `json:"bindPasswordSecretRef"`
+
+	// UserAttr is the attribute matched against a user's name. DittoFS's default:
+	// sAMAccountName (Active Directory); uid for most other directories.
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9-]*$`
+	// +optional
+	UserAttr string `json:"userAttr,omitempty"`
+
+	// Realm is the directory's realm (e.g. EXAMPLE.COM), matched against user@REALM names.
+	// +optional
+	Realm string `json:"realm,omitempty"`
+
+	// Idmap derives UIDs and GIDs from the RFC 2307 attributes uidNumber/gidNumber (rfc2307,
+	// DittoFS's default) or from the object's RID (rid, like Samba's idmap_rid).
+	// +kubebuilder:validation:Enum=rfc2307;rid
+	// +optional
+	Idmap string `json:"idmap,omitempty"`
+
+	// NestedGroups resolves group memberships transitively.
+	// +optional
+	NestedGroups bool `json:"nestedGroups,omitempty"`
+
+	// Timeout bounds each directory operation (Go duration; DittoFS's default 10s).
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +optional
+	Timeout string `json:"timeout,omitempty"`
+
+	// MaxGroupResults caps the groups resolved for one user (DittoFS's default 200).
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxGroupResults int32 `json:"maxGroupResults,omitempty"`
+
+	// CASecretRef names a Secret key with the PEM CA bundle that verifies the directory's
+	// certificate (the system roots when empty). The key is mounted into the pod.
+	// +optional
+	CASecretRef *corev1.SecretKeySelector `json:"caSecretRef,omitempty"`
+
+	// InsecureSkipVerify accepts any certificate from the directory. Lab use only.
+	// +optional
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+
+	// MinTLSVersion is the lowest TLS version accepted: "1.2" (DittoFS's default) or "1.3".
+	// +kubebuilder:validation:Enum="1.2";"1.3"
+	// +optional
+	MinTLSVersion string `json:"minTLSVersion,omitempty"`
 }
 
 // JWTSpec configures JWT signing.

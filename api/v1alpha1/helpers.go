@@ -90,3 +90,11 @@ func (s *DittoServerSpec) PerconaSSLMode() string {
 	}
 	return s.Percona.SSLMode
 }
+
+// Krb5ConfKeyOrDefault is spec.identity.kerberos.krb5ConfKey, defaulted.
+func (k *KerberosSpec) Krb5ConfKeyOrDefault() string {
+	if k.Krb5ConfKey == "" {
+		return DefaultKrb5ConfKey
+	}
+	return k.Krb5ConfKey
+}

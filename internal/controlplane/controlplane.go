@@ -185,12 +185,21 @@ type run struct {
 	// volumes the pod mounts; storeVolume is the one the local block store is on ("" unknown).
 	volumes     []string
 	storeVolume string
+	rollingOut  bool
+}
+
+// Pod is what the controller knows of the server's pod.
+type Pod struct {
+	// Volumes the pod mounts (a new local block store goes on one of them).
+	Volumes []string
+	// RollingOut: the StatefulSet has not rolled its pod to the current template yet; the pod
+	// that answers may run an older configuration.
+	RollingOut bool
 }
 
 // Apply applies ds's spec through the REST API of its ready pod. admin is the Secret key of the
-// admin password; volumes are the volumes the pod mounts (a new local block store goes on one of
-// them).
-func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.SecretKey, volumes []string) (Outcome, error) {
+// admin password.
+func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.SecretKey, pod Pod) (Outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Budget)
 	defer cancel()
 	base, err := s.endpoint(ctx, ds)
@@ -206,7 +215,7 @@ func (s *Step) Apply(ctx context.Context, ds *v1alpha1.DittoServer, admin specs.
 	if apierrors.IsNotFound(err) {
 		secret = &corev1.Secret{}
 	}
-	r := &run{Step: s, ds: ds, secret: secret, volumes: volumes}
+	r := &run{Step: s, ds: ds, secret: secret, volumes: pod.Volumes, rollingOut: pod.RollingOut}
 	if r.hc, err = s.httpClient(ctx, ds); err != nil {
 		var k8sErr *k8sError
 		if problem, ok := specs.AsProblem(err); ok {
@@ -313,7 +322,7 @@ func (s *Step) endpoint(ctx context.Context, ds *v1alpha1.DittoServer) (string, 
 }
 
 // converge applies the admin password, adapters, the S3 store, the shares and their snapshot
-// policies. Steady state is read-only: one call per object (docs/CONTROLPLANE.md counts them).
+// policies, and the LDAP and Kerberos identity providers. Steady state is read-only: one call per object (docs/CONTROLPLANE.md counts them).
 func (r *run) converge(ctx context.Context, base string, admin specs.SecretKey) error {
 	if err := r.applyAdminPassword(ctx, base, admin); err != nil {
 		return err
@@ -331,6 +340,12 @@ func (r *run) converge(ctx context.Context, base string, admin specs.SecretKey) 
 	if err := r.applySnapshotPolicies(ctx); err != nil {
 		return err
 	}
+	if err := r.applyLDAP(ctx); err != nil {
+		return err
+	}
+	if err := r.applyKerberos(ctx); err != nil {
+		return err
+	}
 	r.storeVolume, err = r.applyLocalStoreSize(ctx)
 	return err
 }
@@ -344,19 +359,20 @@ func (s *Step) Forget(uid types.UID) {
 	s.mu.Unlock()
 }
 
-// RemoteStoreUpdated is the time the operator last updated the server's S3 store (the operator
-// Secret's AnnotationRemoteStoreUpdated, from the cache; "" when there is none). The StatefulSet
-// carries it on the pod template: a new value restarts the pod, which then loads the store.
-func (s *Step) RemoteStoreUpdated(ctx context.Context, ds *v1alpha1.DittoServer) (string, error) {
+// RestartStamps are the times the operator last changed something the running server reads
+// only at startup (the operator Secret's AnnotationRemoteStoreUpdated and
+// AnnotationKerberosUpdated, from the cache; "" when there is none). The StatefulSet carries them
+// on the pod template: a new value restarts the pod, which then loads what changed.
+func (s *Step) RestartStamps(ctx context.Context, ds *v1alpha1.DittoServer) (remoteStore, kerberos string, err error) {
 	secret := &corev1.Secret{}
-	err := s.deps.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: specs.OperatorSecretName(ds)}, secret)
+	err = s.deps.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: specs.OperatorSecretName(ds)}, secret)
 	if apierrors.IsNotFound(err) {
-		return "", nil
+		return "", "", nil
 	}
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return secret.Annotations[specs.AnnotationRemoteStoreUpdated], nil
+	return secret.Annotations[specs.AnnotationRemoteStoreUpdated], secret.Annotations[specs.AnnotationKerberosUpdated], nil
 }
 
 // markUnreachable records one more failure in a row to reach the API and returns it.

@@ -233,6 +233,10 @@ func resolveSecrets(ctx context.Context, secrets client.Reader, ds *v1alpha1.Dit
 		}
 	}
 
+	if err := resolveIdentitySecrets(ctx, secrets, ds, out); err != nil {
+		return nil, err
+	}
+
 	if ds.Spec.APITLSMode() == v1alpha1.APITLSSecret {
 		// Not hashed: DittoFS reloads a renewed certificate (cert-manager's) without a restart.
 		name := ds.Spec.ControlPlane.TLS.SecretName
@@ -257,6 +261,59 @@ func resolveSecrets(ctx context.Context, secrets client.Reader, ds *v1alpha1.Dit
 		}
 	}
 	return out, nil
+}
+
+// resolveIdentitySecrets checks the Secret keys of spec.identity.ldap and .kerberos. The keytab
+// and krb5.conf are hashed (DittoFS loads them at startup); the LDAP bind password and CA are
+// not: the password goes through the REST API and DittoFS reads the CA at every connection.
+func resolveIdentitySecrets(ctx context.Context, secrets client.Reader, ds *v1alpha1.DittoServer, out *resolvedSecrets) error {
+	id := ds.Spec.Identity
+	if id == nil {
+		return nil
+	}
+	if l := id.LDAP; l != nil {
+		ref := specs.SecretKey{Name: l.BindPasswordSecretRef.Name, Key: l.BindPasswordSecretRef.Key}
+		value, err := requiredKey(ctx, secrets, ds.Namespace, "spec.identity.ldap.bindPasswordSecretRef", ref)
+		if err != nil {
+			return err
+		}
+		if len(value) == 0 {
+			return specs.Problemf(specs.ReasonSecretInvalid,
+				"Secret %s key %q (spec.identity.ldap.bindPasswordSecretRef) is empty; DittoFS refuses an anonymous bind: store the password of %s there",
+				ref.Name, ref.Key, l.BindDN)
+		}
+		if ca := l.CASecretRef; ca != nil {
+			if _, err := requiredKey(ctx, secrets, ds.Namespace, "spec.identity.ldap.caSecretRef", specs.SecretKey{Name: ca.Name, Key: ca.Key}); err != nil {
+				return err
+			}
+		}
+	}
+	k := id.Kerberos
+	if k == nil {
+		return nil
+	}
+	enabled := k.Enabled == nil || *k.Enabled
+	keys := []struct{ field, key string }{
+		{"spec.identity.kerberos.keytabSecretRef", k.KeytabSecretRef.Key},
+		{"spec.identity.kerberos.krb5ConfKey", k.Krb5ConfKeyOrDefault()},
+	}
+	for _, e := range keys {
+		ref := specs.SecretKey{Name: k.KeytabSecretRef.Name, Key: e.key}
+		value, err := requiredKey(ctx, secrets, ds.Namespace, e.field, ref)
+		if err != nil {
+			if !enabled {
+				// Kerberos is off: the pod mounts the Secret optionally, nothing reads it.
+				continue
+			}
+			return err
+		}
+		if len(value) == 0 && enabled {
+			return specs.Problemf(specs.ReasonSecretInvalid, "Secret %s key %q (%s) is empty; store the file there (kubectl create secret generic %s --from-file=%s=<file>)",
+				ref.Name, ref.Key, e.field, ref.Name, ref.Key)
+		}
+		out.hashInput = append(out.hashInput, specs.HashPart{Name: ref.Name, Key: ref.Key, Value: value})
+	}
+	return nil
 }
 
 // requiredKey returns the value of a Secret key the server cannot start without.

@@ -24,10 +24,10 @@ import (
 // is applied on the current volumes and Ready carries the warning.
 func (r *Reconciler) reconcileStatefulSet(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	ds := s.ds
-	storeUpdated := ""
+	storeUpdated, kerberosUpdated := "", ""
 	if r.ControlPlane != nil {
 		var err error
-		if storeUpdated, err = r.ControlPlane.RemoteStoreUpdated(ctx, ds); err != nil {
+		if storeUpdated, kerberosUpdated, err = r.ControlPlane.RestartStamps(ctx, ds); err != nil {
 			return ctrl.Result{}, halt, err
 		}
 	}
@@ -52,7 +52,8 @@ func (r *Reconciler) reconcileStatefulSet(ctx context.Context, s *scope) (ctrl.R
 	s.status.config.hash = hash
 	desired := specs.DesiredStatefulSet(ds, specs.StatefulSetInputs{
 		Image: specs.ServerImage(ds), ConfigHash: hash, JWTSecret: s.secrets.jwt, AdminPassword: s.secrets.admin,
-		PostgresSecret: postgresSecret, PerconaSecret: s.db.secret, RemoteStoreUpdated: storeUpdated, Volumes: volumes,
+		PostgresSecret: postgresSecret, PerconaSecret: s.db.secret, RemoteStoreUpdated: storeUpdated,
+		KerberosUpdated: kerberosUpdated, Volumes: volumes,
 	})
 	res, err := r.applyStatefulSet(ctx, ds, desired, kept)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/controlplane"
 	"github.com/dittofs/dittofs-operator/internal/specs"
 	"github.com/dittofs/dittofs-operator/internal/validation"
 )
@@ -85,9 +86,13 @@ func (r *Reconciler) reconcileConfig(ctx context.Context, s *scope) (ctrl.Result
 		s.status.configReady(ds.Status.ConfigHash)
 		return ctrl.Result{}, halt, nil
 	}
+	hashed, err := specs.HashedConfig(s.configYAML)
+	if err != nil {
+		return ctrl.Result{}, halt, fmt.Errorf("reading ConfigMap %s: %w", name, err)
+	}
 	parts := slices.Concat(s.secrets.hashInput, s.db.hashInput)
-	s.hash = specs.ConfigHash(s.configYAML, parts)
-	s.legacyHash = specs.ConfigHash(s.configYAML, append(parts, s.secrets.adminHashPart))
+	s.hash = specs.ConfigHash(hashed, parts)
+	s.legacyHash = specs.ConfigHash(hashed, append(parts, s.secrets.adminHashPart))
 	s.status.configReady(s.hash)
 	return ctrl.Result{}, proceed, nil
 }
@@ -149,7 +154,9 @@ func (r *Reconciler) reconcileControlPlane(ctx context.Context, s *scope) (ctrl.
 		// Nothing listens yet; the StatefulSet's status change brings us back.
 		return ctrl.Result{}, proceed, nil
 	}
-	out, err := r.ControlPlane.Apply(ctx, s.ds, s.secrets.admin, s.volumes)
+	out, err := r.ControlPlane.Apply(ctx, s.ds, s.secrets.admin, controlplane.Pod{
+		Volumes: s.volumes, RollingOut: rollingOut(sts, s.ds.Spec.EffectiveReplicas()),
+	})
 	if err != nil {
 		return ctrl.Result{}, halt, err
 	}

@@ -59,6 +59,15 @@ const (
 	// has (an HMAC keyed with the operator's own password, so it reveals nothing without that
 	// Secret's data): a new value in the admin Secret is set through the REST API.
 	AnnotationAdminPassword = "dittofs.dittofs.com/admin-password"
+	// AnnotationLDAP on the operator Secret identifies the LDAP configuration the operator last
+	// applied, bind password included (an HMAC keyed like AnnotationAdminPassword): a new
+	// password in the Secret is sent, and a directory the operator never configured is never
+	// disabled by it.
+	AnnotationLDAP = "dittofs.dittofs.com/ldap"
+	// AnnotationKerberosUpdated (on the operator Secret and the pod template) is the time the
+	// operator last wrote the server's Kerberos settings through the API: DittoFS reads them
+	// at startup only, so a new value restarts the pod.
+	AnnotationKerberosUpdated = "dittofs.dittofs.com/kerberos-updated"
 )
 
 // The DittoFS v0.29.0 container (docs/ARCHITECTURE.md, "The DittoFS contract").
@@ -98,6 +107,18 @@ const (
 	TmpMountPath          = "/tmp"
 	MetricsTokenMountPath = "/var/run/dittofs/metrics-token"
 	MetricsTokenFile      = MetricsTokenMountPath + "/token"
+
+	// VolumeLDAPCA is spec.identity.ldap.caSecretRef's key, the CA bundle DittoFS verifies the
+	// directory's certificate with.
+	VolumeLDAPCA    = "ldap-ca"
+	LDAPCAMountPath = "/var/run/dittofs/ldap-ca"
+	LDAPCAFile      = LDAPCAMountPath + "/ca.crt"
+	// VolumeKerberos holds the keytab (and krb5.conf) of spec.identity.kerberos. The paths are
+	// fixed: DittoFS lets the config file's paths win over the ones in its database.
+	VolumeKerberos     = "kerberos"
+	KerberosMountPath  = "/var/run/dittofs/kerberos"
+	KerberosKeytabFile = KerberosMountPath + "/krb5.keytab"
+	KerberosKrb5Conf   = KerberosMountPath + "/krb5.conf"
 )
 
 // Keys of the Secrets the operator generates, and the user DittoFS bootstraps.

@@ -88,6 +88,15 @@ func ReferencedSecretNames(ds *v1alpha1.DittoServer) []string {
 		if id.Admin != nil && id.Admin.PasswordSecretRef != nil {
 			names = append(names, id.Admin.PasswordSecretRef.Name)
 		}
+		if l := id.LDAP; l != nil {
+			names = append(names, l.BindPasswordSecretRef.Name) // a new password is sent at once
+			if l.CASecretRef != nil {
+				names = append(names, l.CASecretRef.Name)
+			}
+		}
+		if k := id.Kerberos; k != nil {
+			names = append(names, k.KeytabSecretRef.Name) // a new keytab restarts the pod
+		}
 	}
 	if s.Database != nil && s.Database.PostgresSecretRef != nil {
 		names = append(names, s.Database.PostgresSecretRef.Name)

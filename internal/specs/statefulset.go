@@ -1,6 +1,7 @@
 package specs
 
 import (
+	"path"
 	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -34,6 +35,9 @@ type StatefulSetInputs struct {
 	// RemoteStoreUpdated is the operator Secret's AnnotationRemoteStoreUpdated ("" when no
 	// store was ever updated): a new value restarts the pod.
 	RemoteStoreUpdated string
+	// KerberosUpdated is the operator Secret's AnnotationKerberosUpdated ("" when the operator
+	// never wrote Kerberos settings through the API): a new value restarts the pod.
+	KerberosUpdated string
 	// Volumes are the claim templates, in order; nil means PlanVolumes for a server without
 	// claims yet. An existing StatefulSet keeps its own (they cannot change).
 	Volumes []string
@@ -43,6 +47,9 @@ func podAnnotations(inputs StatefulSetInputs) map[string]string {
 	a := map[string]string{AnnotationConfigHash: inputs.ConfigHash}
 	if inputs.RemoteStoreUpdated != "" {
 		a[AnnotationRemoteStoreUpdated] = inputs.RemoteStoreUpdated
+	}
+	if inputs.KerberosUpdated != "" {
+		a[AnnotationKerberosUpdated] = inputs.KerberosUpdated
 	}
 	return a
 }
@@ -113,6 +120,7 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 		}}})
 		mounts = append(mounts, corev1.VolumeMount{Name: VolumeMetricsToken, MountPath: MetricsTokenMountPath, ReadOnly: true})
 	}
+	podVolumes, mounts = identityVolumes(s, podVolumes, mounts)
 
 	container := corev1.Container{
 		Name:            ContainerName,
@@ -178,6 +186,31 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 			VolumeClaimTemplates: claims,
 		},
 	}
+}
+
+// identityVolumes mounts the files spec.identity.ldap and spec.identity.kerberos name: the
+// directory's CA, the keytab and krb5.conf. Owner-readable only: the pod's fsGroup reads them.
+func identityVolumes(s *v1alpha1.DittoServerSpec, volumes []corev1.Volume, mounts []corev1.VolumeMount) ([]corev1.Volume, []corev1.VolumeMount) {
+	if l := s.Identity.LDAP; l != nil && l.CASecretRef != nil {
+		volumes = append(volumes, corev1.Volume{Name: VolumeLDAPCA, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: l.CASecretRef.Name,
+			Items:      []corev1.KeyToPath{{Key: l.CASecretRef.Key, Path: path.Base(LDAPCAFile)}},
+		}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: VolumeLDAPCA, MountPath: LDAPCAMountPath, ReadOnly: true})
+	}
+	if k := s.Identity.Kerberos; k != nil {
+		items := []corev1.KeyToPath{
+			{Key: k.KeytabSecretRef.Key, Path: path.Base(KerberosKeytabFile)},
+			{Key: k.Krb5ConfKeyOrDefault(), Path: path.Base(KerberosKrb5Conf)},
+		}
+		// Optional: turning Kerberos off (enabled: false) must not need the Secret, nor change
+		// the pod template.
+		volumes = append(volumes, corev1.Volume{Name: VolumeKerberos, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: k.KeytabSecretRef.Name, Items: items, DefaultMode: ptr.To(int32(0o440)), Optional: ptr.To(true),
+		}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: VolumeKerberos, MountPath: KerberosMountPath, ReadOnly: true})
+	}
+	return volumes, mounts
 }
 
 func containerEnv(s *v1alpha1.DittoServerSpec, in StatefulSetInputs) []corev1.EnvVar {

@@ -192,6 +192,10 @@ func translateSpec(in *v1alpha1.DittoServer, operatorNamespace string) map[strin
 		config["metrics"] = map[string]any{"enabled": false}
 	}
 
+	if k := s.Identity.Kerberos; k != nil {
+		config["kerberos"] = KerberosConfig(k)
+	}
+
 	return map[string]any{
 		"labels":      map[string]any{},
 		"annotations": map[string]any{},

@@ -56,6 +56,9 @@ func TestConfigContract(t *testing.T) {
 		"metrics off": func(s *v1alpha1.DittoServerSpec) {
 			s.Metrics = &v1alpha1.MetricsSpec{Enabled: ptr.To(false)}
 		},
+		"kerberos": func(s *v1alpha1.DittoServerSpec) {
+			s.Identity = &v1alpha1.IdentitySpec{Kerberos: kerberosSpec(nil)}
+		},
 		"metrics token and path": func(s *v1alpha1.DittoServerSpec) {
 			s.Metrics = &v1alpha1.MetricsSpec{Path: "/prom", BearerTokenSecretRef: &corev1.SecretKeySelector{
 				LocalObjectReference: corev1.LocalObjectReference{Name: "scrape"}, Key: "token"}}

@@ -182,6 +182,16 @@ func (v *Validator) checkSecrets(ctx context.Context, ds *v1alpha1.DittoServer, 
 		if id.Admin != nil && id.Admin.PasswordSecretRef != nil {
 			refs = append(refs, ref{"spec.identity.admin.passwordSecretRef", id.Admin.PasswordSecretRef.Name, id.Admin.PasswordSecretRef.Key})
 		}
+		if l := id.LDAP; l != nil {
+			refs = append(refs, ref{"spec.identity.ldap.bindPasswordSecretRef", l.BindPasswordSecretRef.Name, l.BindPasswordSecretRef.Key})
+			if l.CASecretRef != nil {
+				refs = append(refs, ref{"spec.identity.ldap.caSecretRef", l.CASecretRef.Name, l.CASecretRef.Key})
+			}
+		}
+		if k := id.Kerberos; k != nil && (k.Enabled == nil || *k.Enabled) {
+			refs = append(refs, ref{"spec.identity.kerberos.keytabSecretRef", k.KeytabSecretRef.Name, k.KeytabSecretRef.Key},
+				ref{"spec.identity.kerberos.krb5ConfKey", k.KeytabSecretRef.Name, k.Krb5ConfKeyOrDefault()})
+		}
 	}
 	if s.Database != nil && s.Database.PostgresSecretRef != nil {
 		refs = append(refs, ref{"spec.database.postgresSecretRef", s.Database.PostgresSecretRef.Name, s.Database.PostgresSecretRef.Key})

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jcmturner/gokrb5/v8/iana/etypeID"
+	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -98,6 +100,9 @@ func exercise(t *testing.T, p *pod) caseResult {
 		p.checkMetrics(t)
 	}
 	p.createShare(t, a)
+	if p.check != nil {
+		p.check(t, p, a)
+	}
 	var err error
 	res.rssKB, err = vmHWM(pr.pid())
 	require.NoError(t, err)
@@ -219,6 +224,19 @@ func TestOperandConformance(t *testing.T) {
 				"my-admin":          {"pw": `Adm1n p@ss:'"$` + "`" + `\!`},
 				"from-cert-manager": userCertificate(t, "conf-ports"),
 			},
+		},
+		{
+			// Kerberos with SMB on (its adapter loads the Kerberos provider at boot and needs
+			// krb5.conf): the keytab and krb5.conf come from a Secret mounted 0440 for the pod's
+			// group, and the server seeds its database from the config file.
+			name: "kerberos-smb",
+			ds: newDittoServer("conf-krb", func(s *v1alpha1.DittoServerSpec) {
+				s.SMB = &v1alpha1.SMBSpec{Enabled: true}
+				s.Identity = &v1alpha1.IdentitySpec{Kerberos: &v1alpha1.KerberosSpec{
+					ServicePrincipal: krbPrincipal, KeytabSecretRef: *userSecret("krb", "nfs.keytab"), NetBIOSDomain: "EXAMPLE"}}
+			}),
+			secrets: secretData{"krb": {"nfs.keytab": string(testKeytab(t, krbPrincipal)), "krb5.conf": krb5Conf}},
+			check:   checkKerberos,
 		},
 		{
 			// Plain HTTP on purpose.
@@ -491,4 +509,46 @@ func TestAPICertificateIsVerified(t *testing.T) {
 	require.NoError(t, os.Rename(filepath.Join(dir, "tls.crt.new"), filepath.Join(dir, specs.APITLSCert)))
 	require.Eventually(t, func() bool { return served() != before }, 10*time.Second, 100*time.Millisecond, "the renewed certificate is served")
 	require.True(t, pr.running(), "without a restart")
+}
+
+const krbPrincipal = "nfs/files.example.com@EXAMPLE.COM"
+
+// krb5Conf names the test realm's KDC (never contacted: a service only decrypts tickets).
+const krb5Conf = `[libdefaults]
+  default_realm = EXAMPLE.COM
+[realms]
+  EXAMPLE.COM = {
+    kdc = 127.0.0.1:88
+  }
+`
+
+// testKeytab is a keytab with a key for each principal (name@REALM).
+func testKeytab(t *testing.T, principals ...string) []byte {
+	t.Helper()
+	kt := keytab.New()
+	for _, p := range principals {
+		at := strings.LastIndex(p, "@")
+		require.NoError(t, kt.AddEntry(p[:at], p[at+1:], "a-service-password", time.Now(), 1, etypeID.AES256_CTS_HMAC_SHA1_96))
+	}
+	b, err := kt.Marshal()
+	require.NoError(t, err)
+	return b
+}
+
+// checkKerberos: the settings DittoFS stored are the spec's, and the server loads the mounted
+// keytab (as the pod's user, through the group) and krb5.conf with them.
+func checkKerberos(t *testing.T, p *pod, a *api) {
+	var stored map[string]any
+	a.call("GET", "/api/v1/identity-providers/kerberos/config", nil, &stored, 200)
+	assert.Equal(t, true, stored["enabled"])
+	assert.Equal(t, krbPrincipal, stored["service_principal"])
+	assert.Equal(t, "EXAMPLE.COM", stored["realm"])
+	assert.Equal(t, "EXAMPLE", stored["netbios_domain"])
+	var res struct {
+		OK      bool   `json:"ok"`
+		Message string `json:"message"`
+	}
+	a.call("POST", "/api/v1/identity-providers/kerberos/test", stored, &res, 200)
+	assert.True(t, res.OK, "the server loads its keytab: %s", res.Message)
+	assert.Contains(t, res.Message, "1 entries")
 }

@@ -53,6 +53,8 @@ type podCase struct {
 	// container, when set, changes the built server container before its env is resolved
 	// (negative cases only; it must say why where it is defined).
 	container func(c *corev1.Container)
+	// check, when set, runs against the booted server after the common checks (first boot).
+	check func(t *testing.T, p *pod, a *api)
 }
 
 // pod is what the kubelet would run for a case, mapped onto the local machine.
@@ -76,6 +78,7 @@ type pod struct {
 	user       runAs
 	sb         *sandbox
 	initTook   time.Duration // init containers of the last start
+	check      func(t *testing.T, p *pod, a *api)
 }
 
 // newDittoServer is a DittoServer as a user would write it (the webhook/CRD defaults are
@@ -110,7 +113,7 @@ func preparePod(t *testing.T, sb *sandbox, c podCase) *pod {
 	cfg, err := rendered.ConfigYAML()
 	require.NoError(t, err)
 
-	p := &pod{name: c.name, ds: ds, configYAML: cfg, sb: sb, secrets: secretData{}}
+	p := &pod{name: c.name, ds: ds, configYAML: cfg, sb: sb, secrets: secretData{}, check: c.check}
 	for name, kv := range c.secrets {
 		p.secrets[name] = map[string]string{}
 		for k, v := range kv {
@@ -216,10 +219,14 @@ func preparePod(t *testing.T, sb *sandbox, c podCase) *pod {
 			data, ok := p.secrets[v.Secret.SecretName]
 			require.True(t, ok, "mount %s: Secret %s does not exist", vm.MountPath, v.Secret.SecretName)
 			require.NotEmpty(t, v.Secret.Items, "mount %s: the suite maps listed keys only", vm.MountPath)
+			mode := os.FileMode(0o644)
+			if v.Secret.DefaultMode != nil {
+				mode = os.FileMode(*v.Secret.DefaultMode)
+			}
 			for _, it := range v.Secret.Items {
 				value, ok := data[it.Key]
 				require.True(t, ok, "mount %s: Secret %s has no key %s", vm.MountPath, v.Secret.SecretName, it.Key)
-				require.NoError(t, os.WriteFile(filepath.Join(dir, it.Path), []byte(value), 0o644))
+				p.writeSecretFile(t, filepath.Join(dir, it.Path), []byte(value), mode)
 			}
 		default:
 			t.Fatalf("mount %s (%s) is backed by neither a volume nor a claim template this suite knows", vm.MountPath, vm.Name)
@@ -318,6 +325,20 @@ func podUser(sts *appsv1.StatefulSet, c *corev1.Container) runAs {
 		}
 	}
 	return u
+}
+
+// writeSecretFile writes a Secret key as the kubelet does: owned by root and the pod's fsGroup,
+// with the volume's mode (so a 0440 keytab is readable through the group only).
+func (p *pod) writeSecretFile(t testing.TB, file string, data []byte, mode os.FileMode) {
+	require.NoError(t, os.WriteFile(file, data, mode))
+	require.NoError(t, os.Chmod(file, mode))
+	if p.user.switchUser {
+		gid := p.user.gid
+		if len(p.user.groups) > 0 {
+			gid = p.user.groups[0]
+		}
+		require.NoError(t, os.Chown(file, 0, int(gid)))
+	}
 }
 
 // chownToPod gives a writable volume to the pod's user and fsGroup, as the kubelet does.

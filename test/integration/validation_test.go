@@ -54,6 +54,30 @@ func TestCRDRejectsInvalidSpecs(t *testing.T) {
 			spec: map[string]any{"storage": storage, "snapshotPolicies": []any{map[string]any{"share": "/export", "interval": "@daily", "ttl": "10s"}}},
 			want: []string{"spec.snapshotPolicies[].ttl must be at least 1m"},
 		},
+		"ldap in plaintext without saying so": {
+			spec: map[string]any{"storage": storage, "identity": map[string]any{"ldap": ldapSpec("ldap://dc.example.com:389")}},
+			want: []string{"spec.identity.ldap.url uses plaintext ldap://", "startTLS: true"},
+		},
+		"ldap url of another scheme": {
+			spec: map[string]any{"storage": storage, "identity": map[string]any{"ldap": ldapSpec("https://dc.example.com")}},
+			want: []string{"spec.identity.ldap.url"},
+		},
+		"ldap with a CA and without verification": {
+			spec: map[string]any{"storage": storage, "identity": map[string]any{"ldap": with(ldapSpec("ldaps://dc.example.com"),
+				"insecureSkipVerify", true, "caSecretRef", map[string]any{"name": "ca", "key": "ca.crt"})}},
+			want: []string{"insecureSkipVerify and caSecretRef exclude each other"},
+		},
+		"kerberos principal without a realm": {
+			spec: map[string]any{"storage": storage, "identity": map[string]any{"kerberos": map[string]any{
+				"servicePrincipal": "nfs/files.example.com", "keytabSecretRef": map[string]any{"name": "krb", "key": "krb5.keytab"}}}},
+			want: []string{"spec.identity.kerberos.servicePrincipal"},
+		},
+		"kerberos netbios domain with a dot": {
+			spec: map[string]any{"storage": storage, "identity": map[string]any{"kerberos": map[string]any{
+				"servicePrincipal": "nfs/files.example.com@EXAMPLE.COM", "netbiosDomain": "EXAMPLE.COM",
+				"keytabSecretRef": map[string]any{"name": "krb", "key": "krb5.keytab"}}}},
+			want: []string{"spec.identity.kerberos.netbiosDomain"},
+		},
 		"two policies for one share": {
 			spec: map[string]any{"storage": storage, "snapshotPolicies": []any{
 				map[string]any{"share": "/export", "interval": "@daily"}, map[string]any{"share": "/export", "interval": "@hourly"}}},
@@ -159,6 +183,16 @@ func TestCRDRejectsInvalidSpecs(t *testing.T) {
 		})
 	}
 
+	t.Run("ldap over StartTLS or plaintext on purpose", func(t *testing.T) {
+		for i, l := range []map[string]any{
+			with(ldapSpec("ldap://dc.example.com:389"), "startTLS", true),
+			with(ldapSpec("ldap://dc.example.com:389"), "allowPlaintext", true),
+			with(ldapSpec("ldaps://dc.example.com"), "caSecretRef", map[string]any{"name": "ca", "key": "ca.crt"}),
+		} {
+			require.NoError(t, k8s.Create(ctx(), rawServer(ns, fmt.Sprintf("ok-ldap-%d", i), map[string]any{"storage": storage, "identity": map[string]any{"ldap": l}})))
+		}
+	})
+
 	t.Run("ports may repeat when the other side is disabled", func(t *testing.T) {
 		u := rawServer(ns, "ok-ports", map[string]any{"storage": storage, "nfsPort": 9090,
 			"metrics": map[string]any{"enabled": false, "port": 9090}, "smb": map[string]any{"enabled": false, "port": 9090}})
@@ -263,4 +297,49 @@ func TestCRDRejectsChangesThatCannotBeHonoured(t *testing.T) {
 		u := create("grow", base)
 		require.NoError(t, update(u, map[string]any{"metadataSize": "20Gi", "cacheSize": "5Gi", "storageClassName": "fast"}))
 	})
+}
+
+// TestKerberosCannotBeRemoved: DittoFS keeps its Kerberos settings in its database, so the
+// block can be turned off but not dropped.
+func TestKerberosCannotBeRemoved(t *testing.T) {
+	ns := newNamespace(t)
+	krb := map[string]any{"servicePrincipal": "nfs/files.example.com@EXAMPLE.COM", "keytabSecretRef": map[string]any{"name": "krb", "key": "krb5.keytab"}}
+	u := rawServer(ns, "krb", map[string]any{"storage": map[string]any{"metadataSize": "1Gi"}, "identity": map[string]any{"kerberos": krb}})
+	require.NoError(t, k8s.Create(ctx(), u))
+	setIdentity := func(identity map[string]any) error {
+		cur := &unstructured.Unstructured{}
+		cur.SetGroupVersionKind(u.GroupVersionKind())
+		require.NoError(t, k8s.Get(ctx(), clientKey(u), cur))
+		if identity == nil {
+			delete(cur.Object["spec"].(map[string]any), "identity")
+		} else {
+			cur.Object["spec"].(map[string]any)["identity"] = identity
+		}
+		return k8s.Update(ctx(), cur)
+	}
+	for name, identity := range map[string]map[string]any{"kerberos removed": {}, "identity removed": nil} {
+		err := setIdentity(identity)
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), "spec.identity.kerberos cannot be removed", name)
+		assert.Contains(t, err.Error(), "enabled: false", name)
+	}
+	require.NoError(t, setIdentity(map[string]any{"kerberos": with(krb, "enabled", false)}), "turning it off is allowed")
+}
+
+// ldapSpec is a minimal spec.identity.ldap with url.
+func ldapSpec(url string) map[string]any {
+	return map[string]any{"url": url, "baseDN": "dc=example,dc=com", "bindDN": "cn=svc,dc=example,dc=com",
+		"bindPasswordSecretRef": map[string]any{"name": "ldap", "key": "password"}}
+}
+
+// with is m with the key/value pairs kv set (a copy).
+func with(m map[string]any, kv ...any) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i].(string)] = kv[i+1]
+	}
+	return out
 }

@@ -71,6 +71,7 @@ func FreePort(t testing.TB) int {
 type Option func(*options)
 
 type options struct {
+	setup          func(dir string) string
 	accessTokenTTL time.Duration
 	certPEM        []byte
 	keyPEM         []byte
@@ -85,6 +86,10 @@ func WithAccessTokenTTL(d time.Duration) Option { return func(o *options) { o.ac
 func WithTLS(certPEM, keyPEM, caPEM []byte) Option {
 	return func(o *options) { o.certPEM, o.keyPEM, o.caPEM = certPEM, keyPEM, caPEM }
 }
+
+// WithSetup runs setup with the server's directory before the first start; the YAML it returns
+// is appended to the config file (top-level keys, e.g. a kerberos block).
+func WithSetup(setup func(dir string) string) Option { return func(o *options) { o.setup = setup } }
 
 // Start runs a fresh server and stops it when the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
@@ -129,6 +134,9 @@ controlplane:
 			}
 		}
 		cfg += fmt.Sprintf("  tls:\n    cert_file: %s/tls.crt\n    key_file: %s/tls.key\n", dir, dir)
+	}
+	if o.setup != nil {
+		cfg += o.setup(dir)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
