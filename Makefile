@@ -29,6 +29,9 @@ KUSTOMIZE_VERSION ?= v5.8.2
 KUSTOMIZE := $(TOOLS)/kustomize-$(KUSTOMIZE_VERSION)
 GOFAKES3_VERSION ?= v1.2.0
 GOFAKES3 := $(TOOLS)/gofakes3-$(GOFAKES3_VERSION)
+# The Helm CLI the operator chart is tested with: the library version helm-operator-plugins uses.
+HELM_VERSION ?= v3.21.1
+HELM := $(TOOLS)/helm-$(HELM_VERSION)
 GO_TEST_FLAGS ?= -count=1 -timeout 20m
 
 ##@ General
@@ -46,6 +49,8 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD, RBAC and webhook configuration
 	$(CONTROLLER_GEN) rbac:roleName=manager-role paths=./internal/... output:rbac:artifacts:config=config/rbac
 	@# Cluster-scoped rules (main.go): ClusterRole manager-cluster-role, always bound cluster-wide.
 	$(CONTROLLER_GEN) rbac:roleName=manager-cluster-role paths=. output:rbac:stdout > config/rbac/cluster_role.yaml
+	@# The operator chart's copies of the CRD, the rules, the webhooks and the version.
+	bash hack/chart.sh
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
@@ -76,8 +81,8 @@ golden: ## Rewrite the golden files of the rendered chart (review the diff!).
 .PHONY: verify
 verify: manifests generate docs bundle catalog ## Regenerate CRD, RBAC, webhook, deepcopy, docs, bundle, catalog; fail on a diff.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
-	@git diff --exit-code -- config api docs/CRD_REFERENCE.md bundle bundle.Dockerfile catalog || { echo "generated files are out of date: run make manifests generate docs bundle catalog and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- config api docs bundle bundle.Dockerfile catalog)" || { git status --porcelain -- config api docs bundle bundle.Dockerfile catalog; echo "untracked generated files"; exit 1; }
+	@git diff --exit-code -- config api docs/CRD_REFERENCE.md bundle bundle.Dockerfile catalog helm-charts/dittofs-operator || { echo "generated files are out of date: run make manifests generate docs bundle catalog and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- config api docs bundle bundle.Dockerfile catalog helm-charts/dittofs-operator)" || { git status --porcelain -- config api docs bundle bundle.Dockerfile catalog helm-charts/dittofs-operator; echo "untracked generated files"; exit 1; }
 
 ##@ Test
 
@@ -89,6 +94,10 @@ k8s-binaries: ## Build kube-apiserver, etcd, controller-manager, scheduler, kube
 monitoring-crds: ## Fetch the Prometheus operator's ServiceMonitor CRD (module proxy) into bin/crds for the tests.
 	bash hack/monitoring-crds.sh >/dev/null
 
+.PHONY: helm
+helm: ## Build the pinned Helm CLI (the operator chart's tests) from the Go proxy into bin/tools.
+	HELM_VERSION=$(HELM_VERSION) bash hack/build-helm.sh >/dev/null
+
 .PHONY: promtool
 promtool: ## Build promtool (Prometheus rule checks and unit tests) from the Go proxy into bin/tools.
 	bash hack/build-promtool.sh >/dev/null
@@ -98,7 +107,7 @@ dittofs: ## Build the real DittoFS server and CLI (dfs, dfsctl) from the Go prox
 	bash hack/build-dittofs.sh
 
 .PHONY: test
-test: k8s-binaries dittofs monitoring-crds promtool $(KUSTOMIZE) $(GOFAKES3) ## Run every test: unit, envtest integration, DittoFS conformance, e2e with real DittoFS pods, packaging.
+test: k8s-binaries dittofs monitoring-crds promtool helm $(KUSTOMIZE) $(GOFAKES3) ## Run every test: unit, envtest integration, DittoFS conformance, e2e with real DittoFS pods, packaging.
 	cd hack/dfsnode && go test $(GO_TEST_FLAGS) ./...
 	go test $(GO_TEST_FLAGS) ./...
 
@@ -184,13 +193,15 @@ demo-down: ## Stop the demo operator and dfsnode, delete the local cluster.
 	bash hack/demo.sh down
 
 .PHONY: release
-release: $(KUSTOMIZE) ## Set the release version: make release VERSION=x.y.z (VERSION, image tag, bundle, catalog; CHANGELOG.md needs its section).
+release: $(KUSTOMIZE) ## Set the release version: make release VERSION=x.y.z (VERSION, image tag, operator chart, bundle, catalog; CHANGELOG.md needs its section).
 	@echo "$(VERSION)" | grep -Eq '^[0-9]+\.[0-9]+\.[0-9]+$$' || { echo "VERSION=$(VERSION) is not x.y.z"; exit 1; }
 	@grep -q '^## \[$(VERSION)\]' CHANGELOG.md || { echo "CHANGELOG.md has no '## [$(VERSION)]' section: move the Unreleased entries under it first"; exit 1; }
 	echo "$(VERSION)" > VERSION
 	cd config/manager && $(KUSTOMIZE) edit set image controller=ghcr.io/dittofs/dittofs-operator:v$(VERSION)
 	sed -i 's|^    containerImage: .*|    containerImage: ghcr.io/dittofs/dittofs-operator:v$(VERSION)|' config/manifests/bases/dittofs-operator.clusterserviceversion.yaml
-	$(MAKE) manifests bundle catalog
+	$(MAKE) manifests bundle catalog helm
+	@# The operator chart's golden renderings carry the version.
+	go test ./test/packaging -run 'TestChart$$' -count=1 -update >/dev/null
 	@echo "release $(VERSION): review git diff, then make verify test and commit"
 
 .PHONY: docker-build
