@@ -75,8 +75,9 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint and go vet (the operator's module an
 	cd hack/dfsnode && go vet ./... && $(GOLANGCI_LINT) run ./...
 
 .PHONY: golden
-golden: ## Rewrite the golden files of the rendered chart (review the diff!).
+golden: helm ## Rewrite the golden files of the rendered charts, the operand's and the operator's (review the diff!).
 	go test ./internal/specs -run TestRenderGolden -update
+	go test ./test/packaging -run 'TestChart$$' -count=1 -update
 
 .PHONY: verify
 verify: manifests generate docs bundle catalog ## Regenerate CRD, RBAC, webhook, deepcopy, docs, bundle, catalog; fail on a diff.
@@ -201,8 +202,12 @@ release: $(KUSTOMIZE) ## Set the release version: make release VERSION=x.y.z (VE
 	sed -i 's|^    containerImage: .*|    containerImage: ghcr.io/dittofs/dittofs-operator:v$(VERSION)|' config/manifests/bases/dittofs-operator.clusterserviceversion.yaml
 	$(MAKE) manifests bundle catalog helm
 	@# The operator chart's golden renderings carry the version.
-	go test ./test/packaging -run 'TestChart$$' -count=1 -update >/dev/null
+	$(MAKE) golden >/dev/null
 	@echo "release $(VERSION): review git diff, then make verify test and commit"
+
+.PHONY: release-dry-run
+release-dry-run: ## make release for the next patch version in a throwaway clone of HEAD, and check everything moved together (CI).
+	bash hack/release-dry-run.sh
 
 .PHONY: docker-build
 docker-build: ## Build the operator image (needs a container engine).

@@ -15,6 +15,9 @@ KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION:-v5.8.2}"
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "${root}"
+# The release this one replaces in the upgrade graph: the next older version with a section in
+# CHANGELOG.md (none for the first release).
+PREVIOUS_VERSION="${PREVIOUS_VERSION-$(bash hack/previous-version.sh "${VERSION}")}"
 sdk="bin/tools/operator-sdk-${OPERATOR_SDK_VERSION}"
 kustomize="bin/tools/kustomize-${KUSTOMIZE_VERSION}"
 [[ -x "${sdk}" ]] || bash hack/build-olm-tools.sh >/dev/null
@@ -49,11 +52,14 @@ csv="bundle/manifests/dittofs-operator.clusterserviceversion.yaml"
 #    OLM creates its own <deployment>-service for them, so the bundle does not ship a second one.
 # 4. olm.skipRange: this version replaces any earlier one installed (the catalog holds only the
 #    latest bundle), so an upgrade is one step from whatever version a cluster runs.
-awk -v img="${OPERATOR_IMG}" -v range="<${VERSION}" '
+# 5. spec.replaces: the previous release (the upgrade graph's edge OLM follows by default).
+awk -v img="${OPERATOR_IMG}" -v range="<${VERSION}" -v prev="${PREVIOUS_VERSION}" '
   /^    createdAt: / { next }
+  /^  replaces: / { next }
   { print }
   /^  annotations:$/ && !done { printf "    olm.skipRange: \"%s\"\n", range; done = 1 }
   /^  relatedImages:$/ { printf "  - image: %s\n    name: dittofs-operator\n", img }
+  /^  version: / && prev != "" { printf "  replaces: dittofs-operator.v%s\n", prev }
 ' "${csv}" >"${csv}.tmp"
 mv "${csv}.tmp" "${csv}"
 grep -q "image: ${OPERATOR_IMG}" "${csv}" || { echo "relatedImages not found in ${csv}" >&2; exit 1; }

@@ -5,8 +5,9 @@
 #   channel-alpha.yaml        the olm.channel blob listing the bundle
 #   dittofs-operator.v<VERSION>.yaml   opm render ./bundle (the bundle directory, no registry)
 # Deterministic, so make verify can diff it. Run hack/bundle.sh first (make bundle).
-# The catalog holds the latest bundle only: its olm.skipRange ("<VERSION", hack/bundle.sh) lets
-# OLM upgrade any earlier installed version to it in one step.
+# The catalog holds the latest bundle only: its channel entry's skipRange ("<VERSION", also the
+# bundle's olm.skipRange) lets OLM upgrade any earlier installed version to it in one step, and
+# replaces names the previous release (CHANGELOG.md, hack/previous-version.sh).
 set -euo pipefail
 
 VERSION="${VERSION:-$(cat "$(dirname "$0")/../VERSION")}"
@@ -17,6 +18,7 @@ package=dittofs-operator
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "${root}"
+PREVIOUS_VERSION="${PREVIOUS_VERSION-$(bash hack/previous-version.sh "${VERSION}")}"
 opm="bin/tools/opm-${OPM_VERSION}"
 [[ -x "${opm}" ]] || bash hack/build-olm-tools.sh >/dev/null
 [[ -f bundle/manifests/${package}.clusterserviceversion.yaml ]] || { echo "no bundle: run make bundle" >&2; exit 1; }
@@ -40,14 +42,19 @@ bundle_file="${out}/${package}.v${VERSION}.yaml"
 grep -q "^name: ${package}.v${VERSION}$" "${bundle_file}" || { echo "bundle is not ${package}.v${VERSION}" >&2; exit 1; }
 grep -q "^image: ${BUNDLE_IMG}$" "${bundle_file}" || { echo "bundle image not set in ${bundle_file}" >&2; exit 1; }
 
-cat >"${out}/channel-${CHANNEL}.yaml" <<YAML
+# The upgrade graph: this bundle replaces the previous release and skips any older one.
+{
+  cat <<YAML
 ---
 schema: olm.channel
 package: ${package}
 name: ${CHANNEL}
 entries:
   - name: ${package}.v${VERSION}
+    skipRange: "<${VERSION}"
 YAML
+  [[ -z "${PREVIOUS_VERSION}" ]] || echo "    replaces: ${package}.v${PREVIOUS_VERSION}"
+} >"${out}/channel-${CHANNEL}.yaml"
 
 "${opm}" validate catalog
 echo "catalog/${package} is valid"
