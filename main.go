@@ -73,6 +73,8 @@ func main() {
 	flag.StringVar(&o.enableWebhooks, "enable-webhooks", cmp.Or(os.Getenv("ENABLE_WEBHOOKS"), "auto"), "serve the validating webhook: auto (when certificates are present), true, false (env ENABLE_WEBHOOKS)")
 	flag.StringVar(&o.clusterDomain, "cluster-domain", cmp.Or(os.Getenv("CLUSTER_DOMAIN"), controlplane.DefaultClusterDomain), "DNS domain of the cluster, for the DittoFS API Service URL <name>-api.<ns>.svc.<domain> (env CLUSTER_DOMAIN)")
 	flag.StringVar(&o.apiAddress, "dittofs-api-address", cmp.Or(os.Getenv("DITTOFS_API_ADDRESS"), controlplane.APIAddressService), "how the operator reaches each server's REST API: service (the <name>-api Service's DNS name) or pod-ip (the IP in the pod's status: no cluster DNS needed, e.g. an operator outside the cluster) (env DITTOFS_API_ADDRESS)")
+	flag.IntVar(&o.maxRollouts, "max-concurrent-rollouts", 3, "how many servers may restart their pod at once because the operator changed (a new version, operator-wide override values, default images); 0: no bound. Changes of a server's own spec or Secrets are not held back")
+	flag.DurationVar(&o.rolloutSlotTimeout, "rollout-slot-timeout", hybrid.DefaultRolloutSlotTimeout, "how long a server's rollout holds its slot at most (a pod that never becomes ready does not stop the others for good)")
 	flag.BoolVar(&o.manageControlPlane, "manage-control-plane", true, "apply adapters, the S3 store and the default share through the DittoFS REST API (docs/CONTROLPLANE.md)")
 	flag.DurationVar(&o.controlPlaneResync, "control-plane-resync", controlplane.DefaultResync, "how often a converged server's adapters, stores and shares are checked for changes made outside the operator (the DittoFS API has no watch)")
 	showVersion := flag.Bool("version", false, "print the operator's version and exit")
@@ -108,6 +110,8 @@ type runOptions struct {
 	clusterDomain, apiAddress           string
 	manageControlPlane                  bool
 	controlPlaneResync                  time.Duration
+	maxRollouts                         int
+	rolloutSlotTimeout                  time.Duration
 }
 
 func run(o runOptions) error {
@@ -182,6 +186,9 @@ func run(o runOptions) error {
 		MaxReleaseHistory:      o.maxHistory,
 		EnableWebhook:          webhooks,
 		ControlPlane:           controlplane.Options{Disabled: !o.manageControlPlane, APIAddress: o.apiAddress, ClusterDomain: o.clusterDomain, Resync: o.controlPlaneResync},
+		Identity:               hybrid.OperatorIdentity(Version()+" "+commit(), watches, overrides),
+		MaxConcurrentRollouts:  o.maxRollouts,
+		RolloutSlotTimeout:     o.rolloutSlotTimeout,
 	}); err != nil {
 		return err
 	}

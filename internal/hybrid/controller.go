@@ -65,6 +65,10 @@ type Reconciler struct {
 	CleanupTimeout time.Duration
 	// ControlPlane applies the spec through the DittoFS REST API; nil turns the step off.
 	ControlPlane *controlplane.Step
+	// Identity identifies this operator on the StatefulSets it writes (AnnotationOperator);
+	// Rollouts bounds the rollouts a change of it causes (nil: unbounded).
+	Identity string
+	Rollouts *rolloutGate
 
 	perconaWatch *perconaWatch
 	// lastStatus is the last status write per server UID (appliedStatus).

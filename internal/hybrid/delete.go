@@ -52,6 +52,9 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, ds *v1alpha1.DittoServ
 	if r.ControlPlane != nil {
 		r.ControlPlane.Forget(ds.UID)
 	}
+	if r.Rollouts != nil {
+		r.Rollouts.release(client.ObjectKeyFromObject(ds))
+	}
 	if !controllerutil.ContainsFinalizer(ds, specs.Finalizer) {
 		return ctrl.Result{}, nil
 	}

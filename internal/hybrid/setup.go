@@ -67,6 +67,13 @@ type Options struct {
 	// ControlPlane configures what the operator does through the DittoFS REST API
 	// (docs/CONTROLPLANE.md); the zero value is on, with the <name>-api Service as endpoint.
 	ControlPlane controlplane.Options
+	// Identity identifies this operator's rendering: its build and the operator-wide settings
+	// that change every server's pod template (OperatorIdentity). MaxConcurrentRollouts bounds
+	// the servers whose pod restarts because Identity changed (0: no bound); a slot is freed when
+	// the rollout ends or after RolloutSlotTimeout (0: DefaultRolloutSlotTimeout).
+	Identity              string
+	MaxConcurrentRollouts int
+	RolloutSlotTimeout    time.Duration
 }
 
 // Setup registers the Helm reconciler(s) from watches.yaml and the Go controller.
@@ -108,6 +115,10 @@ func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		Validator:      validator,
 		CleanupTimeout: opts.CleanupTimeout,
 		ClusterDomain:  cmp.Or(opts.ControlPlane.ClusterDomain, controlplane.DefaultClusterDomain),
+		Identity:       opts.Identity,
+	}
+	if opts.MaxConcurrentRollouts > 0 && opts.Identity != "" {
+		r.Rollouts = newRolloutGate(opts.MaxConcurrentRollouts, opts.RolloutSlotTimeout)
 	}
 	if !opts.ControlPlane.Disabled {
 		r.ControlPlane = controlplane.New(opts.ControlPlane, controlplane.Deps{
@@ -273,7 +284,7 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 	if workers <= 0 {
 		workers = 2
 	}
-	c, err := ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("dittoserver-go").
 		For(&v1alpha1.DittoServer{}, builder.WithPredicates(specOrHelmStatusChanged())).
 		Owns(&appsv1.StatefulSet{}).
@@ -301,8 +312,11 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 			},
 		})).
 		WatchesRawSource(pw.crdSource(r.perconaServers)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
-		Build(r)
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers})
+	if r.Rollouts != nil {
+		b = b.WatchesRawSource(r.Rollouts.source()) // servers woken when a rollout slot frees
+	}
+	c, err := b.Build(r)
 	if err != nil {
 		return err
 	}

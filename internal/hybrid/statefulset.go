@@ -60,6 +60,18 @@ func (r *Reconciler) reconcileStatefulSet(ctx context.Context, s *scope) (ctrl.R
 		return ctrl.Result{}, halt, err
 	}
 	s.status.observeStatefulSet(res.sts)
+	if r.Rollouts != nil {
+		key := client.ObjectKeyFromObject(ds)
+		// Done when the cache shows this operator's template rolled out (a stale copy carries the
+		// previous identity).
+		if res.sts.Annotations[specs.AnnotationOperator] == r.Identity && !rollingOut(res.sts, ds.Spec.EffectiveReplicas()) {
+			r.Rollouts.release(key)
+		}
+		if res.queued != "" {
+			s.status.rolloutQueued = res.queued
+			return ctrl.Result{RequeueAfter: rolloutRecheck}, proceed, nil
+		}
+	}
 	if res.replacing != "" {
 		s.status.replacing = res.replacing
 		return ctrl.Result{RequeueAfter: time.Second}, halt, nil
@@ -127,6 +139,8 @@ type appliedStatefulSet struct {
 	replacing string
 	// blocked is a larger volume the StorageClass cannot give; the rest was applied.
 	blocked *specs.Problem
+	// queued says that a new pod template waits for a rollout slot (nothing was applied).
+	queued string
 }
 
 // applyStatefulSet server-side-applies the StatefulSet when the desired spec differs from what
@@ -167,6 +181,10 @@ func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoSer
 		return appliedStatefulSet{}, err
 	}
 	desired.Annotations = map[string]string{specs.AnnotationSpecHash: specHash}
+	if r.Identity != "" {
+		// Not in the spec hash: a new identity alone writes nothing.
+		desired.Annotations[specs.AnnotationOperator] = r.Identity
+	}
 	if found {
 		needed, err := statefulSetNeedsApply(existing, desired)
 		if err != nil {
@@ -174,6 +192,17 @@ func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoSer
 		}
 		if !needed {
 			return appliedStatefulSet{sts: existing, blocked: blocked}, nil
+		}
+		if r.Rollouts != nil {
+			gated, err := gatedRollout(existing, desired, r.Identity)
+			if err != nil {
+				return appliedStatefulSet{}, err
+			}
+			if gated {
+				if ok, msg := r.Rollouts.acquire(client.ObjectKeyFromObject(ds)); !ok {
+					return appliedStatefulSet{sts: existing, blocked: blocked, queued: msg}, nil
+				}
+			}
 		}
 	}
 	if err := r.apply(ctx, ds, desired); err != nil {

@@ -25,6 +25,8 @@ type observed struct {
 	stsObserved bool
 	// replacing is set while the StatefulSet is re-created for new volume sizes.
 	replacing string
+	// rolloutQueued is set while a new pod template waits for a rollout slot.
+	rolloutQueued string
 	// controlPlane is what the control-plane step observed (nil: it did not run).
 	controlPlane *controlplane.Outcome
 	// failure is an error that ended the reconcile (retried with a backoff).
@@ -196,6 +198,8 @@ func setProgressing(c conditions, ds *v1alpha1.DittoServer, o *observed) {
 	switch {
 	case o.replacing != "":
 		c.set(specs.ConditionProgressing, metav1.ConditionTrue, specs.ReasonExpandingVolumes, o.replacing)
+	case o.rolloutQueued != "":
+		c.set(specs.ConditionProgressing, metav1.ConditionTrue, specs.ReasonRolloutQueued, o.rolloutQueued)
 	case sts == nil && o.config.broken:
 		c.set(specs.ConditionProgressing, metav1.ConditionFalse, specs.ReasonRolledOut, "no rollout in flight")
 	case sts == nil && o.database != nil && !o.database.ok:

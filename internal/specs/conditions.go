@@ -59,6 +59,7 @@ const (
 	ReasonStopped          = "Stopped"
 	ReasonRollingOut       = "RollingOut"
 	ReasonRolledOut        = "RolledOut"
+	ReasonRolloutQueued    = "RolloutQueued"
 	ReasonNotDeployed      = "ReleaseNotDeployed"
 	ReasonAllReady         = "AllComponentsReady"
 	ReasonDeleting         = "Deleting"

@@ -68,6 +68,11 @@ const (
 	// operator last wrote the server's Kerberos settings through the API: DittoFS reads them
 	// at startup only, so a new value restarts the pod.
 	AnnotationKerberosUpdated = "dittofs.dittofs.com/kerberos-updated"
+	// AnnotationOperator on the StatefulSet identifies the operator that last wrote it: its
+	// build and the operator-wide settings that change every server's rendering. A template
+	// change on a StatefulSet of another identity waits for a rollout slot
+	// (--max-concurrent-rollouts).
+	AnnotationOperator = "dittofs.dittofs.com/operator"
 )
 
 // The DittoFS v0.29.0 container (docs/ARCHITECTURE.md, "The DittoFS contract").
