@@ -127,6 +127,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 
+	// Operator-wide override values set fields of every server's spec, for the Go controller's
+	// objects (the StatefulSet, the PerconaPGCluster, ...) as for the Helm reconciler's; they
+	// fit the spec (checked at startup). The object itself is never written back.
+	if r.Renderer != nil {
+		effective, err := specs.ApplyOverrides(ds, r.Renderer.Overrides)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		ds = effective
+	}
 	s := &scope{ds: ds, status: newObserved(ds)}
 	result, err := r.reconcileServer(ctx, s)
 	if err != nil {

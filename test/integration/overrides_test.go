@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/dittofs/dittofs-operator/internal/hybrid"
 	"github.com/dittofs/dittofs-operator/internal/specs"
+	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
 // TestOperatorWideOverrides: override values given to the operator outside watches.yaml (what
@@ -20,7 +22,8 @@ import (
 func TestOperatorWideOverrides(t *testing.T) {
 	t.Setenv("DITTOFS_TEST_TEAM", "storage")
 	mgr := env.StartManager(t, func(o *hybrid.Options) {
-		o.OverrideValues = map[string]string{"chartValues.labels.team": "${DITTOFS_TEST_TEAM}", "chartValues.config.gc.auto_interval": "45m"}
+		o.OverrideValues = map[string]string{"chartValues.labels.team": "${DITTOFS_TEST_TEAM}", "chartValues.config.gc.auto_interval": "45m",
+			"nodeSelector.disktype": "ssd", "resources.limits.memory": "3Gi"}
 	})
 	defer mgr.Stop(t)
 	ns := newNamespace(t)
@@ -45,4 +48,11 @@ func TestOperatorWideOverrides(t *testing.T) {
 		}
 		return nil
 	})
+	// Spec fields the Go controller builds from reach the StatefulSet too; the DittoServer
+	// itself keeps the user's spec.
+	pod := testenv.GetStatefulSet(t, k8s, ns, "tuned").Spec.Template.Spec
+	assert.Equal(t, map[string]string{"disktype": "ssd"}, pod.NodeSelector)
+	assert.Equal(t, "3Gi", pod.Containers[0].Resources.Limits.Memory().String())
+	ds := testenv.GetServer(t, k8s, ns, "tuned")
+	assert.Empty(t, ds.Spec.NodeSelector, "the override is not written back to the DittoServer")
 }

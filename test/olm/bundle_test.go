@@ -480,7 +480,8 @@ func catalogDocs(t *testing.T) map[string][]map[string]any {
 	return bySchema
 }
 
-// TestCatalogMatchesBundle: catalog/ parses, has one package, a channel holding the bundle, and
+// TestCatalogMatchesBundle: catalog/ parses, has one package, a channel holding the bundle with
+// the bundle's upgrade edges, and
 // a bundle whose objects are exactly the files in bundle/manifests (opm itself validates the
 // catalog in hack/catalog.sh).
 func TestCatalogMatchesBundle(t *testing.T) {
@@ -500,7 +501,14 @@ func TestCatalogMatchesBundle(t *testing.T) {
 	ch := docs["olm.channel"][0]
 	assert.Equal(t, packageName, ch["package"])
 	assert.Equal(t, annotations["operators.operatorframework.io.bundle.channels.v1"], ch["name"])
-	assert.Equal(t, []any{map[string]any{"name": csvName}}, ch["entries"])
+	// The channel's upgrade edges are the bundle's: its olm.skipRange, and spec.replaces when
+	// there is a previous release.
+	entry := map[string]any{"name": csvName, "skipRange": b.CSV.Annotations["olm.skipRange"]}
+	require.NotEmpty(t, entry["skipRange"], "the CSV has an olm.skipRange")
+	if b.CSV.Spec.Replaces != "" {
+		entry["replaces"] = b.CSV.Spec.Replaces
+	}
+	assert.Equal(t, []any{entry}, ch["entries"])
 
 	require.Len(t, docs["olm.bundle"], 1)
 	cb := docs["olm.bundle"][0]
