@@ -20,14 +20,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jcmturner/gokrb5/v8/iana/etypeID"
-	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
+	"github.com/dittofs/dittofs-operator/internal/dittoapi/dfstest"
 	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
@@ -235,7 +234,7 @@ func TestOperandConformance(t *testing.T) {
 				s.Identity = &v1alpha1.IdentitySpec{Kerberos: &v1alpha1.KerberosSpec{
 					ServicePrincipal: krbPrincipal, KeytabSecretRef: *userSecret("krb", "nfs.keytab"), NetBIOSDomain: "EXAMPLE"}}
 			}),
-			secrets: secretData{"krb": {"nfs.keytab": string(testKeytab(t, krbPrincipal)), "krb5.conf": krb5Conf}},
+			secrets: secretData{"krb": {"nfs.keytab": string(dfstest.Keytab(t, krbPrincipal)), "krb5.conf": dfstest.Krb5Conf}},
 			check:   checkKerberos,
 		},
 		{
@@ -512,28 +511,6 @@ func TestAPICertificateIsVerified(t *testing.T) {
 }
 
 const krbPrincipal = "nfs/files.example.com@EXAMPLE.COM"
-
-// krb5Conf names the test realm's KDC (never contacted: a service only decrypts tickets).
-const krb5Conf = `[libdefaults]
-  default_realm = EXAMPLE.COM
-[realms]
-  EXAMPLE.COM = {
-    kdc = 127.0.0.1:88
-  }
-`
-
-// testKeytab is a keytab with a key for each principal (name@REALM).
-func testKeytab(t *testing.T, principals ...string) []byte {
-	t.Helper()
-	kt := keytab.New()
-	for _, p := range principals {
-		at := strings.LastIndex(p, "@")
-		require.NoError(t, kt.AddEntry(p[:at], p[at+1:], "a-service-password", time.Now(), 1, etypeID.AES256_CTS_HMAC_SHA1_96))
-	}
-	b, err := kt.Marshal()
-	require.NoError(t, err)
-	return b
-}
 
 // checkKerberos: the settings DittoFS stored are the spec's, and the server loads the mounted
 // keytab (as the pod's user, through the group) and krb5.conf with them.

@@ -126,7 +126,7 @@ func TestProvisioning(t *testing.T) {
 	opSecret := &corev1.Secret{}
 	require.NoError(t, k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "files-operator-credentials"}, opSecret))
 	assert.NotEmpty(t, opSecret.Data["password"])
-	assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", specs.EventOperatorAccountProvisioned))
+	testenv.WaitEvent(t, k8s, ns, "files", specs.EventOperatorAccountProvisioned)
 
 	t.Run("steady state is read-only and bounded", func(t *testing.T) {
 		calls.reset(be.dfs.URL)
@@ -176,7 +176,7 @@ func TestProvisioning(t *testing.T) {
 			}
 			return nil
 		})
-		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", specs.EventAdapterUpdated))
+		testenv.WaitEvent(t, k8s, ns, "files", specs.EventAdapterUpdated)
 	})
 
 	t.Run("S3 credential rotation updates the store", func(t *testing.T) {
@@ -233,7 +233,7 @@ func TestProvisioning(t *testing.T) {
 			}
 			return nil
 		})
-		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", specs.EventRollingRestart), "the restart is announced")
+		testenv.WaitEvent(t, k8s, ns, "files", specs.EventRollingRestart)
 		be.dfs.Restart(t)
 		markReady(t, ns, "files")
 
@@ -366,7 +366,7 @@ func TestProvisioning(t *testing.T) {
 			ds.Spec.SnapshotPolicies = []v1alpha1.SnapshotPolicySpec{{Share: "/data", Interval: "6h", KeepLast: 4, TTL: "168h"}}
 		})
 		testenv.Eventually(t, "the /data policy applied", want("6h0m0s", 4, "168h0m0s"))
-		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", specs.EventSnapshotPolicyApplied))
+		testenv.WaitEvent(t, k8s, ns, "files", specs.EventSnapshotPolicyApplied)
 
 		calls.reset(be.dfs.URL)
 		poke(t, ns, "s3")
@@ -395,7 +395,7 @@ func TestProvisioning(t *testing.T) {
 		manual, ok := policies()["/manual"]
 		assert.True(t, ok, "a policy the operator did not make is never deleted")
 		assert.Equal(t, 2, manual.KeepLast)
-		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "files", specs.EventSnapshotPolicyDeleted))
+		testenv.WaitEvent(t, k8s, ns, "files", specs.EventSnapshotPolicyDeleted)
 	})
 
 	t.Run("wrong bucket: StorageReady=False with the server's message", func(t *testing.T) {

@@ -6,11 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/jcmturner/gokrb5/v8/iana/etypeID"
-	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/jimlambrt/gldap"
 	"github.com/jimlambrt/gldap/testdirectory"
 	"github.com/stretchr/testify/assert"
@@ -203,28 +200,6 @@ func TestLDAPEmptyPassword(t *testing.T) {
 
 func ptrTo[T any](v T) *T { return &v }
 
-// krb5Conf names the test realm's KDC (never contacted: a service only decrypts tickets).
-const krb5Conf = `[libdefaults]
-  default_realm = EXAMPLE.COM
-[realms]
-  EXAMPLE.COM = {
-    kdc = 127.0.0.1:88
-  }
-`
-
-// testKeytab is a keytab with a key for each principal (name@REALM).
-func testKeytab(t *testing.T, principals ...string) []byte {
-	t.Helper()
-	kt := keytab.New()
-	for _, p := range principals {
-		at := strings.LastIndex(p, "@")
-		require.NoError(t, kt.AddEntry(p[:at], p[at+1:], "a-service-password", time.Now(), 1, etypeID.AES256_CTS_HMAC_SHA1_96))
-	}
-	b, err := kt.Marshal()
-	require.NoError(t, err)
-	return b
-}
-
 // TestKerberos: the real dfs boots with the operator's kerberos block and keytab (it seeds its
 // database from them) and the operator leaves it alone; a principal change, which DittoFS would
 // ignore from the file once seeded, is put through the API and restarts the pod once (the
@@ -235,8 +210,8 @@ func TestKerberos(t *testing.T) {
 	defer mgr.Stop(t)
 	ns := newNamespace(t)
 	first, second := "nfs/files.example.com@EXAMPLE.COM", "nfs/files2.example.com@EXAMPLE.COM"
-	keytabBytes := testKeytab(t, first, second)
-	setSecret(t, ns, "krb", map[string][]byte{"nfs.keytab": keytabBytes, "krb5.conf": []byte(krb5Conf)})
+	keytabBytes := dfstest.Keytab(t, first, second)
+	setSecret(t, ns, "krb", map[string][]byte{"nfs.keytab": keytabBytes, "krb5.conf": []byte(dfstest.Krb5Conf)})
 	spec := &v1alpha1.KerberosSpec{ServicePrincipal: first, KeytabSecretRef: secretRef("krb", "nfs.keytab"), NetBIOSDomain: "EXAMPLE"}
 	be := startBackend(t, ns, "files", dfstest.WithSetup(dfstestSetupKerberos(t, spec, keytabBytes)))
 	server(t, ns, "files", func(s *v1alpha1.DittoServerSpec) { s.Identity.Kerberos = spec })
@@ -288,7 +263,7 @@ func TestKerberos(t *testing.T) {
 	})
 
 	// A new keytab in the Secret restarts the pod through the config hash.
-	setSecret(t, ns, "krb", map[string][]byte{"nfs.keytab": testKeytab(t, second), "krb5.conf": []byte(krb5Conf)})
+	setSecret(t, ns, "krb", map[string][]byte{"nfs.keytab": dfstest.Keytab(t, second), "krb5.conf": []byte(dfstest.Krb5Conf)})
 	testenv.Eventually(t, "a new config hash", func() error {
 		if configHashOf(t, ns) == hash {
 			return fmt.Errorf("unchanged")
@@ -304,7 +279,7 @@ func dfstestSetupKerberos(t *testing.T, k *v1alpha1.KerberosSpec, keytabBytes []
 		file, conf := filepath.Join(dir, "pod", specs.KerberosKeytabFile), filepath.Join(dir, "pod", specs.KerberosKrb5Conf)
 		require.NoError(t, os.MkdirAll(filepath.Dir(file), 0o755))
 		require.NoError(t, os.WriteFile(file, keytabBytes, 0o600))
-		require.NoError(t, os.WriteFile(conf, []byte(krb5Conf), 0o600))
+		require.NoError(t, os.WriteFile(conf, []byte(dfstest.Krb5Conf), 0o600))
 		block := specs.KerberosConfig(k)
 		block["keytab_path"], block["krb5_conf"] = file, conf
 		out, err := yaml.Marshal(map[string]any{"kerberos": block})
@@ -321,8 +296,8 @@ func TestKerberosTurnedOn(t *testing.T) {
 	defer mgr.Stop(t)
 	ns := newNamespace(t)
 	principal := "nfs/files.example.com@EXAMPLE.COM"
-	keytabBytes := testKeytab(t, principal)
-	setSecret(t, ns, "krb", map[string][]byte{"nfs.keytab": keytabBytes, "krb5.conf": []byte(krb5Conf)})
+	keytabBytes := dfstest.Keytab(t, principal)
+	setSecret(t, ns, "krb", map[string][]byte{"nfs.keytab": keytabBytes, "krb5.conf": []byte(dfstest.Krb5Conf)})
 	spec := &v1alpha1.KerberosSpec{Enabled: ptrTo(false), ServicePrincipal: principal, KeytabSecretRef: secretRef("krb", "nfs.keytab")}
 	be := startBackend(t, ns, "files", dfstest.WithSetup(dfstestSetupKerberos(t, spec, keytabBytes)))
 	server(t, ns, "files", func(s *v1alpha1.DittoServerSpec) { s.Identity.Kerberos = spec })

@@ -150,7 +150,7 @@ func TestVolumeExpansion(t *testing.T) {
 		assert.Equal(t, hash, configHash(t, ns, "grow"), "no pod restart: same pod template")
 		markStatefulSetReady(t, ns, "grow")
 		waitCondition(t, ns, "grow", specs.ConditionReady, metav1.ConditionTrue, "")
-		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "grow", specs.EventVolumesExpanding))
+		testenv.WaitEvent(t, k8s, ns, "grow", specs.EventVolumesExpanding)
 	})
 
 	t.Run("StorageClass without expansion", func(t *testing.T) {
@@ -179,7 +179,7 @@ func TestVolumeExpansion(t *testing.T) {
 		msg := condition(getServer(t, ns, "stuck"), specs.ConditionReady).Message
 		assert.Contains(t, msg, "spec.storage.metadataSize 10Gi -> 20Gi")
 		assert.Contains(t, msg, fixed)
-		assert.NotEmpty(t, testenv.Events(t, k8s, ns, "stuck", specs.ReasonVolumeExpansionBlocked))
+		testenv.WaitEvent(t, k8s, ns, "stuck", specs.ReasonVolumeExpansionBlocked)
 
 		// The administrator enables expansion: the operator proceeds without another spec change.
 		sc := &storagev1.StorageClass{}

@@ -56,8 +56,14 @@ func kustomizeBuild(t *testing.T, dir string) []*unstructured.Unstructured {
 	}
 	out, err := exec.Command(bin, "build", filepath.Join(apiserver.RepoRoot(), dir)).CombinedOutput()
 	require.NoError(t, err, "kustomize build %s: %s", dir, out)
+	return decode(t, out)
+}
+
+// decode splits a multi-document YAML stream into objects (empty documents dropped).
+func decode(t *testing.T, stream []byte) []*unstructured.Unstructured {
+	t.Helper()
 	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(stream), 4096)
 	for {
 		u := &unstructured.Unstructured{}
 		if err := dec.Decode(&u.Object); err != nil {

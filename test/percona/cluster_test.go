@@ -126,7 +126,7 @@ func TestPerconaUserEditsSurvive(t *testing.T) {
 		return nil
 	})
 	assert.Equal(t, "2Gi", pg.Spec.InstanceSets[0].Resources.Limits.Memory().String(), "the user's field stays")
-	assert.NotEmpty(t, testenv.Events(t, k8s, ns, "edited", specs.EventDriftReverted))
+	testenv.WaitEvent(t, k8s, ns, "edited", specs.EventDriftReverted)
 }
 
 // TestBackupCredentialsWithoutKeyAreRefused: without the webhook, a backup Secret that holds no

@@ -107,6 +107,18 @@ func MarkStatefulSetReady(t testing.TB, c client.Client, ns, name string) {
 	})
 }
 
+// WaitEvent waits until the object has an event of reason (the recorder writes events
+// asynchronously, so one may land after the change the test waited for).
+func WaitEvent(t testing.TB, c client.Client, ns, name, reason string) {
+	t.Helper()
+	Eventually(t, "an event "+reason+" on "+name, func() error {
+		if len(Events(t, c, ns, name, reason)) == 0 {
+			return fmt.Errorf("none yet")
+		}
+		return nil
+	})
+}
+
 // Events lists the messages of an object's events of one reason.
 func Events(t testing.TB, c client.Client, ns, name, reason string) []string {
 	t.Helper()
