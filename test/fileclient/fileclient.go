@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	smb2 "github.com/hirochachacha/go-smb2"
@@ -25,7 +26,15 @@ const dialTimeout = 5 * time.Second
 // nfsTarget mounts export at addr (host:port) as uid/gid 0 (AUTH_UNIX, as a root client) and
 // returns the target and a function that unmounts and closes.
 func nfsTarget(addr, export string) (*nfs.Target, func(), error) {
-	client, err := rpc.DialTCP("tcp", addr, false)
+	// The client binds a random local port from 49152-65535 without checking it is free: a
+	// port in use fails the dial, so a few other draws are tried.
+	var client *rpc.Client
+	var err error
+	for range 5 {
+		if client, err = rpc.DialTCP("tcp", addr, false); !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("NFS connect to %s: %w", addr, err)
 	}
