@@ -91,6 +91,9 @@ func (s *DittoServerSpec) PerconaSSLMode() string {
 	return s.Percona.SSLMode
 }
 
+// IsEnabled reports whether Kerberos is on: spec.identity.kerberos.enabled, true when unset.
+func (k *KerberosSpec) IsEnabled() bool { return k.Enabled == nil || *k.Enabled }
+
 // Krb5ConfKeyOrDefault is spec.identity.kerberos.krb5ConfKey, defaulted.
 func (k *KerberosSpec) Krb5ConfKeyOrDefault() string {
 	if k.Krb5ConfKey == "" {

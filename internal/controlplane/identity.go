@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -108,11 +109,7 @@ func (r *run) applyLDAP(ctx context.Context) error {
 	}
 	want.BindPassword = password
 	if _, err := r.api.PutLDAPConfig(ctx, want); err != nil {
-		if dittoapi.StatusOf(err) == 400 {
-			return specs.Problemf(specs.ReasonControlPlaneFailed,
-				"spec.identity.ldap: DittoFS refused the configuration: %s; fix spec.identity.ldap", dittoapi.MessageOf(err))
-		}
-		return fmt.Errorf("applying spec.identity.ldap: %w", err)
+		return putError("spec.identity.ldap", err)
 	}
 	what := "Applied"
 	if applied != "" && applied != stamp {
@@ -121,6 +118,15 @@ func (r *run) applyLDAP(ctx context.Context) error {
 	r.deps.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventLDAPApplied,
 		"%s spec.identity.ldap (%s, base %s) through the DittoFS API (no restart)", what, l.URL, l.BaseDN)
 	return r.writeSecret(ctx, nil, map[string]string{specs.AnnotationLDAP: stamp})
+}
+
+// putError is a failed put of field's provider: the server's own validation (400) is a Problem
+// that quotes it and names the field; anything else is retried.
+func putError(field string, err error) error {
+	if dittoapi.StatusOf(err) == http.StatusBadRequest {
+		return specs.Problemf(specs.ReasonControlPlaneFailed, "%s: DittoFS refused the configuration: %s; fix %s", field, dittoapi.MessageOf(err), field)
+	}
+	return fmt.Errorf("applying %s: %w", field, err)
 }
 
 // kerberosConfig is the DittoFS form of spec.identity.kerberos.
@@ -151,10 +157,7 @@ func (r *run) applyKerberos(ctx context.Context) error {
 		return nil
 	}
 	k := specs.Kerberos(ds.Spec.Identity.Kerberos)
-	k.KeytabPath = r.podPath(ds, k.KeytabPath)
-	if k.Krb5Conf != "" {
-		k.Krb5Conf = r.podPath(ds, k.Krb5Conf)
-	}
+	k.KeytabPath, k.Krb5Conf = r.podPath(ds, k.KeytabPath), r.podPath(ds, k.Krb5Conf)
 	want := kerberosConfig(k)
 	cur, err := r.api.GetKerberosConfig(ctx)
 	switch {
@@ -169,11 +172,7 @@ func (r *run) applyKerberos(ctx context.Context) error {
 	}
 	stored, err := r.api.PutKerberosConfig(ctx, want)
 	if err != nil {
-		if dittoapi.StatusOf(err) == 400 {
-			return specs.Problemf(specs.ReasonControlPlaneFailed,
-				"spec.identity.kerberos: DittoFS refused the configuration: %s; fix spec.identity.kerberos", dittoapi.MessageOf(err))
-		}
-		return fmt.Errorf("applying spec.identity.kerberos: %w", err)
+		return putError("spec.identity.kerberos", err)
 	}
 	if !sameKerberos(*stored, want) {
 		// Restarting would not help: the next look would put and restart again.

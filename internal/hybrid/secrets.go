@@ -292,7 +292,7 @@ func resolveIdentitySecrets(ctx context.Context, secrets client.Reader, ds *v1al
 	if k == nil {
 		return nil
 	}
-	enabled := k.Enabled == nil || *k.Enabled
+	enabled := k.IsEnabled()
 	keys := []struct{ field, key string }{
 		{"spec.identity.kerberos.keytabSecretRef", k.KeytabSecretRef.Key},
 		{"spec.identity.kerberos.krb5ConfKey", k.Krb5ConfKeyOrDefault()},

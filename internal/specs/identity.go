@@ -30,7 +30,7 @@ type KerberosSettings struct {
 // principal's @REALM, the DNS domain to the realm in lower case.
 func Kerberos(k *v1alpha1.KerberosSpec) KerberosSettings {
 	out := KerberosSettings{
-		Enabled:          k.Enabled == nil || *k.Enabled,
+		Enabled:          k.IsEnabled(),
 		KeytabPath:       KerberosKeytabFile,
 		Krb5Conf:         KerberosKrb5Conf,
 		ServicePrincipal: k.ServicePrincipal,

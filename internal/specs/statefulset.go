@@ -189,7 +189,8 @@ func DesiredStatefulSet(in *v1alpha1.DittoServer, inputs StatefulSetInputs) *app
 }
 
 // identityVolumes mounts the files spec.identity.ldap and spec.identity.kerberos name: the
-// directory's CA, the keytab and krb5.conf. Owner-readable only: the pod's fsGroup reads them.
+// directory's CA, the keytab and krb5.conf. The Kerberos files are readable by owner and group
+// only (0440): DittoFS reads them through the pod's fsGroup.
 func identityVolumes(s *v1alpha1.DittoServerSpec, volumes []corev1.Volume, mounts []corev1.VolumeMount) ([]corev1.Volume, []corev1.VolumeMount) {
 	if l := s.Identity.LDAP; l != nil && l.CASecretRef != nil {
 		volumes = append(volumes, corev1.Volume{Name: VolumeLDAPCA, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{

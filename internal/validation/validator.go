@@ -188,7 +188,7 @@ func (v *Validator) checkSecrets(ctx context.Context, ds *v1alpha1.DittoServer, 
 				refs = append(refs, ref{"spec.identity.ldap.caSecretRef", l.CASecretRef.Name, l.CASecretRef.Key})
 			}
 		}
-		if k := id.Kerberos; k != nil && (k.Enabled == nil || *k.Enabled) {
+		if k := id.Kerberos; k != nil && k.IsEnabled() {
 			refs = append(refs, ref{"spec.identity.kerberos.keytabSecretRef", k.KeytabSecretRef.Name, k.KeytabSecretRef.Key},
 				ref{"spec.identity.kerberos.krb5ConfKey", k.KeytabSecretRef.Name, k.Krb5ConfKeyOrDefault()})
 		}

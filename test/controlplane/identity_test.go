@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -97,7 +98,7 @@ func TestLDAP(t *testing.T) {
 	url := fmt.Sprintf("ldaps://127.0.0.1:%d", td.Port())
 	server(t, ns, "files", func(s *v1alpha1.DittoServerSpec) {
 		s.Identity.LDAP = &v1alpha1.LDAPSpec{URL: url, BaseDN: "dc=example,dc=org", BindDN: bindDN,
-			BindPasswordSecretRef: secretRef("ldap-bind", "password"), CASecretRef: ptrTo(secretRef("ldap-ca", "ca.crt")),
+			BindPasswordSecretRef: secretRef("ldap-bind", "password"), CASecretRef: ptr.To(secretRef("ldap-ca", "ca.crt")),
 			UserAttr: "uid", Timeout: "5s", NestedGroups: true}
 	})
 	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
@@ -198,8 +199,6 @@ func TestLDAPEmptyPassword(t *testing.T) {
 	assert.True(t, dittoapi.IsNotFound(err), "nothing sent: %v", err)
 }
 
-func ptrTo[T any](v T) *T { return &v }
-
 // TestKerberos: the real dfs boots with the operator's kerberos block and keytab (it seeds its
 // database from them) and the operator leaves it alone; a principal change, which DittoFS would
 // ignore from the file once seeded, is put through the API and restarts the pod once (the
@@ -298,7 +297,7 @@ func TestKerberosTurnedOn(t *testing.T) {
 	principal := "nfs/files.example.com@EXAMPLE.COM"
 	keytabBytes := dfstest.Keytab(t, principal)
 	setSecret(t, ns, "krb", map[string][]byte{"nfs.keytab": keytabBytes, "krb5.conf": []byte(dfstest.Krb5Conf)})
-	spec := &v1alpha1.KerberosSpec{Enabled: ptrTo(false), ServicePrincipal: principal, KeytabSecretRef: secretRef("krb", "nfs.keytab")}
+	spec := &v1alpha1.KerberosSpec{Enabled: ptr.To(false), ServicePrincipal: principal, KeytabSecretRef: secretRef("krb", "nfs.keytab")}
 	be := startBackend(t, ns, "files", dfstest.WithSetup(dfstestSetupKerberos(t, spec, keytabBytes)))
 	server(t, ns, "files", func(s *v1alpha1.DittoServerSpec) { s.Identity.Kerberos = spec })
 	testenv.MarkStatefulSetReady(t, k8s, ns, "files")
@@ -319,7 +318,7 @@ func TestKerberosTurnedOn(t *testing.T) {
 		})
 		return stamp
 	}
-	testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) { ds.Spec.Identity.Kerberos.Enabled = ptrTo(true) })
+	testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) { ds.Spec.Identity.Kerberos.Enabled = ptr.To(true) })
 	first := stampAfter("")
 	cur, err := admin.GetKerberosConfig(ctx())
 	require.NoError(t, err)
@@ -328,7 +327,7 @@ func TestKerberosTurnedOn(t *testing.T) {
 	assert.Equal(t, hash, configHashOf(t, ns), "one restart: the config hash does not move")
 	markReady(t, ns, "files")
 
-	testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) { ds.Spec.Identity.Kerberos.Enabled = ptrTo(false) })
+	testenv.UpdateServer(t, k8s, ns, "files", func(ds *v1alpha1.DittoServer) { ds.Spec.Identity.Kerberos.Enabled = ptr.To(false) })
 	stampAfter(first)
 	cur, err = admin.GetKerberosConfig(ctx())
 	require.NoError(t, err)

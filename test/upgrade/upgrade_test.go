@@ -243,8 +243,8 @@ func (f *fixture) waitReady(limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for {
 		n := 0
-		for i := range f.list() {
-			if l := f.list(); ready(&l[i]) {
+		for _, ds := range f.list() {
+			if ready(&ds) {
 				n++
 			}
 		}
