@@ -233,7 +233,7 @@ func (br *benchRun) clusterUp(ctx context.Context) error {
 			logf("cluster %s deleted in %s", c.name, time.Since(t).Round(time.Millisecond))
 		}
 	})
-	if err := c.installCRD(ctx, br.cfg.KCMArgs); err != nil {
+	if err := c.installCRD(ctx, res.KCMArgs); err != nil {
 		return fmt.Errorf("CRD: %w", err)
 	}
 	// a kwok node takes 110 pods: one node per 100 servers

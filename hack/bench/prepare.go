@@ -29,7 +29,7 @@ func (br *benchRun) prepare(ctx context.Context) error {
 	br.trk = trk
 	br.onTeardown(trk.close)
 	runStart := time.Now()
-	timeline := filepath.Join(br.outDir, fmt.Sprintf("%s-n%d-timeline.log", br.stamp, res.N))
+	timeline := filepath.Join(br.outDir, fmt.Sprintf("%s-%s-timeline.log", br.stamp, res.fileTag()))
 	if err := trk.followTo(servers[0].String(), timeline, runStart); err != nil {
 		return fmt.Errorf("timeline: %w", err)
 	}
@@ -52,19 +52,19 @@ func (br *benchRun) prepare(ctx context.Context) error {
 // startTracing starts the tracer with its request log and points the operator's kubeconfig at
 // it.
 func (br *benchRun) startTracing(runStart time.Time) error {
-	res, n := br.res, br.res.N
+	res := br.res
 	tr, err := startTracer(br.restCfg)
 	if err != nil {
 		return fmt.Errorf("tracer: %w", err)
 	}
 	br.tr = tr
 	br.onTeardown(tr.close)
-	reqLog := filepath.Join(br.outDir, fmt.Sprintf("%s-n%d-requests.log", br.stamp, n))
+	reqLog := filepath.Join(br.outDir, fmt.Sprintf("%s-%s-requests.log", br.stamp, res.fileTag()))
 	if err := tr.logTo(reqLog, runStart); err != nil {
 		return fmt.Errorf("request log: %w", err)
 	}
 	res.Logs = append(res.Logs, reqLog)
-	opKubeconfig := filepath.Join(br.outDir, fmt.Sprintf("%s-n%d-tracer.kubeconfig", br.stamp, n))
+	opKubeconfig := filepath.Join(br.outDir, fmt.Sprintf("%s-%s-tracer.kubeconfig", br.stamp, res.fileTag()))
 	br.opKubeconfig = opKubeconfig
 	if err := tr.writeKubeconfig(opKubeconfig); err != nil {
 		return fmt.Errorf("tracer kubeconfig: %w", err)

@@ -48,11 +48,14 @@ func latencyOf(xs []float64) latencies {
 }
 
 type runResult struct {
-	N          int    `json:"n"`
-	Namespaces int    `json:"namespaces"`
-	Nodes      int    `json:"kwokNodes"`
-	Error      string `json:"error,omitempty"`
-	LoadAvg    string `json:"loadAvgAtStart"`
+	N int `json:"n"`
+	// KCM is kcmStock or kcmRaised: the kube-controller-manager the run had, with KCMArgs.
+	KCM        string   `json:"kubeControllerManager"`
+	KCMArgs    []string `json:"kubeControllerManagerArgs,omitempty"`
+	Namespaces int      `json:"namespaces"`
+	Nodes      int      `json:"kwokNodes"`
+	Error      string   `json:"error,omitempty"`
+	LoadAvg    string   `json:"loadAvgAtStart"`
 
 	Startup struct {
 		Requests   int     `json:"requests"`
@@ -149,7 +152,7 @@ func printRun(r *runResult) {
 	if r.Converge.Trace == nil {
 		return
 	}
-	fmt.Printf("\nN=%d: operator requests per converged DittoServer, by verb, resource and code (tracer):\n", r.N)
+	fmt.Printf("\n%s: operator requests per converged DittoServer, by verb, resource and code (tracer):\n", r.label())
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	for _, k := range sortedKeys(r.Converge.Trace.Requests) {
 		_, _ = fmt.Fprintf(w, "%.2f\t%d\t  %s\n", r.Converge.TracePerCR[k], r.Converge.Trace.Requests[k], k)
@@ -162,7 +165,7 @@ func printRun(r *runResult) {
 		if ph.t == nil || len(ph.t.Requests) == 0 {
 			continue
 		}
-		fmt.Printf("N=%d %s (%d requests without watches):\n", r.N, ph.name, ph.t.Total)
+		fmt.Printf("%s %s (%d requests without watches):\n", r.label(), ph.name, ph.t.Total)
 		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 		for _, k := range sortedKeys(ph.t.Requests) {
 			_, _ = fmt.Fprintf(w, "%d\t  %s\n", ph.t.Requests[k], k)
@@ -171,12 +174,28 @@ func printRun(r *runResult) {
 	}
 }
 
+// label names a run in the table: "N=50", or "N=50 kcm raised" for the second line.
+func (r *runResult) label() string {
+	if r.KCM == kcmRaised {
+		return fmt.Sprintf("N=%d kcm raised", r.N)
+	}
+	return fmt.Sprintf("N=%d", r.N)
+}
+
+// fileTag names a run's log files: "n50", or "n50-raised".
+func (r *runResult) fileTag() string {
+	if r.KCM == kcmRaised {
+		return fmt.Sprintf("n%d-raised", r.N)
+	}
+	return fmt.Sprintf("n%d", r.N)
+}
+
 func printTable(rep *report) {
 	fmt.Printf("\n==== results (%d CPUs %s, %s; operator args %q)\n", rep.Machine.Nproc, rep.Machine.CPUModel, rep.Machine.MemTotal, rep.Config.OperatorArgs)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	header := "metric"
 	for _, r := range rep.Runs {
-		header += fmt.Sprintf("\tN=%d", r.N)
+		header += "\t" + r.label()
 	}
 	_, _ = fmt.Fprintln(w, header+"\t")
 	row := func(name string, f func(r *runResult) string) {
