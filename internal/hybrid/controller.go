@@ -7,9 +7,12 @@ package hybrid
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/record"
@@ -91,6 +94,21 @@ type scope struct {
 	// volumes are the claim templates of the StatefulSet.
 	volumes []string
 	status  observed
+	// created lists the objects the steps created, for one Created event.
+	created creations
+}
+
+// creations collects what one reconcile created, so that a new server gets one Created event
+// ("Created Secret a (...), StatefulSet b") rather than one per object.
+type creations []string
+
+func (c *creations) add(format string, args ...any) { *c = append(*c, fmt.Sprintf(format, args...)) }
+
+// emit records the Created event, if anything was created.
+func (c creations) emit(recorder record.EventRecorder, ds *v1alpha1.DittoServer) {
+	if len(c) > 0 {
+		recorder.Event(ds, corev1.EventTypeNormal, specs.EventCreated, "Created "+strings.Join(c, ", "))
+	}
 }
 
 // step is one phase of reconcileServer. It returns when to come back (merged over all steps by
@@ -139,6 +157,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	s := &scope{ds: ds, status: newObserved(ds)}
 	result, err := r.reconcileServer(ctx, s)
+	s.created.emit(r.Recorder, ds)
 	if err != nil {
 		s.status.failure = err
 	}
@@ -153,6 +172,7 @@ func (r *Reconciler) reconcileServer(ctx context.Context, s *scope) (ctrl.Result
 	steps := []step{
 		r.validateSpec,            // the guard: the webhook's checks, for clusters without it
 		r.reconcileDatabase,       // Percona first: a database that is not ready holds the pod back
+		r.awaitHelm,               // a new server's objects wait for the ConfigMap Helm renders
 		r.reconcileSecrets,        // generated Secrets, referenced Secrets checked and hashed
 		r.reconcileConfig,         // the ConfigMap Helm rendered matches the spec: the config hash
 		r.reconcileStatefulSet,    // the StatefulSet with the hash, larger volumes

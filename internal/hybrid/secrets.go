@@ -37,13 +37,13 @@ type resolvedSecrets struct {
 // the discrete PostgreSQL settings into <name>-db-credentials.
 func (r *Reconciler) reconcileSecrets(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	ds := s.ds
-	if err := r.ensureGeneratedSecrets(ctx, ds); err != nil {
+	if err := r.ensureGeneratedSecrets(ctx, ds, &s.created); err != nil {
 		return ctrl.Result{}, halt, err
 	}
 	if err := r.releaseCredentials(ctx, ds); err != nil {
 		return ctrl.Result{}, halt, err
 	}
-	renewIn, err := r.ensureAPICertificate(ctx, ds)
+	renewIn, err := r.ensureAPICertificate(ctx, ds, &s.created)
 	if err != nil {
 		return ctrl.Result{}, halt, err
 	}
@@ -73,15 +73,15 @@ func (r *Reconciler) reconcileSecrets(ctx context.Context, s *scope) (ctrl.Resul
 // created once and never updated, so a password is never rotated behind the user's back. They
 // have no owner reference: like the PVCs they are kept when the server is deleted (they open
 // its data), and a server created again with the same name adopts them.
-func (r *Reconciler) ensureGeneratedSecrets(ctx context.Context, ds *v1alpha1.DittoServer) error {
+func (r *Reconciler) ensureGeneratedSecrets(ctx context.Context, ds *v1alpha1.DittoServer, created *creations) error {
 	if jwt := specs.JWTSecretRef(ds); jwt.Name == specs.JWTSecretName(ds) {
-		if err := r.ensureGeneratedSecret(ctx, ds, jwt.Name, "jwt", []generatedKey{{specs.JWTSecretKey, 48, ""}}); err != nil {
+		if err := r.ensureGeneratedSecret(ctx, ds, jwt.Name, "jwt", []generatedKey{{specs.JWTSecretKey, 48, ""}}, created); err != nil {
 			return err
 		}
 	}
 	if admin := specs.AdminSecretRef(ds); admin.Name == specs.AdminSecretName(ds) {
 		keys := []generatedKey{{specs.AdminUsernameKey, 0, specs.DefaultAdminUser}, {specs.AdminPasswordKey, 24, ""}}
-		if err := r.ensureGeneratedSecret(ctx, ds, admin.Name, "admin-credentials", keys); err != nil {
+		if err := r.ensureGeneratedSecret(ctx, ds, admin.Name, "admin-credentials", keys, created); err != nil {
 			return err
 		}
 	}
@@ -106,7 +106,7 @@ func (k generatedKey) value() (string, error) {
 // where it can be without touching a value it holds: its labels (the operator's cache and
 // watches select by them) and a key that was removed or emptied (a new value: a new admin
 // password is then set on the server through the API, a new JWT key restarts the pod).
-func (r *Reconciler) ensureGeneratedSecret(ctx context.Context, ds *v1alpha1.DittoServer, name, component string, keys []generatedKey) error {
+func (r *Reconciler) ensureGeneratedSecret(ctx context.Context, ds *v1alpha1.DittoServer, name, component string, keys []generatedKey, created *creations) error {
 	labels := specs.CommonLabels(ds, component)
 	existing := &corev1.Secret{}
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, existing)
@@ -124,7 +124,7 @@ func (r *Reconciler) ensureGeneratedSecret(ctx context.Context, ds *v1alpha1.Dit
 		}
 		err = r.Client.Create(ctx, secret)
 		if err == nil {
-			r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventSecretCreated, "Created Secret %s (generated once, never rotated by the operator)", name)
+			created.add("Secret %s (generated once, never rotated by the operator)", name)
 			return nil
 		}
 		if !apierrors.IsAlreadyExists(err) {

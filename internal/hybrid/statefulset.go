@@ -55,7 +55,7 @@ func (r *Reconciler) reconcileStatefulSet(ctx context.Context, s *scope) (ctrl.R
 		PostgresSecret: postgresSecret, PerconaSecret: s.db.secret, RemoteStoreUpdated: storeUpdated,
 		KerberosUpdated: kerberosUpdated, Volumes: volumes,
 	})
-	res, err := r.applyStatefulSet(ctx, ds, desired, kept)
+	res, err := r.applyStatefulSet(ctx, ds, desired, kept, &s.created)
 	if err != nil {
 		return ctrl.Result{}, halt, err
 	}
@@ -146,7 +146,7 @@ type appliedStatefulSet struct {
 // applyStatefulSet server-side-applies the StatefulSet when the desired spec differs from what
 // was last applied (AnnotationSpecHash), the config hash or restart annotation changed, or the
 // replica count drifted.
-func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoServer, desired *appsv1.StatefulSet, kept map[string]*corev1.PersistentVolumeClaim) (appliedStatefulSet, error) {
+func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoServer, desired *appsv1.StatefulSet, kept map[string]*corev1.PersistentVolumeClaim, created *creations) (appliedStatefulSet, error) {
 	existing := &appsv1.StatefulSet{}
 	err := r.Client.Get(ctx, client.ObjectKeyFromObject(desired), existing)
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -213,7 +213,7 @@ func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoSer
 		}
 		return appliedStatefulSet{}, err
 	}
-	r.emitStatefulSetEvents(ds, existing, desired, found)
+	r.emitStatefulSetEvents(ds, existing, desired, found, created)
 	return appliedStatefulSet{sts: desired, blocked: blocked}, nil
 }
 
@@ -238,17 +238,17 @@ func statefulSetNeedsApply(existing, desired *appsv1.StatefulSet) (bool, error) 
 	return !specs.FieldsMatch(want, have, true), nil
 }
 
-// emitStatefulSetEvents says why the StatefulSet was written: created, new config (the pod rolls),
-// or an updated S3 store the pod must load.
-func (r *Reconciler) emitStatefulSetEvents(ds *v1alpha1.DittoServer, existing, desired *appsv1.StatefulSet, found bool) {
+// emitStatefulSetEvents says why the StatefulSet was written: created (in the reconcile's one
+// Created event), new config (the pod rolls), or an updated S3 store the pod must load.
+func (r *Reconciler) emitStatefulSetEvents(ds *v1alpha1.DittoServer, existing, desired *appsv1.StatefulSet, found bool, created *creations) {
 	oldHash := existing.Spec.Template.Annotations[specs.AnnotationConfigHash]
 	newHash := desired.Spec.Template.Annotations[specs.AnnotationConfigHash]
 	switch {
 	case !found:
-		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventCreated, "Created StatefulSet %s", ds.Name)
+		created.add("StatefulSet %s", ds.Name)
 	case oldHash != newHash:
-		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventConfigChanged, "Configuration or referenced Secrets changed (hash %s -> %s)", short(oldHash), short(newHash))
-		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventRollingRestart, "Rolling the DittoFS pod to pick up the new configuration")
+		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventConfigChanged,
+			"Configuration or referenced Secrets changed (hash %s -> %s): rolling the DittoFS pod to pick it up", short(oldHash), short(newHash))
 	case existing.Spec.Template.Annotations[specs.AnnotationRemoteStoreUpdated] != desired.Spec.Template.Annotations[specs.AnnotationRemoteStoreUpdated]:
 		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventRollingRestart, "Rolling the DittoFS pod to load remote block store %s as updated at %s (DittoFS uses a changed store only after a restart)",
 			specs.S3StoreName, desired.Spec.Template.Annotations[specs.AnnotationRemoteStoreUpdated])

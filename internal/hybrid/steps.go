@@ -48,6 +48,22 @@ func (r *Reconciler) validateSpec(ctx context.Context, s *scope) (ctrl.Result, b
 // reconcileConfig waits until the ConfigMap the Helm reconciler rendered matches the spec, and
 // computes the config hash from it and the referenced Secrets. The pod never gets a hash of a
 // config it cannot see yet: the ConfigMap's update event brings the server back.
+// awaitHelm halts until the ConfigMap the Helm reconciler renders exists. Nothing the later
+// steps create is of use before it (the pod mounts it), and waiting for it creates a new
+// server's Secrets in the reconcile that creates its StatefulSet: one Created event for all.
+func (r *Reconciler) awaitHelm(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+	name := specs.ConfigMapName(s.ds)
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.ds.Namespace, Name: name}, &corev1.ConfigMap{})
+	if apierrors.IsNotFound(err) {
+		s.status.configPending(fmt.Sprintf("waiting for the Helm reconciler to create ConfigMap %s", name))
+		// A new server: Helm's first status write (Initialized) and the ConfigMap's creation
+		// bring us back within a second; a status written now would be replaced at once.
+		s.status.deferWrite = meta.FindStatusCondition(s.ds.Status.Conditions, specs.ConditionInitialized) == nil
+		return ctrl.Result{}, halt, nil
+	}
+	return ctrl.Result{}, err == nil, err
+}
+
 func (r *Reconciler) reconcileConfig(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	ds := s.ds
 	rendered, err := r.Renderer.Render(ds)
@@ -66,11 +82,8 @@ func (r *Reconciler) reconcileConfig(ctx context.Context, s *scope) (ctrl.Result
 	cm := &corev1.ConfigMap{}
 	err = r.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, cm)
 	switch {
-	case apierrors.IsNotFound(err):
+	case apierrors.IsNotFound(err): // deleted since awaitHelm looked; its event brings us back
 		s.status.configPending(fmt.Sprintf("waiting for the Helm reconciler to create ConfigMap %s", name))
-		// A new server: Helm's first status write (Initialized) and the ConfigMap's creation
-		// bring us back within a second; a status written now would be replaced at once.
-		s.status.deferWrite = meta.FindStatusCondition(ds.Status.Conditions, specs.ConditionInitialized) == nil
 		return ctrl.Result{}, halt, nil
 	case err != nil:
 		return ctrl.Result{}, halt, err

@@ -168,7 +168,11 @@ func TestReconcileSecretsStep(t *testing.T) {
 		assert.Len(t, jwt.Data[specs.JWTSecretKey], 48)
 		assert.Equal(t, specs.PartOf, jwt.Labels[specs.LabelPartOf], "in the operator's cache")
 		assert.Empty(t, jwt.OwnerReferences, "kept with the data when the server is deleted")
-		assert.Len(t, drain(events), 3, "one SecretCreated event per Secret: JWT, admin, API certificate")
+		assert.Equal(t, creations{"Secret gen-jwt-secret (generated once, never rotated by the operator)",
+			"Secret gen-admin-credentials (generated once, never rotated by the operator)",
+			"Secret gen-api-tls (the REST API's certificate and the CA clients trust, key ca.crt; renewed by the operator)"},
+			s.created, "for the reconcile's one Created event")
+		assert.Empty(t, drain(events))
 		cert := &corev1.Secret{}
 		require.NoError(t, k8s.Get(ctx(), types.NamespacedName{Namespace: ns, Name: "gen-api-tls"}, cert))
 		assert.Equal(t, corev1.SecretTypeTLS, cert.Type)
@@ -276,12 +280,20 @@ func TestReconcileConfigStep(t *testing.T) {
 
 	t.Run("no ConfigMap yet", func(t *testing.T) {
 		ds := newServer(t, ns, "new")
-		s := &scope{ds: ds, status: newObserved(ds), secrets: secrets}
-		_, next, err := r.reconcileConfig(ctx(), s)
+		s := &scope{ds: ds, status: newObserved(ds)}
+		_, err := r.reconcileServer(ctx(), s)
 		require.NoError(t, err)
-		assert.False(t, next)
 		assert.Equal(t, specs.ReasonConfigPending, s.status.config.reason)
 		assert.True(t, s.status.deferWrite, "Helm has not reported yet: its status write comes at once")
+		assert.Empty(t, s.created, "nothing created before Helm's ConfigMap")
+		err = k8s.Get(ctx(), types.NamespacedName{Namespace: ns, Name: "new-jwt-secret"}, &corev1.Secret{})
+		assert.True(t, apierrors.IsNotFound(err), "the generated Secrets wait for the reconcile that creates the StatefulSet: %v", err)
+
+		configMapFor(t, r, ds, "any: config\n")
+		s = &scope{ds: ds, status: newObserved(ds)}
+		_, next, err := r.awaitHelm(ctx(), s)
+		require.NoError(t, err)
+		assert.True(t, next, "the ConfigMap is there")
 	})
 	t.Run("stale ConfigMap", func(t *testing.T) {
 		ds := newServer(t, ns, "stale")
@@ -352,11 +364,12 @@ func TestReconcileStatefulSetStep(t *testing.T) {
 		return sts
 	}
 
-	run("h1")
+	s, _ := run("h1")
+	assert.Equal(t, creations{"StatefulSet sts"}, s.created, "for the reconcile's one Created event")
 	created := get()
 	assert.Equal(t, "h1", created.Spec.Template.Annotations[specs.AnnotationConfigHash])
 	assert.True(t, metav1.IsControlledBy(created, ds))
-	assert.Equal(t, []string{"Normal Created Created StatefulSet sts"}, drain(events))
+	assert.Empty(t, drain(events))
 
 	run("h1")
 	assert.Equal(t, created.ResourceVersion, get().ResourceVersion, "unchanged: no write")
@@ -365,9 +378,8 @@ func TestReconcileStatefulSetStep(t *testing.T) {
 	run("h2")
 	assert.Equal(t, "h2", get().Spec.Template.Annotations[specs.AnnotationConfigHash])
 	ev := drain(events)
-	require.Len(t, ev, 2)
-	assert.Contains(t, ev[0], "ConfigChanged Configuration or referenced Secrets changed (hash h1 -> h2)")
-	assert.Contains(t, ev[1], "RollingRestart")
+	require.Len(t, ev, 1, "one event says the config changed and the pod rolls")
+	assert.Contains(t, ev[0], "ConfigChanged Configuration or referenced Secrets changed (hash h1 -> h2): rolling the DittoFS pod to pick it up")
 
 	// Drift: every field the operator sets is put back; what others add to its lists stays.
 	edits := map[string]func(*corev1.PodSpec){
@@ -479,6 +491,7 @@ func TestReconcileServerHalts(t *testing.T) {
 	ds := newServer(t, ns, "halt", func(s *v1alpha1.DittoServerSpec) {
 		s.Identity = &v1alpha1.IdentitySpec{Admin: &v1alpha1.AdminSpec{PasswordSecretRef: secretRef("missing", "password")}}
 	})
+	configMapFor(t, r, ds, "any: config\n")
 	s := &scope{ds: ds, status: newObserved(ds)}
 	res, err := r.reconcileServer(ctx(), s)
 	require.NoError(t, err)

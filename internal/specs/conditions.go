@@ -96,7 +96,6 @@ const (
 	EventReady           = "Ready"
 	EventNotReady        = "NotReady"
 	EventReconcileFailed = "ReconcileFailed"
-	EventSecretCreated   = "SecretCreated"
 	// EventAPICertificateRenewed: the operator renewed the REST API's certificate.
 	EventAPICertificateRenewed = "APICertificateRenewed"
 	EventDeleting              = "Deleting"

@@ -3,6 +3,7 @@ package helmext
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	helmclient "github.com/operator-framework/helm-operator-plugins/pkg/client"
 	"helm.sh/helm/v3/pkg/action"
@@ -19,6 +20,8 @@ import (
 //   - Capabilities are computed once at start: Helm would otherwise invalidate its discovery
 //     cache and ask the API server for its version and groups on every install, upgrade and
 //     dry-run (the chart does not use .Capabilities);
+//   - Helm's reads of the chart's objects by name are answered from the manager's cache
+//     (cachedgets.go);
 //   - release Secrets go through an in-memory write-through cache (releasecache.go) that keeps
 //     the releases of charts (the operator's own);
 //   - every Helm action's reachability probe (a GET /version each, three per reconcile) is
@@ -32,7 +35,10 @@ func NewActionClientGetter(mgr ctrl.Manager, charts []string) (helmclient.Action
 		return nil, err
 	}
 	secrets := helmclient.DefaultSecretsStorageDriver(helmclient.SecretsStorageDriverOpts{})
-	acg, err := helmclient.NewActionConfigGetter(mgr.GetConfig(), mgr.GetRESTMapper(),
+	helmCfg := rest.CopyConfig(mgr.GetConfig())
+	objects := mgr.GetCache()
+	helmCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &cachedGetTransport{next: rt, cache: objects} })
+	acg, err := helmclient.NewActionConfigGetter(helmCfg, mgr.GetRESTMapper(),
 		helmclient.StorageDriverMapper(func(ctx context.Context, obj client.Object, rc *rest.Config) (driver.Driver, error) {
 			inner, err := secrets(ctx, obj, rc)
 			if err != nil {

@@ -21,9 +21,19 @@ import (
 // once; after that a release it does not hold has no Secret, since every write goes through
 // it. It assumes what the design assumes: only the operator (the leader) writes its release
 // Secrets. A write error drops what is known of that release, which is then read again by name.
+//
+// A revision Helm creates in a pending state (pending-install, pending-upgrade, ...) is kept in
+// memory only and written once, when Helm records how the action ended: one write per install
+// or upgrade instead of two. A pending record in storage only tells a later process that an
+// action was interrupted; without it that process sees the revision before (or none) and acts
+// again, which is safe for the operator's releases: an install adopts the objects the
+// interrupted one created (they carry the release's ownership annotations), an upgrade starts
+// from the last revision, deployed or superseded. The pending revision is not in List.
 type releaseCache struct {
-	mu         sync.Mutex
-	byName     map[string]map[string][]byte // namespace/release -> storage key -> JSON release
+	mu     sync.Mutex
+	byName map[string]map[string][]byte // namespace/release -> storage key -> JSON release
+	// unwritten are the namespace/storage keys of pending revisions held in byName only.
+	unwritten  map[string]bool
 	namespaces map[string]*nsReleases
 	// charts are the operator's charts: a listing keeps only their releases (another chart's
 	// release in the same namespace is read by name if ever asked for). Empty keeps all.
@@ -49,7 +59,8 @@ type nsReleases struct {
 }
 
 func newReleaseCache(charts ...string) *releaseCache {
-	c := &releaseCache{byName: map[string]map[string][]byte{}, namespaces: map[string]*nsReleases{}, charts: map[string]bool{}, chartJSON: map[string][]byte{}}
+	c := &releaseCache{byName: map[string]map[string][]byte{}, unwritten: map[string]bool{}, namespaces: map[string]*nsReleases{},
+		charts: map[string]bool{}, chartJSON: map[string][]byte{}}
 	for _, name := range charts {
 		c.charts[name] = true
 	}
@@ -275,6 +286,9 @@ func (d *cachingDriver) listNamespace() error {
 
 func (d *cachingDriver) invalidate(name string) {
 	d.cache.mu.Lock()
+	for key := range d.cache.byName[d.id(name)] {
+		delete(d.cache.unwritten, d.id(key)) // lost with the entry, as if the process had stopped
+	}
 	delete(d.cache.byName, d.id(name))
 	d.cache.ns(d.namespace).wrote(name)
 	d.cache.ns(d.namespace).byNameOnly[name] = true
@@ -385,10 +399,48 @@ func releaseMatches(r *release.Release, labels map[string]string) bool {
 }
 
 func (d *cachingDriver) Create(key string, r *release.Release) error {
+	if r.Info != nil && r.Info.Status.IsPending() && d.holdPending(key, r) {
+		return nil
+	}
 	return d.writeThrough(d.inner.Create, key, r)
 }
 
+// holdPending keeps a new pending revision in memory only (releaseCache); false when it cannot
+// (its release is not loaded, or the key is already known) and it is to be written.
+func (d *cachingDriver) holdPending(key string, r *release.Release) bool {
+	if _, err := d.load(r.Name); err != nil {
+		return false
+	}
+	b, err := d.cache.encode(r)
+	if err != nil {
+		return false
+	}
+	d.cache.mu.Lock()
+	defer d.cache.mu.Unlock()
+	entry, ok := d.cache.byName[d.id(r.Name)]
+	if _, exists := entry[key]; !ok || exists {
+		return false
+	}
+	entry[key] = b
+	d.cache.unwritten[d.id(key)] = true
+	d.cache.ns(d.namespace).wrote(r.Name)
+	return true
+}
+
+// takeUnwritten reports whether key is a pending revision held in memory only, and forgets that
+// it is: the caller writes it or drops it.
+func (d *cachingDriver) takeUnwritten(key string) bool {
+	d.cache.mu.Lock()
+	defer d.cache.mu.Unlock()
+	held := d.cache.unwritten[d.id(key)]
+	delete(d.cache.unwritten, d.id(key))
+	return held
+}
+
 func (d *cachingDriver) Update(key string, r *release.Release) error {
+	if d.takeUnwritten(key) {
+		return d.writeThrough(d.inner.Create, key, r) // the first write of a held revision
+	}
 	return d.writeThrough(d.inner.Update, key, r)
 }
 
@@ -404,8 +456,14 @@ func (d *cachingDriver) writeThrough(write func(string, *release.Release) error,
 }
 
 func (d *cachingDriver) Delete(key string) (*release.Release, error) {
-	r, err := d.inner.Delete(key)
 	name, ok := releaseNameOfKey(key)
+	var r *release.Release
+	var err error
+	if ok && d.takeUnwritten(key) {
+		r, err = d.Get(key) // held in memory only: nothing to delete in storage
+	} else {
+		r, err = d.inner.Delete(key)
+	}
 	if !ok {
 		return r, err
 	}

@@ -2,6 +2,7 @@ package helmext
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -251,4 +252,86 @@ func TestCachingDriverKeepsEachChartOnce(t *testing.T) {
 	again, err := st.Get("a", 1)
 	require.NoError(t, err)
 	assert.Equal(t, "kind: ConfigMap", string(again.Chart.Templates[0].Data), "each release gets its own copy")
+}
+
+// writeCountingDriver counts the writes that reach the real storage.
+type writeCountingDriver struct {
+	driver.Driver
+	writes []string
+}
+
+func (c *writeCountingDriver) Create(key string, r *release.Release) error {
+	c.writes = append(c.writes, "create "+key+" "+r.Info.Status.String())
+	return c.Driver.Create(key, r)
+}
+
+func (c *writeCountingDriver) Update(key string, r *release.Release) error {
+	c.writes = append(c.writes, "update "+key+" "+r.Info.Status.String())
+	return c.Driver.Update(key, r)
+}
+
+func (c *writeCountingDriver) Delete(key string) (*release.Release, error) {
+	c.writes = append(c.writes, "delete "+key)
+	return c.Driver.Delete(key)
+}
+
+// TestCachingDriverWritesPendingRevisionsOnce: Helm's install and upgrade create a pending
+// revision and then record how they ended; storage sees one write per revision, with the end
+// state, and a process that stops in between leaves storage as it was before the action.
+func TestCachingDriverWritesPendingRevisionsOnce(t *testing.T) {
+	mem := driver.NewMemory()
+	mem.SetNamespace("ns")
+	inner := &writeCountingDriver{Driver: mem}
+	st := storage.Init(&cachingDriver{inner: inner, namespace: "ns", cache: newReleaseCache()})
+	st.MaxHistory = 2
+
+	// install, as action.Install does it
+	v1 := rel("a", 1, release.StatusPendingInstall)
+	require.NoError(t, st.Create(v1))
+	last, err := st.Last("a")
+	require.NoError(t, err)
+	assert.Equal(t, release.StatusPendingInstall, last.Info.Status, "the pending revision is visible to Helm")
+	_, err = mem.Get(releaseKey("a", 1))
+	require.ErrorIs(t, err, driver.ErrReleaseNotFound, "not written yet")
+	v1.Info.Status = release.StatusDeployed
+	require.NoError(t, st.Update(v1))
+	assert.Equal(t, []string{"create sh.helm.release.v1.a.v1 deployed"}, inner.writes)
+
+	// two upgrades, as action.Upgrade does them (history bound 2: the second drops v1)
+	for v := 2; v <= 3; v++ {
+		inner.writes = nil
+		next := rel("a", v, release.StatusPendingUpgrade)
+		require.NoError(t, st.Create(next))
+		prev, err := st.Get("a", v-1)
+		require.NoError(t, err)
+		prev.Info.Status = release.StatusSuperseded
+		require.NoError(t, st.Update(prev))
+		next.Info.Status = release.StatusDeployed
+		require.NoError(t, st.Update(next))
+		want := []string{fmt.Sprintf("update sh.helm.release.v1.a.v%d superseded", v-1), fmt.Sprintf("create sh.helm.release.v1.a.v%d deployed", v)}
+		if v == 3 {
+			want = append([]string{"delete sh.helm.release.v1.a.v1"}, want...)
+		}
+		assert.Equal(t, want, inner.writes)
+	}
+
+	// an upgrade interrupted after its pending revision: storage still has v3 deployed
+	inner.writes = nil
+	require.NoError(t, st.Create(rel("a", 4, release.StatusPendingUpgrade)))
+	fresh := storage.Init(&cachingDriver{inner: mem, namespace: "ns", cache: newReleaseCache()})
+	d, err := fresh.Deployed("a")
+	require.NoError(t, err)
+	assert.Equal(t, 3, d.Version)
+	h, err := fresh.History("a")
+	require.NoError(t, err)
+	assert.Len(t, h, 1, "v3 (v2 went to the history bound before v4 was created; v4 was never written)")
+	assert.Equal(t, []string{"delete sh.helm.release.v1.a.v2"}, inner.writes, "only the history bound's delete reached storage")
+
+	// a held revision deleted (an uninstall of a release stuck pending) never reaches storage
+	inner.writes = nil
+	_, err = st.Delete("a", 4)
+	require.NoError(t, err)
+	assert.Empty(t, inner.writes)
+	_, err = st.Get("a", 4)
+	require.ErrorIs(t, err, driver.ErrReleaseNotFound)
 }
