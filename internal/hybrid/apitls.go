@@ -21,7 +21,7 @@ import (
 // APICertRenewBefore its end (DittoFS reloads the mounted files, no restart). It returns when
 // to look again (zero in the other modes). The Secret goes with the server (owner reference):
 // it opens no data, and a server created again trusts a new CA.
-func (r *Reconciler) ensureAPICertificate(ctx context.Context, ds *v1alpha1.DittoServer, created *creations) (time.Duration, error) {
+func (r *Reconciler) ensureAPICertificate(ctx context.Context, ds *v1alpha1.DittoServer) (time.Duration, error) {
 	if ds.Spec.APITLSMode() != v1alpha1.APITLSOperator {
 		return 0, nil
 	}
@@ -43,8 +43,7 @@ func (r *Reconciler) ensureAPICertificate(ctx context.Context, ds *v1alpha1.Ditt
 			return 0, err
 		}
 		err = r.Client.Create(ctx, secret)
-		if err == nil {
-			created.add("Secret %s (the REST API's certificate and the CA clients trust, key ca.crt; renewed by the operator)", name)
+		if err == nil { // no event: an object of the server's own, like its StatefulSet
 			return time.Until(now.Add(specs.APICertValidity - specs.APICertRenewBefore)), nil
 		}
 		if !apierrors.IsAlreadyExists(err) {

@@ -94,12 +94,13 @@ type scope struct {
 	// volumes are the claim templates of the StatefulSet.
 	volumes []string
 	status  observed
-	// created lists the objects the steps created, for one Created event.
+	// created lists the objects the steps created that the user needs to know of (the
+	// generated credentials), for one Created event.
 	created creations
 }
 
 // creations collects what one reconcile created, so that a new server gets one Created event
-// ("Created Secret a (...), StatefulSet b") rather than one per object.
+// ("Created Secret a (...), Secret b (...)") rather than one per object.
 type creations []string
 
 func (c *creations) add(format string, args ...any) { *c = append(*c, fmt.Sprintf(format, args...)) }

@@ -43,7 +43,7 @@ func (r *Reconciler) reconcileSecrets(ctx context.Context, s *scope) (ctrl.Resul
 	if err := r.releaseCredentials(ctx, ds); err != nil {
 		return ctrl.Result{}, halt, err
 	}
-	renewIn, err := r.ensureAPICertificate(ctx, ds, &s.created)
+	renewIn, err := r.ensureAPICertificate(ctx, ds)
 	if err != nil {
 		return ctrl.Result{}, halt, err
 	}

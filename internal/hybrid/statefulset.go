@@ -55,7 +55,7 @@ func (r *Reconciler) reconcileStatefulSet(ctx context.Context, s *scope) (ctrl.R
 		PostgresSecret: postgresSecret, PerconaSecret: s.db.secret, RemoteStoreUpdated: storeUpdated,
 		KerberosUpdated: kerberosUpdated, Volumes: volumes,
 	})
-	res, err := r.applyStatefulSet(ctx, ds, desired, kept, &s.created)
+	res, err := r.applyStatefulSet(ctx, ds, desired, kept)
 	if err != nil {
 		return ctrl.Result{}, halt, err
 	}
@@ -146,7 +146,7 @@ type appliedStatefulSet struct {
 // applyStatefulSet server-side-applies the StatefulSet when the desired spec differs from what
 // was last applied (AnnotationSpecHash), the config hash or restart annotation changed, or the
 // replica count drifted.
-func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoServer, desired *appsv1.StatefulSet, kept map[string]*corev1.PersistentVolumeClaim, created *creations) (appliedStatefulSet, error) {
+func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoServer, desired *appsv1.StatefulSet, kept map[string]*corev1.PersistentVolumeClaim) (appliedStatefulSet, error) {
 	existing := &appsv1.StatefulSet{}
 	err := r.Client.Get(ctx, client.ObjectKeyFromObject(desired), existing)
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -213,7 +213,7 @@ func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoSer
 		}
 		return appliedStatefulSet{}, err
 	}
-	r.emitStatefulSetEvents(ds, existing, desired, found, created)
+	r.emitStatefulSetEvents(ds, existing, desired, found)
 	return appliedStatefulSet{sts: desired, blocked: blocked}, nil
 }
 
@@ -238,14 +238,14 @@ func statefulSetNeedsApply(existing, desired *appsv1.StatefulSet) (bool, error) 
 	return !specs.FieldsMatch(want, have, true), nil
 }
 
-// emitStatefulSetEvents says why the StatefulSet was written: created (in the reconcile's one
-// Created event), new config (the pod rolls), or an updated S3 store the pod must load.
-func (r *Reconciler) emitStatefulSetEvents(ds *v1alpha1.DittoServer, existing, desired *appsv1.StatefulSet, found bool, created *creations) {
+// emitStatefulSetEvents says why an existing StatefulSet was written: new config (the pod rolls),
+// an updated S3 store the pod must load, or drift put back. A new server's StatefulSet has no
+// event of its own: the Ready event follows it, and the status says what is in progress.
+func (r *Reconciler) emitStatefulSetEvents(ds *v1alpha1.DittoServer, existing, desired *appsv1.StatefulSet, found bool) {
 	oldHash := existing.Spec.Template.Annotations[specs.AnnotationConfigHash]
 	newHash := desired.Spec.Template.Annotations[specs.AnnotationConfigHash]
 	switch {
 	case !found:
-		created.add("StatefulSet %s", ds.Name)
 	case oldHash != newHash:
 		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventConfigChanged,
 			"Configuration or referenced Secrets changed (hash %s -> %s): rolling the DittoFS pod to pick it up", short(oldHash), short(newHash))

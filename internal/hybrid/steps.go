@@ -49,8 +49,8 @@ func (r *Reconciler) validateSpec(ctx context.Context, s *scope) (ctrl.Result, b
 // computes the config hash from it and the referenced Secrets. The pod never gets a hash of a
 // config it cannot see yet: the ConfigMap's update event brings the server back.
 // awaitHelm halts until the ConfigMap the Helm reconciler renders exists. Nothing the later
-// steps create is of use before it (the pod mounts it), and waiting for it creates a new
-// server's Secrets in the reconcile that creates its StatefulSet: one Created event for all.
+// steps create is of use before it (the pod mounts it): a server whose chart does not render
+// gets no Secrets yet, and a new server's objects are created in one reconcile.
 func (r *Reconciler) awaitHelm(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	name := specs.ConfigMapName(s.ds)
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.ds.Namespace, Name: name}, &corev1.ConfigMap{})

@@ -42,9 +42,10 @@ func (r *Renderer) Render(ds *v1alpha1.DittoServer) (*Rendered, error) {
 	if err != nil {
 		return nil, err
 	}
-	top, err := chartutil.ToRenderValues(r.Chart, vals, chartutil.ReleaseOptions{
+	// TranslateValues checked vals against the schema (compiled once); Helm would again.
+	top, err := chartutil.ToRenderValuesWithSchemaValidation(r.Chart, vals, chartutil.ReleaseOptions{
 		Name: ds.Name, Namespace: ds.Namespace, IsInstall: false, IsUpgrade: true, Revision: 1,
-	}, chartutil.DefaultCapabilities)
+	}, chartutil.DefaultCapabilities, true)
 	if err != nil {
 		return nil, fmt.Errorf("building render values: %w", err)
 	}

@@ -68,7 +68,7 @@ func TranslateValues(chrt *chart.Chart, ds *v1alpha1.DittoServer, operatorNamesp
 			return nil, invalidSpec("spec.chartValues", "cannot be merged with the chart defaults: "+oneLine(err.Error()))
 		}
 		vals = coalesced
-		if err := chartutil.ValidateAgainstSchema(chrt, vals); err != nil {
+		if err := validateValues(chrt, vals); err != nil {
 			return nil, invalidSpec("spec.chartValues", fmt.Sprintf(
 				"the merged chart values do not match the chart's values.schema.json; fix or remove the offending keys: %s", oneLine(err.Error())))
 		}

@@ -26,7 +26,9 @@ import (
 //     the releases of charts (the operator's own);
 //   - every Helm action's reachability probe (a GET /version each, three per reconcile) is
 //     skipped: the manager's watches already depend on the API server;
-//   - client-side OpenAPI validation is off (the API server validates every write anyway);
+//   - client-side OpenAPI validation is off (the API server validates every write anyway), and
+//     so is Helm's values.schema.json check, which compiles the schema on every action: the
+//     Translator checked the same values against the same schema, compiled once;
 //   - failure rollbacks are off: a failed release is reported, objects are left alone.
 func NewActionClientGetter(mgr ctrl.Manager, charts []string) (helmclient.ActionClientGetter, error) {
 	cache := newReleaseCache(charts...)
@@ -62,8 +64,14 @@ func NewActionClientGetter(mgr ctrl.Manager, charts []string) (helmclient.Action
 	})
 	return helmclient.NewActionClientGetter(withCaps,
 		helmclient.WithFailureRollbacks(false),
-		helmclient.AppendInstallOptions(func(i *action.Install) error { i.DisableOpenAPIValidation = true; return nil }),
-		helmclient.AppendUpgradeOptions(func(u *action.Upgrade) error { u.DisableOpenAPIValidation = true; return nil }),
+		helmclient.AppendInstallOptions(func(i *action.Install) error {
+			i.DisableOpenAPIValidation, i.SkipSchemaValidation = true, true
+			return nil
+		}),
+		helmclient.AppendUpgradeOptions(func(u *action.Upgrade) error {
+			u.DisableOpenAPIValidation, u.SkipSchemaValidation = true, true
+			return nil
+		}),
 	)
 }
 
