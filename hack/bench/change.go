@@ -62,8 +62,9 @@ func (br *benchRun) specChange(ctx context.Context) error {
 	res.SpecChange.Metrics = s0.m.delta(s1.m)
 	res.SpecChange.Trace = s0.tr.delta(s1.tr)
 	res.SpecChange.CPUSeconds = round3(s1.p.CPUSeconds - s0.p.CPUSeconds)
+	total, writes := apiRequests(res.SpecChange.Metrics, res.SpecChange.Trace)
 	logf("spec change of %s: ConfigMap %.3fs, new hash %.3fs, rolled %.3fs, Ready %.3fs; %d requests (%d writes), %d reconciles",
 		key, res.SpecChange.ConfigMapSeconds, res.SpecChange.HashSeconds, res.SpecChange.RolledSeconds, res.SpecChange.ReadySeconds,
-		res.SpecChange.Metrics.RequestsTotal, res.SpecChange.Metrics.Writes, res.SpecChange.Metrics.ReconcilesTotal)
+		total, writes, res.SpecChange.Metrics.ReconcilesTotal)
 	return nil
 }

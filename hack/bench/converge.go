@@ -114,13 +114,15 @@ func (br *benchRun) converge(ctx context.Context) error {
 	}
 	n := float64(len(servers))
 	res.Converge.Metrics = s0.m.delta(s1.m)
-	res.Converge.RequestsPerCR = round2(float64(res.Converge.Metrics.RequestsTotal) / n)
-	res.Converge.WritesPerCR = round2(float64(res.Converge.Metrics.Writes) / n)
+	res.Converge.Trace = s0.tr.delta(s1.tr)
+	total, writes := apiRequests(res.Converge.Metrics, res.Converge.Trace)
+	res.Converge.RequestsPerCR = round2(float64(total) / n)
+	res.Converge.WritesPerCR = round2(float64(writes) / n)
+	res.Converge.ClientRequestsPerCR = round2(float64(res.Converge.Metrics.RequestsTotal) / n)
 	res.Converge.ReconcilesCR = map[string]float64{}
 	for k, v := range res.Converge.Metrics.Reconciles {
 		res.Converge.ReconcilesCR[strings.Fields(k)[0]] += round2(float64(v) / n)
 	}
-	res.Converge.Trace = s0.tr.delta(s1.tr)
 	if res.Converge.Trace != nil {
 		res.Converge.TracePerCR = map[string]float64{}
 		for k, v := range res.Converge.Trace.Requests {
@@ -136,7 +138,7 @@ func (br *benchRun) converge(ctx context.Context) error {
 	res.Converge.KCMRequests = subMaps(s0.kcm, s1.kcm)
 	res.Converge.SchedRequests = subMaps(s0.sch, s1.sch)
 	logf("converge: %d requests (%.2f per CR, %.2f writes per CR), %d reconciles, %.2f CPU s, peak RSS %.1f MiB",
-		res.Converge.Metrics.RequestsTotal, res.Converge.RequestsPerCR, res.Converge.WritesPerCR,
+		total, res.Converge.RequestsPerCR, res.Converge.WritesPerCR,
 		res.Converge.Metrics.ReconcilesTotal, res.Converge.CPUSeconds, res.Converge.PeakRSSMiB)
 	res.Converge.ClusterCPU = subMaps(cpu0, br.c.componentCPU())
 	res.Converge.BenchCPU = round3(selfCPU() - self0)

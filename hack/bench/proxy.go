@@ -305,8 +305,9 @@ func (t *tracer) snapshot() traceSnapshot {
 type traceDelta struct {
 	// Requests by "VERB resource [flags] code", watches included (marked WATCH).
 	Requests map[string]int `json:"requests"`
-	// Total excludes WATCH requests.
-	Total int `json:"total"`
+	// Total excludes WATCH requests; Writes are its CREATE, APPLY, UPDATE, PATCH and DELETE.
+	Total  int `json:"total"`
+	Writes int `json:"writes"`
 	// PeakPerSecond is the highest number of non-watch requests in one wall-clock second.
 	PeakPerSecond int `json:"peakPerSecond"`
 }
@@ -322,6 +323,10 @@ func (a traceSnapshot) delta(b traceSnapshot) *traceDelta {
 			if !strings.HasPrefix(k, "WATCH ") {
 				d.Total += n
 			}
+			switch strings.Fields(k)[0] {
+			case "CREATE", "APPLY", "UPDATE", "PATCH", "DELETE":
+				d.Writes += n
+			}
 		}
 	}
 	for sec, v := range b.perSec {
@@ -330,6 +335,17 @@ func (a traceSnapshot) delta(b traceSnapshot) *traceDelta {
 		}
 	}
 	return d
+}
+
+// apiRequests are the requests that reached the API server and the writes among them: the
+// tracer's counts when it ran. client-go's rest_client_requests_total also counts the reads
+// the operator answers from its cache below the client (Helm's reads of the chart's objects),
+// so it is the fallback without the tracer.
+func apiRequests(m metricsDelta, t *traceDelta) (total, writes int) {
+	if t != nil {
+		return t.Total, t.Writes
+	}
+	return m.RequestsTotal, m.Writes
 }
 
 // sortedKeys orders a request map by count, then name.

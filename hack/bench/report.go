@@ -76,12 +76,15 @@ type runResult struct {
 		ReadyAfterPodsLat latencies `json:"readyAfterStatefulSetReady"`
 		QuietSeconds      float64   `json:"quietAfterSeconds"`
 
-		Metrics       metricsDelta       `json:"metrics"`
-		RequestsPerCR float64            `json:"requestsPerCR"`
-		WritesPerCR   float64            `json:"writesPerCR"`
-		ReconcilesCR  map[string]float64 `json:"reconcilesPerCRByController"`
-		Trace         *traceDelta        `json:"trace,omitempty"`
-		TracePerCR    map[string]float64 `json:"tracePerCR,omitempty"`
+		Metrics metricsDelta `json:"metrics"`
+		// RequestsPerCR and WritesPerCR reached the API server (apiRequests);
+		// ClientRequestsPerCR is client-go's count, reads answered from the cache included.
+		RequestsPerCR       float64            `json:"requestsPerCR"`
+		WritesPerCR         float64            `json:"writesPerCR"`
+		ClientRequestsPerCR float64            `json:"clientRequestsPerCR"`
+		ReconcilesCR        map[string]float64 `json:"reconcilesPerCRByController"`
+		Trace               *traceDelta        `json:"trace,omitempty"`
+		TracePerCR          map[string]float64 `json:"tracePerCR,omitempty"`
 
 		CPUSeconds    float64            `json:"cpuSeconds"`
 		PeakRSSMiB    float64            `json:"peakRSSMiB"` // VmHWM
@@ -230,7 +233,8 @@ func printTable(rep *report) {
 	})
 	row("API requests per converged CR", func(r *runResult) string { return f2(r.Converge.RequestsPerCR) })
 	row("  of which writes (POST/PUT/PATCH/DELETE)", func(r *runResult) string { return f2(r.Converge.WritesPerCR) })
-	row("  by method and code (total)", func(r *runResult) string { return mapText(r.Converge.Metrics.Requests) })
+	row("  client-go's count (reads answered from the cache included)", func(r *runResult) string { return f2(r.Converge.ClientRequestsPerCR) })
+	row("  client-go by method and code (total)", func(r *runResult) string { return mapText(r.Converge.Metrics.Requests) })
 	row("reconciles per CR (go / helm)", func(r *runResult) string {
 		return f2(r.Converge.ReconcilesCR["dittoserver-go"]) + " / " + f2(r.Converge.ReconcilesCR["dittoserver-helm"])
 	})
@@ -271,11 +275,16 @@ func printTable(rep *report) {
 		return f3(r.SpecChange.RolledSeconds) + " / " + f3(r.SpecChange.ReadySeconds)
 	})
 	row("  requests (writes) / reconciles", func(r *runResult) string {
-		return fmt.Sprintf("%d (%d) / %d", r.SpecChange.Metrics.RequestsTotal, r.SpecChange.Metrics.Writes, r.SpecChange.Metrics.ReconcilesTotal)
+		total, writes := apiRequests(r.SpecChange.Metrics, r.SpecChange.Trace)
+		return fmt.Sprintf("%d (%d) / %d", total, writes, r.SpecChange.Metrics.ReconcilesTotal)
 	})
-	row("restart: requests until quiet", func(r *runResult) string { return strconv.Itoa(r.Restart.Metrics.RequestsTotal) })
+	row("restart: requests until quiet", func(r *runResult) string {
+		total, _ := apiRequests(r.Restart.Metrics, r.Restart.Trace)
+		return strconv.Itoa(total)
+	})
 	row("  quiet after (s) / writes / objects changed", func(r *runResult) string {
-		return fmt.Sprintf("%s / %d / %d", f2(r.Restart.QuietAfterSeconds), r.Restart.Metrics.Writes, len(r.Restart.ObjectsChanged))
+		_, writes := apiRequests(r.Restart.Metrics, r.Restart.Trace)
+		return fmt.Sprintf("%s / %d / %d", f2(r.Restart.QuietAfterSeconds), writes, len(r.Restart.ObjectsChanged))
 	})
 	row("  reconciles / Ready after", func(r *runResult) string {
 		return fmt.Sprintf("%d / %d", r.Restart.Metrics.ReconcilesTotal, r.Restart.ReadyAfter)

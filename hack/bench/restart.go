@@ -47,8 +47,9 @@ func (br *benchRun) restart(ctx context.Context) error {
 	res.Restart.ObjectsChanged = diffVersions(before, after)
 	res.Restart.ReadyAfter = countReady(ctx, k8s, br.servers)
 	br.mark("end")
+	total, writes := apiRequests(res.Restart.Metrics, res.Restart.Trace)
 	logf("restart: %d requests (%d writes), quiet after %.2fs (quiet=%v), %d objects changed, %d/%d Ready",
-		res.Restart.Metrics.RequestsTotal, res.Restart.Metrics.Writes, res.Restart.QuietAfterSeconds, quiet,
+		total, writes, res.Restart.QuietAfterSeconds, quiet,
 		len(res.Restart.ObjectsChanged), res.Restart.ReadyAfter, res.N)
 	return nil
 }

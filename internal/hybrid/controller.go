@@ -76,6 +76,8 @@ type Reconciler struct {
 	perconaWatch *perconaWatch
 	// lastStatus is the last status write per server UID (appliedStatus).
 	lastStatus sync.Map
+	// rendered is the last render per server UID (renderedConfig).
+	rendered sync.Map
 	// creating holds the UIDs of servers whose first status this process wrote and that have
 	// not been Ready since (dittofs_server_time_to_ready_seconds).
 	creating sync.Map
@@ -131,6 +133,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !ds.DeletionTimestamp.IsZero() {
 		r.lastStatus.Delete(ds.UID)
 		r.creating.Delete(ds.UID)
+		r.rendered.Delete(ds.UID)
 		return r.reconcileDelete(ctx, ds)
 	}
 	if !controllerutil.ContainsFinalizer(ds, specs.Finalizer) {

@@ -48,10 +48,41 @@ func (r *Reconciler) validateSpec(ctx context.Context, s *scope) (ctrl.Result, b
 // reconcileConfig waits until the ConfigMap the Helm reconciler rendered matches the spec, and
 // computes the config hash from it and the referenced Secrets. The pod never gets a hash of a
 // config it cannot see yet: the ConfigMap's update event brings the server back.
+// renderedConfig is the config.yaml a server's spec renders to, at one generation.
+type renderedConfig struct {
+	generation int64
+	configYAML string
+}
+
+// renderConfig renders the chart for ds and returns its config.yaml. A render depends only on
+// the spec (with the operator-wide overrides, fixed for the process), the name and namespace,
+// so the last one is kept per server and generation: a server is reconciled about six times
+// on its way to Ready and every time its StatefulSet's status changes, and the render was the
+// largest part of each reconcile.
+func (r *Reconciler) renderConfig(ds *v1alpha1.DittoServer) (string, error) {
+	if kept, ok := r.rendered.Load(ds.UID); ok && kept.(renderedConfig).generation == ds.Generation {
+		return kept.(renderedConfig).configYAML, nil
+	}
+	rendered, err := r.Renderer.Render(ds)
+	if err != nil {
+		return "", err
+	}
+	configYAML, err := rendered.ConfigYAML()
+	if err != nil {
+		return "", err
+	}
+	r.rendered.Store(ds.UID, renderedConfig{generation: ds.Generation, configYAML: configYAML})
+	return configYAML, nil
+}
+
 // awaitHelm halts until the ConfigMap the Helm reconciler renders exists. Nothing the later
-// steps create is of use before it (the pod mounts it): a server whose chart does not render
-// gets no Secrets yet, and a new server's objects are created in one reconcile.
+// steps create is of use before it (the pod mounts it), so a new server's objects are created
+// in one reconcile. A spec that does not render goes on: the config step reports it (Helm will
+// not create the ConfigMap).
 func (r *Reconciler) awaitHelm(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
+	if _, err := r.renderConfig(s.ds); err != nil {
+		return ctrl.Result{}, proceed, nil
+	}
 	name := specs.ConfigMapName(s.ds)
 	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.ds.Namespace, Name: name}, &corev1.ConfigMap{})
 	if apierrors.IsNotFound(err) {
@@ -66,10 +97,8 @@ func (r *Reconciler) awaitHelm(ctx context.Context, s *scope) (ctrl.Result, bool
 
 func (r *Reconciler) reconcileConfig(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	ds := s.ds
-	rendered, err := r.Renderer.Render(ds)
-	if err == nil {
-		s.configYAML, err = rendered.ConfigYAML()
-	}
+	var err error
+	s.configYAML, err = r.renderConfig(ds)
 	if err != nil {
 		if problem, ok := specs.AsProblem(err); ok {
 			s.status.configFailed(problem)

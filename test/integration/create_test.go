@@ -16,6 +16,7 @@ import (
 
 	"github.com/dittofs/dittofs-operator/api/v1alpha1"
 	"github.com/dittofs/dittofs-operator/internal/specs"
+	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
 func TestCreateProducesObjectsAndStatus(t *testing.T) {
@@ -164,6 +165,10 @@ func TestGeneratedSecretsAreCreatedOnce(t *testing.T) {
 	}
 	assert.Equal(t, "gen-jwt-secret/secret", env["DITTOFS_CONTROLPLANE_SECRET"])
 	assert.Equal(t, "gen-admin-credentials/password", env["DITTOFS_ADMIN_INITIAL_PASSWORD"])
+	testenv.WaitEvent(t, k8s, ns, "gen", specs.EventCreated)
+	assert.Equal(t, []string{"Created Secret gen-jwt-secret (generated once, never rotated by the operator), " +
+		"Secret gen-admin-credentials (generated once, never rotated by the operator)"},
+		testenv.Events(t, k8s, ns, "gen", specs.EventCreated), "one event tells where the generated credentials are")
 
 	// A spec change reconciles again; the generated values stay.
 	updateServer(t, ns, "gen", func(ds *v1alpha1.DittoServer) {
