@@ -55,10 +55,12 @@ type Reconciler struct {
 	// PerconaPGCluster, the DittoServer when removing the finalizer).
 	APIReader client.Reader
 	// Secrets reads every Secret the server depends on (SecretReader).
-	Secrets  *SecretReader
-	Scheme   *runtime.Scheme
-	Recorder record.EventRecorder
-	Renderer *specs.Renderer
+	Secrets *SecretReader
+	// ClaimMeta holds the metadata of the operator's PersistentVolumeClaims (nil: not used).
+	ClaimMeta client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  record.EventRecorder
+	Renderer  *specs.Renderer
 	// Validator is the guard: the same checks as the validating webhook.
 	Validator *validation.Validator
 	// ClusterDomain is the cluster's DNS domain, named in the REST API's certificate.

@@ -246,14 +246,19 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 
 	// User Secrets are not in the manager's cache (it holds only Secrets the operator labelled,
 	// and never Helm release Secrets). A metadata-only cache of Secrets tells us when a
-	// referenced one changes; the data is then read through the API reader.
+	// referenced one changes; the data is then read through the API reader. The same cache
+	// holds the metadata of the servers' PersistentVolumeClaims (labelled from the claim
+	// templates): a new StatefulSet lists a server's claims only when some are there.
 	secretMeta := &metav1.PartialObjectMetadata{}
 	secretMeta.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "Secret"})
+	claimMeta := &metav1.PartialObjectMetadata{}
+	claimMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"))
 	secretCache, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme:            mgr.GetScheme(),
 		Mapper:            mgr.GetRESTMapper(),
 		DefaultTransform:  cache.TransformStripManagedFields(),
 		DefaultNamespaces: namespaceConfigs(opts.Namespaces),
+		ByObject:          map[client.Object]cache.ByObject{claimMeta: {Label: specs.OperatorObjects()}},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the Secret metadata cache: %w", err)
@@ -262,6 +267,11 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opt
 		return err
 	}
 	r.Secrets.Meta = secretCache
+	// Registered now, the claims' informer starts (and syncs) with the cache.
+	if _, err := secretCache.GetInformer(ctx, claimMeta); err != nil {
+		return fmt.Errorf("the PersistentVolumeClaim metadata informer: %w", err)
+	}
+	r.ClaimMeta = secretCache
 	secretToServers := handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
 		reqs := r.serversReferencing(ctx, indexSecretNames, s.Name, client.InNamespace(s.Namespace))
 		if len(reqs) == 0 {

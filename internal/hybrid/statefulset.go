@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -113,9 +114,21 @@ func (r *Reconciler) volumes(ctx context.Context, ds *v1alpha1.DittoServer, exis
 		}
 		return out, nil, nil
 	}
+	ofServer := []client.ListOption{client.InNamespace(ds.Namespace), client.MatchingLabels{specs.LabelInstance: ds.Name, specs.LabelPartOf: specs.PartOf}}
+	if r.ClaimMeta != nil {
+		// Most new servers have no claims yet: the metadata cache says so without a request.
+		// Bounded: a cache that cannot sync (RBAC without watch) must not hold the worker.
+		claims := &metav1.PartialObjectMetadataList{}
+		claims.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaimList"))
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := r.ClaimMeta.List(lctx, claims, ofServer...)
+		cancel()
+		if err == nil && len(claims.Items) == 0 {
+			return specs.PlanVolumes(ds, nil), map[string]*corev1.PersistentVolumeClaim{}, nil
+		}
+	}
 	pvcs := &corev1.PersistentVolumeClaimList{}
-	if err := r.APIReader.List(ctx, pvcs, client.InNamespace(ds.Namespace),
-		client.MatchingLabels{specs.LabelInstance: ds.Name, specs.LabelPartOf: specs.PartOf}); err != nil {
+	if err := r.APIReader.List(ctx, pvcs, ofServer...); err != nil {
 		return nil, nil, fmt.Errorf("listing the PersistentVolumeClaims of %s: %w", ds.Name, err)
 	}
 	kept := map[string]*corev1.PersistentVolumeClaim{}

@@ -45,9 +45,6 @@ func (r *Reconciler) validateSpec(ctx context.Context, s *scope) (ctrl.Result, b
 	return ctrl.Result{RequeueAfter: invalidSpecRecheck}, halt, nil
 }
 
-// reconcileConfig waits until the ConfigMap the Helm reconciler rendered matches the spec, and
-// computes the config hash from it and the referenced Secrets. The pod never gets a hash of a
-// config it cannot see yet: the ConfigMap's update event brings the server back.
 // renderedConfig is the config.yaml a server's spec renders to, at one generation.
 type renderedConfig struct {
 	generation int64
@@ -95,6 +92,9 @@ func (r *Reconciler) awaitHelm(ctx context.Context, s *scope) (ctrl.Result, bool
 	return ctrl.Result{}, err == nil, err
 }
 
+// reconcileConfig waits until the ConfigMap the Helm reconciler rendered matches the spec, and
+// computes the config hash from it and the referenced Secrets. The pod never gets a hash of a
+// config it cannot see yet: the ConfigMap's update event brings the server back.
 func (r *Reconciler) reconcileConfig(ctx context.Context, s *scope) (ctrl.Result, bool, error) {
 	ds := s.ds
 	var err error

@@ -556,3 +556,25 @@ func TestUnusedVolumes(t *testing.T) {
 	require.Len(t, got, 1)
 	assert.Equal(t, "PersistentVolumeClaim content-x-0 (spec.storage.contentSize) holds nothing: the local block store is on the cache volume; it is kept, delete it yourself if you do not need it", got[0])
 }
+
+// TestRenderConfigKeptPerGeneration: a server's render is made once per generation (the spec
+// can only change with it), and again for a new one.
+func TestRenderConfigKeptPerGeneration(t *testing.T) {
+	r, _ := newReconciler(t)
+	ns := newNamespace(t)
+	ds := newServer(t, ns, "memo")
+	first, err := r.renderConfig(ds)
+	require.NoError(t, err)
+	require.Contains(t, first, "/data/controlplane/controlplane.db")
+
+	same := ds.DeepCopy()
+	same.Spec.Database = &v1alpha1.DatabaseSpec{Type: "sqlite", SQLite: &v1alpha1.SQLiteSpec{Path: "/data/controlplane/other.db"}}
+	kept, err := r.renderConfig(same)
+	require.NoError(t, err)
+	assert.Equal(t, first, kept, "same generation: the kept render")
+
+	same.Generation++
+	next, err := r.renderConfig(same)
+	require.NoError(t, err)
+	assert.Contains(t, next, "/data/controlplane/other.db", "a new generation renders again")
+}

@@ -19,9 +19,9 @@ import (
 	"github.com/dittofs/dittofs-operator/internal/specs"
 )
 
-// PVCs: find a server's claims (get, list), grow them (patch), delete them only with
-// spec.storage.deleteWithServer.
-// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;patch;delete
+// PVCs: find a server's claims (get, list; watch: the metadata of the operator's claims is
+// cached), grow them (patch), delete them only with spec.storage.deleteWithServer.
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;patch;delete
 
 // A StatefulSet's volumeClaimTemplates cannot change. A larger spec.storage size is applied the
 // way storage operators do it: each existing PVC is resized (the StorageClass must allow

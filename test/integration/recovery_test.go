@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
@@ -232,4 +233,39 @@ func TestDeletionTakesThePodAnInterruptedRecreationLeft(t *testing.T) {
 	for _, p := range []*corev1.Pod{owned, neighbour} {
 		assert.NoError(t, k8s.Get(ctx(), client.ObjectKeyFromObject(p), &corev1.Pod{}), "pod %s is not the operator's to delete", p.Name)
 	}
+}
+
+// TestKeptOptionalVolumeIsMountedAgain: a server created where one of its name left the claim
+// of a volume the new spec would not provision (here the cache volume of a server that stores
+// its files on the content volume) mounts it again: the operator finds the claim (its metadata
+// cache tells it to list the server's claims) and keeps it in the claim templates.
+func TestKeptOptionalVolumeIsMountedAgain(t *testing.T) {
+	mgr := env.StartManager(t)
+	defer mgr.Stop(t)
+	ns := newNamespace(t)
+	userSecrets(t, ns)
+	kept := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "cache-kept-0", Namespace: ns, Labels: map[string]string{
+			specs.LabelInstance: "kept", specs.LabelPartOf: specs.PartOf, specs.LabelComponent: specs.VolumeCache}},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("5Gi")}},
+		},
+	}
+	require.NoError(t, k8s.Create(ctx(), kept))
+	time.Sleep(time.Second) // the operator's watch sees the claim
+
+	require.NoError(t, k8s.Create(ctx(), basicServer(ns, "kept"))) // files on the content volume
+	var templates []string
+	for _, c := range getStatefulSet(t, ns, "kept").Spec.VolumeClaimTemplates {
+		templates = append(templates, c.Name)
+	}
+	assert.Equal(t, []string{specs.VolumeControlPlane, specs.VolumeMetadata, specs.VolumeCache, specs.VolumeContent}, templates)
+
+	require.NoError(t, k8s.Create(ctx(), basicServer(ns, "fresh")))
+	templates = nil
+	for _, c := range getStatefulSet(t, ns, "fresh").Spec.VolumeClaimTemplates {
+		templates = append(templates, c.Name)
+	}
+	assert.Equal(t, []string{specs.VolumeControlPlane, specs.VolumeMetadata, specs.VolumeContent}, templates, "a volume nothing uses is not provisioned")
 }
