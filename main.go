@@ -58,6 +58,7 @@ func main() {
 	flag.StringVar(&o.metricsCertName, "metrics-cert-name", "tls.crt", "certificate file in --metrics-cert-dir")
 	flag.StringVar(&o.metricsCertKey, "metrics-cert-key", "tls.key", "key file in --metrics-cert-dir")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof endpoints, unauthenticated: bind it to 127.0.0.1 (\"0\" disables them; make bench profiles the operator through it)")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "enable leader election (required with more than one replica)")
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease (empty: the operator's own namespace, read in-cluster; required out of cluster with --leader-elect)")
 	flag.StringVar(&o.operatorNamespace, "operator-namespace", inClusterNamespace(), "the operator's namespace, which each server's NetworkPolicy lets reach the DittoFS API and metrics (default: the pod's own namespace in-cluster; empty out of cluster)")
@@ -95,23 +96,23 @@ func main() {
 
 // runOptions are the flags.
 type runOptions struct {
-	metricsAddr, probeAddr, watchesFile string
-	overridesFile                       string
-	metricsCertDir                      string
-	metricsCertName, metricsCertKey     string
-	leaderElectionNamespace             string
-	operatorNamespace                   string
-	secureMetrics, leaderElect          bool
-	qps                                 float64
-	burst, helmWorkers, goWorkers       int
-	maxHistory                          int
-	waitForDeletion                     time.Duration
-	webhookCertDir, enableWebhooks      string
-	clusterDomain, apiAddress           string
-	manageControlPlane                  bool
-	controlPlaneResync                  time.Duration
-	maxRollouts                         int
-	rolloutSlotTimeout                  time.Duration
+	metricsAddr, probeAddr, pprofAddr, watchesFile string
+	overridesFile                                  string
+	metricsCertDir                                 string
+	metricsCertName, metricsCertKey                string
+	leaderElectionNamespace                        string
+	operatorNamespace                              string
+	secureMetrics, leaderElect                     bool
+	qps                                            float64
+	burst, helmWorkers, goWorkers                  int
+	maxHistory                                     int
+	waitForDeletion                                time.Duration
+	webhookCertDir, enableWebhooks                 string
+	clusterDomain, apiAddress                      string
+	manageControlPlane                             bool
+	controlPlaneResync                             time.Duration
+	maxRollouts                                    int
+	rolloutSlotTimeout                             time.Duration
 }
 
 func run(o runOptions) error {
@@ -166,6 +167,7 @@ func run(o runOptions) error {
 		Cache:                   hybrid.CacheOptions(namespaces),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "dittofs-operator.dittofs.com",
 		LeaderElectionNamespace: o.leaderElectionNamespace,

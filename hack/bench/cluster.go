@@ -287,6 +287,7 @@ type operator struct {
 	pid         int
 	metricsPort int
 	probePort   int
+	pprofPort   int // 0: not profiled
 	log         string
 	pidFile     string
 	started     time.Time
@@ -304,7 +305,7 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startOperator(ctx context.Context, manager, kubeconfig, logPath, pidFile string, extra []string) (*operator, error) {
+func startOperator(ctx context.Context, manager, kubeconfig, logPath, pidFile string, extra []string, profile bool) (*operator, error) {
 	mp, err := freePort()
 	if err != nil {
 		return nil, err
@@ -318,15 +319,25 @@ func startOperator(ctx context.Context, manager, kubeconfig, logPath, pidFile st
 			return nil, err
 		}
 	}
+	var pprofPort int
+	for profile && (pprofPort == 0 || pprofPort == mp || pprofPort == pp) {
+		if pprofPort, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{
+	args := []string{
 		"--kubeconfig", kubeconfig,
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", mp), "--metrics-secure=false",
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", pp),
-	}, extra...)
+	}
+	if profile {
+		args = append(args, "--pprof-bind-address", fmt.Sprintf("127.0.0.1:%d", pprofPort))
+	}
+	args = append(args, extra...)
 	cmd := exec.Command(manager, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -335,7 +346,7 @@ func startOperator(ctx context.Context, manager, kubeconfig, logPath, pidFile st
 		_ = logFile.Close()
 		return nil, err
 	}
-	op := &operator{cmd: cmd, pid: cmd.Process.Pid, metricsPort: mp, probePort: pp, log: logPath, pidFile: pidFile,
+	op := &operator{cmd: cmd, pid: cmd.Process.Pid, metricsPort: mp, probePort: pp, pprofPort: pprofPort, log: logPath, pidFile: pidFile,
 		started: time.Now(), done: make(chan error, 1)}
 	_ = os.WriteFile(pidFile, []byte(strconv.Itoa(op.pid)), 0o644)
 	go func() {

@@ -33,6 +33,7 @@ func (br *benchRun) converge(ctx context.Context) error {
 		return err
 	}
 	sampler.reset()
+	prof := br.startProfiling("converge")
 	t0 := time.Now()
 	work := make(chan types.NamespacedName)
 	errs := make(chan error, len(servers))
@@ -108,6 +109,7 @@ func (br *benchRun) converge(ctx context.Context) error {
 		return err
 	}
 	res.Converge.QuietSeconds = round3(last.Sub(t0).Seconds())
+	res.Converge.Profiles = prof.finish()
 	s1, err := take(op, tr, kcmPort, schedPort)
 	if err != nil {
 		return err

@@ -61,8 +61,10 @@ type benchConfig struct {
 	RaisedKCMArgs []string `json:"raisedKubeControllerManagerArgs,omitempty"`
 	Manager       string   `json:"manager"`
 	Trace         bool     `json:"trace"`
-	Cluster       string   `json:"cluster"`
-	K8sVersion    string   `json:"k8sVersion"`
+	// Profile takes CPU profiles of the operator while servers converge (BENCH_PROFILE=1).
+	Profile    bool   `json:"profile,omitempty"`
+	Cluster    string `json:"cluster"`
+	K8sVersion string `json:"k8sVersion"`
 }
 
 func loadConfig() (benchConfig, error) {
@@ -105,6 +107,7 @@ func loadConfig() (benchConfig, error) {
 	c.RaisedKCMArgs = strings.Fields(envOr("BENCH_RAISED_KCM_ARGS", "--kube-api-qps=1000 --kube-api-burst=2000"))
 	c.Manager = os.Getenv("BENCH_MANAGER")
 	c.Trace = envOr("BENCH_TRACE", "1") != "0"
+	c.Profile = os.Getenv("BENCH_PROFILE") == "1"
 	return c, nil
 }
 

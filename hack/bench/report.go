@@ -86,15 +86,17 @@ type runResult struct {
 		Trace               *traceDelta        `json:"trace,omitempty"`
 		TracePerCR          map[string]float64 `json:"tracePerCR,omitempty"`
 
-		CPUSeconds    float64            `json:"cpuSeconds"`
-		PeakRSSMiB    float64            `json:"peakRSSMiB"` // VmHWM
-		RSSAfterMiB   float64            `json:"rssAfterMiB"`
-		AnonAfterMiB  float64            `json:"rssAnonAfterMiB"`
-		FileAfterMiB  float64            `json:"rssFileAfterMiB"`
-		HeapInuseMiB  float64            `json:"heapInuseMiB"`
-		ClusterCPU    map[string]float64 `json:"clusterCPUSeconds,omitempty"`
-		BenchCPU      float64            `json:"benchCPUSeconds"`
-		KCMRequests   map[string]float64 `json:"kubeControllerManagerRequests,omitempty"`
+		CPUSeconds   float64            `json:"cpuSeconds"`
+		PeakRSSMiB   float64            `json:"peakRSSMiB"` // VmHWM
+		RSSAfterMiB  float64            `json:"rssAfterMiB"`
+		AnonAfterMiB float64            `json:"rssAnonAfterMiB"`
+		FileAfterMiB float64            `json:"rssFileAfterMiB"`
+		HeapInuseMiB float64            `json:"heapInuseMiB"`
+		ClusterCPU   map[string]float64 `json:"clusterCPUSeconds,omitempty"`
+		BenchCPU     float64            `json:"benchCPUSeconds"`
+		KCMRequests  map[string]float64 `json:"kubeControllerManagerRequests,omitempty"`
+		// Profiles are the operator's CPU profiles of the phase (BENCH_PROFILE=1).
+		Profiles      []string           `json:"cpuProfiles,omitempty"`
 		SchedRequests map[string]float64 `json:"kubeSchedulerRequests,omitempty"`
 	} `json:"converge"`
 
