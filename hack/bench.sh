@@ -22,7 +22,8 @@
 #                             line; BENCH_RAISED_N= skips it
 #   BENCH_RAISED_KCM_ARGS="--kube-api-qps=1000 --kube-api-burst=2000"
 #   BENCH_PROFILE=0           1: CPU profiles of the operator while servers converge (5 s chunks,
-#                             bin/bench/<stamp>-<run>-converge-cpu-*.pprof; go tool pprof merges them)
+#                             bin/bench/<stamp>-<run>-converge-cpu-*.pprof; go tool pprof merges
+#                             them) and a heap profile after idle (<stamp>-<run>-idle-heap.pprof)
 #   BENCH_MANAGER=bin/manager the operator binary to measure (make build: static, stripped, as in
 #                             the image)
 #   KWOK_CLUSTER=dittofs-bench

@@ -44,6 +44,7 @@ func (br *benchRun) idle(ctx context.Context) error {
 	}
 	res.Idle.ResourceChange = diffVersions(before, after)
 	res.Idle.ReadyAtEnd = countReady(ctx, k8s, servers)
+	res.Idle.HeapProfile = br.heapProfile("idle")
 	logf("idle: %d reconciles, %d writes, %d requests, %.2f CPU s, RSS %.1f MiB, %d objects changed",
 		res.Idle.Metrics.ReconcilesTotal, res.Idle.Metrics.Writes, res.Idle.Metrics.RequestsTotal,
 		res.Idle.CPUSeconds, res.Idle.RSSSettledMiB, len(res.Idle.ResourceChange))

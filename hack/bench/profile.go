@@ -51,6 +51,19 @@ func (br *benchRun) startProfiling(phase string) *cpuProfiler {
 	return p
 }
 
+// heapProfile saves the operator's heap profile (BENCH_PROFILE=1; "" otherwise or on failure).
+func (br *benchRun) heapProfile(phase string) string {
+	if !br.cfg.Profile || br.op == nil || br.op.pprofPort == 0 {
+		return ""
+	}
+	path := filepath.Join(br.outDir, fmt.Sprintf("%s-%s-%s-heap.pprof", br.stamp, br.res.fileTag(), phase))
+	if err := fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", br.op.pprofPort), path); err != nil {
+		logf("heap profile: %v", err)
+		return ""
+	}
+	return path
+}
+
 // finish waits for the chunk in progress and returns the profiles taken.
 func (p *cpuProfiler) finish() []string {
 	if p == nil {

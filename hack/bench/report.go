@@ -112,6 +112,8 @@ type runResult struct {
 		HeapInuseMiB   float64      `json:"heapInuseMiB"`
 		ReadyAtEnd     int          `json:"readyAtEnd"`
 		ResourceChange []string     `json:"objectsChanged"`
+		// HeapProfile is the operator's heap profile at the end (BENCH_PROFILE=1).
+		HeapProfile string `json:"heapProfile,omitempty"`
 	} `json:"idle"`
 
 	SpecChange struct {
