@@ -120,6 +120,11 @@ func (r *Reconciler) reconcileConfig(ctx context.Context, s *scope) (ctrl.Result
 		// The Helm upgrade has not landed yet; its ConfigMap event brings us back. Until then the
 		// pod keeps the config it has.
 		s.status.configPending(fmt.Sprintf("ConfigMap %s does not match the spec yet (Helm upgrade pending)", name))
+		// Helm has not reported on this generation yet: its upgrade lands within a moment and
+		// a status written now would be replaced at once. Once Helm has reported (a failed
+		// upgrade), the pending config is written.
+		init := meta.FindStatusCondition(ds.Status.Conditions, specs.ConditionInitialized)
+		s.status.deferWrite = init == nil || init.ObservedGeneration < ds.Generation
 		return ctrl.Result{}, halt, nil
 	}
 	if s.db.gate {

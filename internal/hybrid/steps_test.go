@@ -303,6 +303,14 @@ func TestReconcileConfigStep(t *testing.T) {
 		assert.False(t, next, "never a hash of a config the pod cannot see")
 		assert.Contains(t, s.status.config.message, "does not match the spec yet")
 		assert.False(t, s.status.config.broken)
+		assert.True(t, s.status.deferWrite, "Helm has not reported on this generation: its upgrade comes at once")
+
+		// Helm has reported on this generation (its upgrade failed): the pending config is written.
+		ds.Status.Conditions = []metav1.Condition{{Type: specs.ConditionInitialized, Status: metav1.ConditionTrue, ObservedGeneration: ds.Generation}}
+		s = &scope{ds: ds, status: newObserved(ds), secrets: secrets}
+		_, _, err = r.reconcileConfig(ctx(), s)
+		require.NoError(t, err)
+		assert.False(t, s.status.deferWrite)
 	})
 	t.Run("matching ConfigMap", func(t *testing.T) {
 		ds := newServer(t, ns, "match")
