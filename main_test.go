@@ -188,3 +188,19 @@ func TestOverrideValuesSources(t *testing.T) {
 	_, err = overrideValues("", "[not, a, map]")
 	assert.ErrorContains(t, err, "DITTOFS_OVERRIDE_VALUES: not a YAML map")
 }
+
+// TestSoftLimit: the Go runtime's soft memory limit follows the container's limit (the shipped
+// Deployment's 256Mi gives 192 MiB); without a limit there is none.
+func TestSoftLimit(t *testing.T) {
+	for content, want := range map[string]int64{
+		"268435456\n":           201326592, // 256Mi
+		"1073741824":            805306368,
+		"max\n":                 0, // cgroup v2 without a limit
+		"9223372036854771712\n": 0, // cgroup v1 without a limit
+		"":                      0,
+		"garbage":               0,
+		"0":                     0,
+	} {
+		assert.Equal(t, want, softLimit(content), "%q", content)
+	}
+}

@@ -21,6 +21,8 @@
 #   BENCH_RAISED_N=50         N run a second time with BENCH_RAISED_KCM_ARGS, the labelled second
 #                             line; BENCH_RAISED_N= skips it
 #   BENCH_RAISED_KCM_ARGS="--kube-api-qps=1000 --kube-api-burst=2000"
+#   BENCH_OPERATOR_ENV=       KEY=VALUE ... added to the operator's environment (a tuned line, e.g.
+#                             GOMEMLIMIT=110MiB)
 #   BENCH_PROFILE=0           1: CPU profiles of the operator while servers converge (5 s chunks,
 #                             bin/bench/<stamp>-<run>-converge-cpu-*.pprof; go tool pprof merges
 #                             them) and a heap profile after idle (<stamp>-<run>-idle-heap.pprof)

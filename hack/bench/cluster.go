@@ -305,7 +305,7 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startOperator(ctx context.Context, manager, kubeconfig, logPath, pidFile string, extra []string, profile bool) (*operator, error) {
+func startOperator(ctx context.Context, manager, kubeconfig, logPath, pidFile string, extra, env []string, profile bool) (*operator, error) {
 	mp, err := freePort()
 	if err != nil {
 		return nil, err
@@ -341,7 +341,7 @@ func startOperator(ctx context.Context, manager, kubeconfig, logPath, pidFile st
 	cmd := exec.Command(manager, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
 		return nil, err

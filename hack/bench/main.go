@@ -61,6 +61,9 @@ type benchConfig struct {
 	RaisedKCMArgs []string `json:"raisedKubeControllerManagerArgs,omitempty"`
 	Manager       string   `json:"manager"`
 	Trace         bool     `json:"trace"`
+	// OperatorEnv is added to the operator's environment (BENCH_OPERATOR_ENV, KEY=VALUE ...),
+	// e.g. GOMEMLIMIT for a tuned line.
+	OperatorEnv []string `json:"operatorEnv,omitempty"`
 	// Profile takes CPU profiles of the operator while servers converge (BENCH_PROFILE=1).
 	Profile    bool   `json:"profile,omitempty"`
 	Cluster    string `json:"cluster"`
@@ -108,6 +111,7 @@ func loadConfig() (benchConfig, error) {
 	c.Manager = os.Getenv("BENCH_MANAGER")
 	c.Trace = envOr("BENCH_TRACE", "1") != "0"
 	c.Profile = os.Getenv("BENCH_PROFILE") == "1"
+	c.OperatorEnv = strings.Fields(os.Getenv("BENCH_OPERATOR_ENV"))
 	return c, nil
 }
 

@@ -198,7 +198,8 @@ func (r *runResult) fileTag() string {
 }
 
 func printTable(rep *report) {
-	fmt.Printf("\n==== results (%d CPUs %s, %s; operator args %q)\n", rep.Machine.Nproc, rep.Machine.CPUModel, rep.Machine.MemTotal, rep.Config.OperatorArgs)
+	fmt.Printf("\n==== results (%d CPUs %s, %s; operator args %q, env %q)\n", rep.Machine.Nproc, rep.Machine.CPUModel, rep.Machine.MemTotal,
+		rep.Config.OperatorArgs, rep.Config.OperatorEnv)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	header := "metric"
 	for _, r := range rep.Runs {

@@ -47,7 +47,7 @@ func (br *benchRun) launch(ctx context.Context, suffix string) error {
 	logPath := filepath.Join(br.outDir, fmt.Sprintf("%s-%s-manager%s.log", br.stamp, br.res.fileTag(), suffix))
 	br.res.Logs = append(br.res.Logs, logPath)
 	var err error
-	if br.op, err = startOperator(ctx, br.manager, br.opKubeconfig, logPath, br.pidFile, br.cfg.OperatorArgs, br.cfg.Profile); err != nil {
+	if br.op, err = startOperator(ctx, br.manager, br.opKubeconfig, logPath, br.pidFile, br.cfg.OperatorArgs, br.cfg.OperatorEnv, br.cfg.Profile); err != nil {
 		br.op, br.sampler = nil, nil
 		return err
 	}
