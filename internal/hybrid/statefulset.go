@@ -255,10 +255,12 @@ func statefulSetNeedsApply(existing, desired *appsv1.StatefulSet) (bool, error) 
 // an updated S3 store the pod must load, or drift put back. A new server's StatefulSet has no
 // event of its own: the Ready event follows it, and the status says what is in progress.
 func (r *Reconciler) emitStatefulSetEvents(ds *v1alpha1.DittoServer, existing, desired *appsv1.StatefulSet, found bool) {
+	if !found {
+		return
+	}
 	oldHash := existing.Spec.Template.Annotations[specs.AnnotationConfigHash]
 	newHash := desired.Spec.Template.Annotations[specs.AnnotationConfigHash]
 	switch {
-	case !found:
 	case oldHash != newHash:
 		r.Recorder.Eventf(ds, corev1.EventTypeNormal, specs.EventConfigChanged,
 			"Configuration or referenced Secrets changed (hash %s -> %s): rolling the DittoFS pod to pick it up", short(oldHash), short(newHash))
