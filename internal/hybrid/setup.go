@@ -366,8 +366,10 @@ func specOrHelmStatusChanged() predicate.Predicate {
 			if !okOld || !okNew {
 				return true
 			}
+			// A finalizer removed matters (deletion goes on, or ours must be put back); one
+			// added is the Go controller's own write, whose reconcile carried on after it.
 			if o.Generation != n.Generation || !o.DeletionTimestamp.Equal(n.DeletionTimestamp) ||
-				len(o.Finalizers) != len(n.Finalizers) {
+				len(n.Finalizers) < len(o.Finalizers) {
 				return true
 			}
 			for _, t := range specs.HelmConditionTypes {
