@@ -160,8 +160,9 @@ func run(o runOptions) error {
 	if err := metrics.Registry.Register(buildInfo()); err != nil {
 		return err
 	}
+	memoryLimit := setMemoryLimit()
 	setupLog.Info("starting", "version", Version(), "commit", commit(), "watchNamespaces", namespaces, "operatorNamespace", o.operatorNamespace, "webhook", webhooks,
-		"memoryLimit", setMemoryLimit())
+		"goMemoryLimit", memoryLimit)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		WebhookServer:           webhook.NewServer(webhook.Options{CertDir: o.webhookCertDir, Port: 9443}),
 		Scheme:                  scheme,
