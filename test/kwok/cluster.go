@@ -268,6 +268,11 @@ func isZombie(stat string) bool {
 // RestartAPIServer SIGKILLs kube-apiserver, starts it again and waits (bounded by timeout) until
 // it answers /readyz. It returns how long the API was unavailable.
 func (c *Cluster) RestartAPIServer(timeout time.Duration) (time.Duration, error) {
+	// While it is down its port is free: a cluster another test package creates meanwhile could
+	// take it (a CI run failed so: "bind: address already in use", an HTTP server answering on
+	// the API server's port). Creation takes the same lock, so none is created until it is back.
+	unlock := c.lock()
+	defer unlock()
 	start := time.Now()
 	restart, err := c.KillComponent("kube-apiserver")
 	if err != nil {
