@@ -295,7 +295,9 @@ func (d *cachingDriver) invalidate(name string) {
 	d.cache.mu.Unlock()
 }
 
-func (d *cachingDriver) store(key string, r *release.Release) {
+// store keeps r under key: after it was written to the Secrets, or, held, instead of writing
+// it (a pending revision, releaseCache; only a key not known yet). It reports whether r is kept.
+func (d *cachingDriver) store(key string, r *release.Release, held bool) bool {
 	name := r.Name
 	b, err := d.cache.encode(r)
 	d.cache.mu.Lock()
@@ -305,7 +307,7 @@ func (d *cachingDriver) store(key string, r *release.Release) {
 	entry, ok := d.cache.byName[d.id(name)]
 	if !ok {
 		if !st.listed || st.byNameOnly[name] {
-			return // not loaded: the next use reads the Secrets
+			return false // not loaded: the next use reads the Secrets
 		}
 		entry = map[string][]byte{} // first release of this name since the listing
 		d.cache.byName[d.id(name)] = entry
@@ -313,9 +315,16 @@ func (d *cachingDriver) store(key string, r *release.Release) {
 	if err != nil {
 		delete(d.cache.byName, d.id(name))
 		st.byNameOnly[name] = true
-		return
+		return false
+	}
+	if held {
+		if _, exists := entry[key]; exists {
+			return false
+		}
+		d.cache.unwritten[d.id(key)] = true
 	}
 	entry[key] = b
+	return true
 }
 
 func (d *cachingDriver) Name() string { return d.inner.Name() }
@@ -406,25 +415,12 @@ func (d *cachingDriver) Create(key string, r *release.Release) error {
 }
 
 // holdPending keeps a new pending revision in memory only (releaseCache); false when it cannot
-// (its release is not loaded, or the key is already known) and it is to be written.
+// (its release does not load, or the key is already known) and it is to be written.
 func (d *cachingDriver) holdPending(key string, r *release.Release) bool {
 	if _, err := d.load(r.Name); err != nil {
 		return false
 	}
-	b, err := d.cache.encode(r)
-	if err != nil {
-		return false
-	}
-	d.cache.mu.Lock()
-	defer d.cache.mu.Unlock()
-	entry, ok := d.cache.byName[d.id(r.Name)]
-	if _, exists := entry[key]; !ok || exists {
-		return false
-	}
-	entry[key] = b
-	d.cache.unwritten[d.id(key)] = true
-	d.cache.ns(d.namespace).wrote(r.Name)
-	return true
+	return d.store(key, r, true)
 }
 
 // takeUnwritten reports whether key is a pending revision held in memory only, and forgets that
@@ -451,7 +447,7 @@ func (d *cachingDriver) writeThrough(write func(string, *release.Release) error,
 		d.invalidate(r.Name)
 		return err
 	}
-	d.store(key, r)
+	d.store(key, r, false)
 	return nil
 }
 
