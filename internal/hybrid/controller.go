@@ -95,6 +95,8 @@ type scope struct {
 	// configYAML is the config.yaml the spec renders to, and hash its config hash; legacyHash
 	// is the hash operators before this one computed (with the admin password).
 	configYAML, hash, legacyHash string
+	// configMap is the ConfigMap Helm rendered (awaitHelm reads it).
+	configMap *corev1.ConfigMap
 	// volumes are the claim templates of the StatefulSet.
 	volumes []string
 	status  observed

@@ -81,7 +81,8 @@ func (r *Reconciler) awaitHelm(ctx context.Context, s *scope) (ctrl.Result, bool
 		return ctrl.Result{}, proceed, nil
 	}
 	name := specs.ConfigMapName(s.ds)
-	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.ds.Namespace, Name: name}, &corev1.ConfigMap{})
+	cm := &corev1.ConfigMap{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.ds.Namespace, Name: name}, cm)
 	if apierrors.IsNotFound(err) {
 		s.status.configPending(fmt.Sprintf("waiting for the Helm reconciler to create ConfigMap %s", name))
 		// A new server: Helm's first status write (Initialized) and the ConfigMap's creation
@@ -89,7 +90,11 @@ func (r *Reconciler) awaitHelm(ctx context.Context, s *scope) (ctrl.Result, bool
 		s.status.deferWrite = meta.FindStatusCondition(s.ds.Status.Conditions, specs.ConditionInitialized) == nil
 		return ctrl.Result{}, halt, nil
 	}
-	return ctrl.Result{}, err == nil, err
+	if err != nil {
+		return ctrl.Result{}, halt, err
+	}
+	s.configMap = cm
+	return ctrl.Result{}, proceed, nil
 }
 
 // reconcileConfig waits until the ConfigMap the Helm reconciler rendered matches the spec, and
@@ -107,16 +112,9 @@ func (r *Reconciler) reconcileConfig(ctx context.Context, s *scope) (ctrl.Result
 		}
 		return ctrl.Result{}, halt, nil
 	}
-	name := specs.ConfigMapName(ds)
-	cm := &corev1.ConfigMap{}
-	err = r.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: name}, cm)
-	switch {
-	case apierrors.IsNotFound(err): // deleted since awaitHelm looked; its event brings us back
-		s.status.configPending(fmt.Sprintf("waiting for the Helm reconciler to create ConfigMap %s", name))
-		return ctrl.Result{}, halt, nil
-	case err != nil:
-		return ctrl.Result{}, halt, err
-	case cm.Data[specs.ConfigFileName] != s.configYAML:
+	// awaitHelm read the ConfigMap; it goes on without one only for a spec that does not render.
+	name, cm := specs.ConfigMapName(ds), s.configMap
+	if cm == nil || cm.Data[specs.ConfigFileName] != s.configYAML {
 		// The Helm upgrade has not landed yet; its ConfigMap event brings us back. Until then the
 		// pod keeps the config it has.
 		s.status.configPending(fmt.Sprintf("ConfigMap %s does not match the spec yet (Helm upgrade pending)", name))

@@ -256,7 +256,7 @@ func TestReconcileSecretsStep(t *testing.T) {
 }
 
 // configMapFor writes the ConfigMap the Helm reconciler would render for ds.
-func configMapFor(t *testing.T, r *Reconciler, ds *v1alpha1.DittoServer, config string) {
+func configMapFor(t *testing.T, r *Reconciler, ds *v1alpha1.DittoServer, config string) *corev1.ConfigMap {
 	t.Helper()
 	if config == "" {
 		rendered, err := r.Renderer.Render(ds)
@@ -269,6 +269,7 @@ func configMapFor(t *testing.T, r *Reconciler, ds *v1alpha1.DittoServer, config 
 		Data:       map[string]string{specs.ConfigFileName: config},
 	}
 	require.NoError(t, k8s.Create(ctx(), cm))
+	return cm
 }
 
 func TestReconcileConfigStep(t *testing.T) {
@@ -293,11 +294,13 @@ func TestReconcileConfigStep(t *testing.T) {
 		_, next, err := r.awaitHelm(ctx(), s)
 		require.NoError(t, err)
 		assert.True(t, next, "the ConfigMap is there")
+		require.NotNil(t, s.configMap, "handed to the config step")
+		assert.Equal(t, "any: config\n", s.configMap.Data[specs.ConfigFileName])
 	})
 	t.Run("stale ConfigMap", func(t *testing.T) {
 		ds := newServer(t, ns, "stale")
-		configMapFor(t, r, ds, "old: config\n")
-		s := &scope{ds: ds, status: newObserved(ds), secrets: secrets}
+		cm := configMapFor(t, r, ds, "old: config\n")
+		s := &scope{ds: ds, status: newObserved(ds), secrets: secrets, configMap: cm}
 		_, next, err := r.reconcileConfig(ctx(), s)
 		require.NoError(t, err)
 		assert.False(t, next, "never a hash of a config the pod cannot see")
@@ -307,15 +310,14 @@ func TestReconcileConfigStep(t *testing.T) {
 
 		// Helm has reported on this generation (its upgrade failed): the pending config is written.
 		ds.Status.Conditions = []metav1.Condition{{Type: specs.ConditionInitialized, Status: metav1.ConditionTrue, ObservedGeneration: ds.Generation}}
-		s = &scope{ds: ds, status: newObserved(ds), secrets: secrets}
+		s = &scope{ds: ds, status: newObserved(ds), secrets: secrets, configMap: cm}
 		_, _, err = r.reconcileConfig(ctx(), s)
 		require.NoError(t, err)
 		assert.False(t, s.status.deferWrite)
 	})
 	t.Run("matching ConfigMap", func(t *testing.T) {
 		ds := newServer(t, ns, "match")
-		configMapFor(t, r, ds, "")
-		s := &scope{ds: ds, status: newObserved(ds), secrets: secrets}
+		s := &scope{ds: ds, status: newObserved(ds), secrets: secrets, configMap: configMapFor(t, r, ds, "")}
 		_, next, err := r.reconcileConfig(ctx(), s)
 		require.NoError(t, err)
 		assert.True(t, next)
@@ -327,9 +329,9 @@ func TestReconcileConfigStep(t *testing.T) {
 	})
 	t.Run("database not ready", func(t *testing.T) {
 		ds := newServer(t, ns, "gated")
-		configMapFor(t, r, ds, "")
+		cm := configMapFor(t, r, ds, "")
 		ds.Status.ConfigHash = "running"
-		s := &scope{ds: ds, status: newObserved(ds), secrets: secrets, db: perconaOutcome{gate: true}}
+		s := &scope{ds: ds, status: newObserved(ds), secrets: secrets, db: perconaOutcome{gate: true}, configMap: cm}
 		_, next, err := r.reconcileConfig(ctx(), s)
 		require.NoError(t, err)
 		assert.False(t, next, "no StatefulSet change while the database is not ready")
