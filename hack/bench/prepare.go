@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -29,7 +28,7 @@ func (br *benchRun) prepare(ctx context.Context) error {
 	br.trk = trk
 	br.onTeardown(trk.close)
 	runStart := time.Now()
-	timeline := filepath.Join(br.outDir, fmt.Sprintf("%s-%s-timeline.log", br.stamp, res.fileTag()))
+	timeline := br.outFile("timeline.log")
 	if err := trk.followTo(servers[0].String(), timeline, runStart); err != nil {
 		return fmt.Errorf("timeline: %w", err)
 	}
@@ -59,12 +58,12 @@ func (br *benchRun) startTracing(runStart time.Time) error {
 	}
 	br.tr = tr
 	br.onTeardown(tr.close)
-	reqLog := filepath.Join(br.outDir, fmt.Sprintf("%s-%s-requests.log", br.stamp, res.fileTag()))
+	reqLog := br.outFile("requests.log")
 	if err := tr.logTo(reqLog, runStart); err != nil {
 		return fmt.Errorf("request log: %w", err)
 	}
 	res.Logs = append(res.Logs, reqLog)
-	opKubeconfig := filepath.Join(br.outDir, fmt.Sprintf("%s-%s-tracer.kubeconfig", br.stamp, res.fileTag()))
+	opKubeconfig := br.outFile("tracer.kubeconfig")
 	br.opKubeconfig = opKubeconfig
 	if err := tr.writeKubeconfig(opKubeconfig); err != nil {
 		return fmt.Errorf("tracer kubeconfig: %w", err)

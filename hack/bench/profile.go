@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 )
@@ -40,7 +39,7 @@ func (br *benchRun) startProfiling(phase string) *cpuProfiler {
 				return
 			default:
 			}
-			path := filepath.Join(br.outDir, fmt.Sprintf("%s-%s-%s-cpu-%02d.pprof", br.stamp, br.res.fileTag(), phase, i))
+			path := br.outFile(fmt.Sprintf("%s-cpu-%02d.pprof", phase, i))
 			if err := fetchProfile(url, path); err != nil {
 				logf("profile: %v", err)
 				return
@@ -56,7 +55,7 @@ func (br *benchRun) heapProfile(phase string) string {
 	if !br.cfg.Profile || br.op == nil || br.op.pprofPort == 0 {
 		return ""
 	}
-	path := filepath.Join(br.outDir, fmt.Sprintf("%s-%s-%s-heap.pprof", br.stamp, br.res.fileTag(), phase))
+	path := br.outFile(phase + "-heap.pprof")
 	if err := fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", br.op.pprofPort), path); err != nil {
 		logf("heap profile: %v", err)
 		return ""

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -187,6 +188,11 @@ func (r *runResult) label() string {
 		return fmt.Sprintf("N=%d kcm raised", r.N)
 	}
 	return fmt.Sprintf("N=%d", r.N)
+}
+
+// outFile is bin/bench/<stamp>-<run>-<name>, a file of this run (fileTag).
+func (br *benchRun) outFile(name string) string {
+	return filepath.Join(br.outDir, br.stamp+"-"+br.res.fileTag()+"-"+name)
 }
 
 // fileTag names a run's log files: "n50", or "n50-raised".

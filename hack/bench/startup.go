@@ -44,7 +44,7 @@ func (br *benchRun) startup(ctx context.Context) error {
 // launch starts bin/manager with its log in bin/bench/<stamp>-n<N>-manager<suffix>.log, and an
 // RSS sampler on its PID. On failure br.op and br.sampler are nil.
 func (br *benchRun) launch(ctx context.Context, suffix string) error {
-	logPath := filepath.Join(br.outDir, fmt.Sprintf("%s-%s-manager%s.log", br.stamp, br.res.fileTag(), suffix))
+	logPath := br.outFile("manager" + suffix + ".log")
 	br.res.Logs = append(br.res.Logs, logPath)
 	var err error
 	if br.op, err = startOperator(ctx, br.manager, br.opKubeconfig, logPath, br.pidFile, br.cfg.OperatorArgs, br.cfg.OperatorEnv, br.cfg.Profile); err != nil {
