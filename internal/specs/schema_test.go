@@ -1,6 +1,7 @@
 package specs
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -33,7 +34,14 @@ func TestValidateValuesMatchesHelm(t *testing.T) {
 				}
 				require.Error(t, helm)
 				require.Error(t, ours)
-				assert.Equal(t, helm.Error(), ours.Error())
+				if name != "two errors" {
+					assert.Equal(t, helm.Error(), ours.Error())
+					continue
+				}
+				// Sibling causes (the two ports) come in map order, which varies from one call to
+				// the next for Helm's own check too: the same lines, in either order.
+				assert.ElementsMatch(t, strings.Split(helm.Error(), "\n"), strings.Split(ours.Error(), "\n"))
+				assert.Equal(t, strings.SplitN(helm.Error(), "\n", 3)[:2], strings.SplitN(ours.Error(), "\n", 3)[:2], "same first lines")
 			}
 		})
 	}
