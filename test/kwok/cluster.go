@@ -206,7 +206,7 @@ func (c *Cluster) ComponentPID(component string) (int, error) {
 // that the PID still runs that binary) and returns a function that starts it again with the
 // same command line and working directory (detached, log appended, PID file rewritten, as
 // kwokctl does, so `hack/kwok-cluster.sh down` stops the new process).
-func (c *Cluster) KillComponent(component string) (restart func() error, err error) {
+func (c *Cluster) KillComponent(component string) (restart func() (exited <-chan error, err error), err error) {
 	pid, err := c.ComponentPID(component)
 	if err != nil {
 		return nil, err
@@ -240,10 +240,10 @@ func (c *Cluster) KillComponent(component string) (restart func() error, err err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return func() error {
-		logFile, err := os.OpenFile(filepath.Join(c.dir(), "logs", component+".log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	return func() (<-chan error, error) {
+		logFile, err := os.OpenFile(c.componentLog(component), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer func() { _ = logFile.Close() }()
 		cmd := exec.Command(args[0], args[1:]...)
@@ -251,11 +251,30 @@ func (c *Cluster) KillComponent(component string) (restart func() error, err err
 		cmd.Stdout, cmd.Stderr = logFile, logFile
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		if err := cmd.Start(); err != nil {
-			return err
+			return nil, err
 		}
-		go func() { _ = cmd.Wait() }() // reaped when it exits (hack/kwok-cluster.sh down)
-		return os.WriteFile(filepath.Join(c.dir(), "pids", component+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }() // reaped when it exits (hack/kwok-cluster.sh down)
+		return exited, os.WriteFile(filepath.Join(c.dir(), "pids", component+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
 	}, nil
+}
+
+// componentLog is the file a component of the cluster logs to.
+func (c *Cluster) componentLog(component string) string {
+	return filepath.Join(c.dir(), "logs", component+".log")
+}
+
+// logTail is the last n lines of a file, for an error message ("" when unreadable).
+func logTail(path string, n int) string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // isZombie reports whether a /proc/<pid>/stat line is a zombie's (state Z): dead, not reaped
@@ -266,7 +285,9 @@ func isZombie(stat string) bool {
 }
 
 // RestartAPIServer SIGKILLs kube-apiserver, starts it again and waits (bounded by timeout) until
-// it answers /readyz. It returns how long the API was unavailable.
+// it answers /readyz. It returns how long the API was unavailable. A kube-apiserver that exits
+// before it is ready is started again (at most three starts); the error of a failed restart
+// carries the tail of its log.
 func (c *Cluster) RestartAPIServer(timeout time.Duration) (time.Duration, error) {
 	// While it is down its port is free: a cluster another test package creates meanwhile could
 	// take it (a CI run failed so: "bind: address already in use", an HTTP server answering on
@@ -278,8 +299,15 @@ func (c *Cluster) RestartAPIServer(timeout time.Duration) (time.Duration, error)
 	if err != nil {
 		return 0, err
 	}
-	if err := restart(); err != nil {
-		return time.Since(start), fmt.Errorf("starting kube-apiserver again: %w", err)
+	failed := func(format string, args ...any) (time.Duration, error) {
+		return time.Since(start), fmt.Errorf("%s; the end of %s:\n%s", fmt.Sprintf(format, args...),
+			c.componentLog("kube-apiserver"), logTail(c.componentLog("kube-apiserver"), 30))
+	}
+	const maxStarts = 3
+	starts := 1
+	exited, err := restart()
+	if err != nil {
+		return failed("starting kube-apiserver again: %v", err)
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
 	if err != nil {
@@ -297,8 +325,20 @@ func (c *Cluster) RestartAPIServer(timeout time.Duration) (time.Duration, error)
 		if err == nil && strings.TrimSpace(string(body)) == "ok" {
 			return time.Since(start), nil
 		}
+		select {
+		case werr := <-exited:
+			if starts == maxStarts {
+				return failed("kube-apiserver exited %d times after the restart (last: %v)", starts, werr)
+			}
+			c.t.Logf("kube-apiserver exited before it was ready (%v), starting it again", werr)
+			starts++
+			if exited, err = restart(); err != nil {
+				return failed("starting kube-apiserver again: %v", err)
+			}
+		default:
+		}
 		if time.Now().After(deadline) {
-			return time.Since(start), fmt.Errorf("kube-apiserver not ready %s after the restart: %w", timeout, err)
+			return failed("kube-apiserver not ready %s after the restart (%d starts): %v", timeout, starts, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
