@@ -286,8 +286,10 @@ func isZombie(stat string) bool {
 
 // RestartAPIServer SIGKILLs kube-apiserver, starts it again and waits (bounded by timeout) until
 // it answers /readyz. It returns how long the API was unavailable. A kube-apiserver that exits
-// before it is ready is started again (at most three starts); the error of a failed restart
-// carries the tail of its log.
+// before it is ready is started again (at most five starts, a second apart): where the machine's
+// ephemeral port range reaches below 32768, a listener another test opens on 127.0.0.1:0 in the
+// moment the port is free takes it, and kube-apiserver exits with "address already in use".
+// The error of a failed restart carries the end of its log.
 func (c *Cluster) RestartAPIServer(timeout time.Duration) (time.Duration, error) {
 	// While it is down its port is free: a cluster another test package creates meanwhile could
 	// take it (a CI run failed so: "bind: address already in use", an HTTP server answering on
@@ -303,7 +305,7 @@ func (c *Cluster) RestartAPIServer(timeout time.Duration) (time.Duration, error)
 		return time.Since(start), fmt.Errorf("%s; the end of %s:\n%s", fmt.Sprintf(format, args...),
 			c.componentLog("kube-apiserver"), logTail(c.componentLog("kube-apiserver"), 30))
 	}
-	const maxStarts = 3
+	const maxStarts = 5
 	starts := 1
 	exited, err := restart()
 	if err != nil {
@@ -330,7 +332,9 @@ func (c *Cluster) RestartAPIServer(timeout time.Duration) (time.Duration, error)
 			if starts == maxStarts {
 				return failed("kube-apiserver exited %d times after the restart (last: %v)", starts, werr)
 			}
-			c.t.Logf("kube-apiserver exited before it was ready (%v), starting it again", werr)
+			c.t.Logf("kube-apiserver exited before it was ready (%v), starting it again; the end of its log:\n%s",
+				werr, logTail(c.componentLog("kube-apiserver"), 5))
+			time.Sleep(time.Second)
 			starts++
 			if exited, err = restart(); err != nil {
 				return failed("starting kube-apiserver again: %v", err)
