@@ -56,7 +56,7 @@ func (r *Reconciler) ensureAPICertificate(ctx context.Context, ds *v1alpha1.Ditt
 	if err != nil {
 		return 0, fmt.Errorf("reading Secret %s/%s: %w", ds.Namespace, name, err)
 	}
-	renew, renewAt := specs.APICertificateRenewal(ds, r.ClusterDomain, secret.Data, now)
+	renew, renewAt := r.certificateRenewal(ds, secret, now)
 	labelled := true
 	for k, v := range labels {
 		labelled = labelled && secret.Labels[k] == v
@@ -93,6 +93,30 @@ func (r *Reconciler) ensureAPICertificate(ctx context.Context, ds *v1alpha1.Ditt
 			"Renewed the REST API's certificate in Secret %s (same CA); the server reloads it without a restart", name)
 	}
 	return time.Until(now.Add(specs.APICertValidity - specs.APICertRenewBefore)), nil
+}
+
+// validCertificate is a certificate Secret, at one revision, found valid until renewAt.
+type validCertificate struct {
+	uid             types.UID
+	resourceVersion string
+	renewAt         time.Time
+}
+
+// certificateRenewal is specs.APICertificateRenewal, kept per Secret revision: parsing the
+// pairs and checking the signature is the costly part of a server's reconcile, which runs
+// again on every status change of its StatefulSet.
+func (r *Reconciler) certificateRenewal(ds *v1alpha1.DittoServer, secret *corev1.Secret, now time.Time) (bool, time.Time) {
+	if kept, ok := r.validCert.Load(ds.UID); ok {
+		v := kept.(validCertificate)
+		if v.uid == secret.UID && v.resourceVersion == secret.ResourceVersion && now.Before(v.renewAt) {
+			return false, v.renewAt
+		}
+	}
+	renew, renewAt := specs.APICertificateRenewal(ds, r.ClusterDomain, secret.Data, now)
+	if !renew && secret.ResourceVersion != "" {
+		r.validCert.Store(ds.UID, validCertificate{uid: secret.UID, resourceVersion: secret.ResourceVersion, renewAt: renewAt})
+	}
+	return renew, renewAt
 }
 
 // issueAPICertificate writes a serving certificate into data, and a new CA first when asked.

@@ -80,6 +80,10 @@ type Reconciler struct {
 	lastStatus sync.Map
 	// rendered is the last render per server UID (renderedConfig).
 	rendered sync.Map
+	// matchedStatefulSet is, per server UID, the StatefulSet generation last found to match
+	// the desired spec (matchedStatefulSet); validCert, the certificate Secret revision last
+	// found valid (validCertificate). Both spare the repeated checks of a server's reconciles.
+	matchedStatefulSet, validCert sync.Map
 	// creating holds the UIDs of servers whose first status this process wrote and that have
 	// not been Ready since (dittofs_server_time_to_ready_seconds).
 	creating sync.Map
@@ -138,6 +142,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.lastStatus.Delete(ds.UID)
 		r.creating.Delete(ds.UID)
 		r.rendered.Delete(ds.UID)
+		r.matchedStatefulSet.Delete(ds.UID)
+		r.validCert.Delete(ds.UID)
 		return r.reconcileDelete(ctx, ds)
 	}
 	if !controllerutil.ContainsFinalizer(ds, specs.Finalizer) {

@@ -199,11 +199,19 @@ func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoSer
 		desired.Annotations[specs.AnnotationOperator] = r.Identity
 	}
 	if found {
+		// The comparison is kept per StatefulSet generation (bumped by every change of its
+		// spec) and desired spec: most reconciles follow a status change and compare nothing.
+		matched := matchedStatefulSet{uid: existing.UID, generation: existing.Generation, specHash: specHash}
+		if kept, ok := r.matchedStatefulSet.Load(ds.UID); ok && kept == matched &&
+			existing.Annotations[specs.AnnotationSpecHash] == specHash {
+			return appliedStatefulSet{sts: existing, blocked: blocked}, nil
+		}
 		needed, err := statefulSetNeedsApply(existing, desired)
 		if err != nil {
 			return appliedStatefulSet{}, err
 		}
 		if !needed {
+			r.matchedStatefulSet.Store(ds.UID, matched)
 			return appliedStatefulSet{sts: existing, blocked: blocked}, nil
 		}
 		if r.Rollouts != nil {
@@ -228,6 +236,14 @@ func (r *Reconciler) applyStatefulSet(ctx context.Context, ds *v1alpha1.DittoSer
 	}
 	r.emitStatefulSetEvents(ds, existing, desired, found)
 	return appliedStatefulSet{sts: desired, blocked: blocked}, nil
+}
+
+// matchedStatefulSet is a StatefulSet, at one generation, found to match the desired spec of
+// hash specHash.
+type matchedStatefulSet struct {
+	uid        types.UID
+	generation int64
+	specHash   string
 }
 
 // statefulSetNeedsApply reports whether the existing StatefulSet differs from desired in what

@@ -403,6 +403,9 @@ func TestReconcileStatefulSetStep(t *testing.T) {
 	}
 	for name, edit := range edits {
 		t.Run("drift: "+name, func(t *testing.T) {
+			rv := get().ResourceVersion
+			run("h2") // found matching: kept for this generation of the StatefulSet
+			assert.Equal(t, rv, get().ResourceVersion, "unchanged: no write")
 			sts := get()
 			want := sts.Spec.Template.Spec.DeepCopy()
 			edit(&sts.Spec.Template.Spec)
@@ -413,6 +416,15 @@ func TestReconcileStatefulSetStep(t *testing.T) {
 			assert.Contains(t, strings.Join(drain(events), "\n"), "Restored StatefulSet sts")
 		})
 	}
+	t.Run("drift: the spec-hash annotation (no new generation)", func(t *testing.T) {
+		run("h2")
+		sts := get()
+		delete(sts.Annotations, specs.AnnotationSpecHash)
+		require.NoError(t, k8s.Update(ctx(), sts))
+		require.Equal(t, sts.Generation, get().Generation, "a metadata edit keeps the generation")
+		run("h2")
+		assert.NotEmpty(t, get().Annotations[specs.AnnotationSpecHash], "applied again")
+	})
 	t.Run("entries of others stay", func(t *testing.T) {
 		sts := get()
 		sts.Spec.Template.Spec.Containers[0].Env = append(sts.Spec.Template.Spec.Containers[0].Env, corev1.EnvVar{Name: "EXTRA", Value: "1"})
