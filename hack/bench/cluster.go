@@ -78,7 +78,7 @@ func (c *cluster) installCRD(ctx context.Context, kcmArgs []string) error {
 	if _, err := c.kubectlRun(ctx, "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(c.root, "config", "crd", "bases")); err != nil {
 		return err
 	}
-	if _, err := c.kubectlRun(ctx, "wait", "--for=condition=Established", "crd/dittoservers.dittofs.dittofs.com", "--timeout=60s"); err != nil {
+	if err := c.awaitEstablished(ctx, "dittoservers.dittofs.dittofs.com", time.Minute); err != nil {
 		return err
 	}
 	if len(kcmArgs) > 0 {
@@ -86,6 +86,27 @@ func (c *cluster) installCRD(ctx context.Context, kcmArgs []string) error {
 	}
 	_, err := c.script(ctx, 2*time.Minute, "restart-kcm")
 	return err
+}
+
+// awaitEstablished polls the CRD's Established condition. kubectl wait is not used: on a CRD
+// created a moment before it fails at once with "<nil> is of the type <nil>, expected
+// []interface{}" while .status.conditions is still unset (a bench run stopped on it).
+func (c *cluster) awaitEstablished(ctx context.Context, crd string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		out, err := c.kubectlRun(ctx, "get", "crd", crd, "-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`)
+		if err == nil && out == "True" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("CRD %s not Established after %s (condition %q, last error: %v)", crd, timeout, out, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // restartKCM restarts kube-controller-manager with extra flags (hack/kwok-cluster.sh
