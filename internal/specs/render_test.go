@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -200,4 +201,59 @@ func TestNetworkPolicy(t *testing.T) {
 			assert.Equal(t, tc.want, got)
 		})
 	}
+}
+
+// TestOwner: every object the chart renders is controlled by its DittoServer, as the Helm
+// library's owner post-renderer (now off) made it; an object Helm keeps on uninstall names its
+// owner in annotations instead, so the garbage collector keeps it too.
+func TestOwner(t *testing.T) {
+	objects := func(t *testing.T, ds *v1alpha1.DittoServer) []*metav1.PartialObjectMetadata {
+		t.Helper()
+		rendered, err := testRenderer(t).Render(ds)
+		require.NoError(t, err)
+		var out []*metav1.PartialObjectMetadata
+		for name, content := range rendered.Manifests {
+			for _, doc := range strings.Split(content, "\n---") {
+				if strings.TrimSpace(doc) == "" {
+					continue
+				}
+				obj := &metav1.PartialObjectMetadata{}
+				require.NoError(t, yaml.Unmarshal([]byte(doc), obj), name)
+				out = append(out, obj)
+			}
+		}
+		require.Len(t, out, 6, "ConfigMap, 4 Services, NetworkPolicy")
+		return out
+	}
+	ds := server(nil)
+	ds.UID = "8d3b0a4e-0000-4000-8000-000000000001"
+	want := *metav1.NewControllerRef(ds, v1alpha1.GroupVersionKind())
+	for _, obj := range objects(t, ds) {
+		assert.Equal(t, []metav1.OwnerReference{want}, obj.OwnerReferences, "%s %s", obj.Kind, obj.Name)
+		assert.NotContains(t, obj.Annotations, "operator-sdk/primary-resource", obj.Name)
+	}
+
+	t.Run("kept on uninstall", func(t *testing.T) {
+		kept := server(func(s *v1alpha1.DittoServerSpec) {
+			s.ChartValues = chartValues(t, map[string]any{"annotations": map[string]any{"helm.sh/resource-policy": "keep"}})
+		})
+		kept.UID = ds.UID
+		for _, obj := range objects(t, kept) {
+			assert.Empty(t, obj.OwnerReferences, obj.Name)
+			assert.Equal(t, "ns/ds", obj.Annotations["operator-sdk/primary-resource"], obj.Name)
+			assert.Equal(t, "DittoServer.dittofs.dittofs.com", obj.Annotations["operator-sdk/primary-resource-type"], obj.Name)
+			assert.Equal(t, "keep", obj.Annotations["helm.sh/resource-policy"], obj.Name)
+		}
+	})
+
+	t.Run("no uid, no owner", func(t *testing.T) {
+		for _, obj := range objects(t, server(nil)) {
+			assert.Empty(t, obj.OwnerReferences, obj.Name)
+		}
+		_, err := Translator{Chart: testRenderer(t).Chart}.Translate(t.Context(), &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": v1alpha1.GroupVersion.String(), "kind": v1alpha1.DittoServerKind,
+			"metadata": map[string]any{"name": "ds", "namespace": "ns"},
+		}})
+		require.ErrorContains(t, err, "DittoServer ns/ds has no metadata.uid", "the Helm path never installs objects without an owner")
+	})
 }

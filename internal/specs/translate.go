@@ -44,6 +44,10 @@ func (t Translator) Translate(_ context.Context, u *unstructured.Unstructured) (
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, ds); err != nil {
 		return nil, invalidSpec("spec", fmt.Sprintf("cannot be read as a DittoServer: %v", err))
 	}
+	if ds.UID == "" {
+		// Without it the chart's objects would have no owner: nothing would delete them.
+		return nil, fmt.Errorf("DittoServer %s/%s has no metadata.uid: only a DittoServer read from the API server is installed", ds.Namespace, ds.Name)
+	}
 	return TranslateValues(t.Chart, ds, t.OperatorNamespace)
 }
 
@@ -94,6 +98,7 @@ var protectedValues = []struct{ path, reason string }{
 	{"config.database", "set spec.database or spec.percona: the pod's env and init container follow them"},
 	{"config.logging.output", "the pod logs to stdout"},
 	{"config.admin", "set spec.identity.admin"},
+	{"owner", "the operator sets the objects' owner, the DittoServer"},
 }
 
 // overridesProtected returns the Problem of a chartValues key that changes a protected value.
@@ -196,7 +201,7 @@ func translateSpec(in *v1alpha1.DittoServer, operatorNamespace string) map[strin
 		config["kerberos"] = KerberosConfig(k)
 	}
 
-	return map[string]any{
+	values := map[string]any{
 		"labels":      map[string]any{},
 		"annotations": map[string]any{},
 		"service": map[string]any{
@@ -226,6 +231,17 @@ func translateSpec(in *v1alpha1.DittoServer, operatorNamespace string) map[strin
 		"sqlite": map[string]any{"path": s.Database.SQLite.Path},
 		"config": config,
 	}
+	if ds.UID != "" {
+		// The chart writes the owner reference itself: the Helm library's owner post-renderer,
+		// which parsed and re-serialized every manifest for it, is off (helmext/actionclient.go).
+		values["owner"] = map[string]any{
+			"apiVersion": v1alpha1.GroupVersion.String(),
+			"kind":       v1alpha1.DittoServerKind,
+			"name":       ds.Name,
+			"uid":        string(ds.UID),
+		}
+	}
+	return values
 }
 
 // networkPolicyValues are the ingress rules of the server's NetworkPolicy. A rule is open (any

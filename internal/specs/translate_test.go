@@ -249,6 +249,7 @@ func TestChartValuesCannotChangeWhatOthersDependOn(t *testing.T) {
 		"spec.chartValues.config.shutdown_timeout":                             {"config": map[string]any{"shutdown_timeout": "5m"}},
 		"spec.chartValues.config.database":                                     {"config": map[string]any{"database": map[string]any{"type": "postgres"}}},
 		"spec.chartValues.ports":                                               {"ports": map[string]any{"api": 9999}},
+		"spec.chartValues.owner":                                               {"owner": map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "1"}},
 		"spec.chartValues.config.controlplane.require_initial_password_change": {"config": map[string]any{"controlplane": map[string]any{"require_initial_password_change": true}}},
 	}
 	for field, values := range refused {
