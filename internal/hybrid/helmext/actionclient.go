@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	helmclient "github.com/operator-framework/helm-operator-plugins/pkg/client"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/kube"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,7 +26,8 @@ import (
 //   - Helm's reads of the chart's objects by name are answered from the manager's cache
 //     (cachedgets.go);
 //   - release Secrets go through an in-memory write-through cache (releasecache.go) that keeps
-//     the releases of charts (the operator's own);
+//     the releases of charts (the operator's own), and are encoded with reused gzip writers
+//     (releasewriter.go);
 //   - every Helm action's reachability probe (a GET /version each, three per reconcile) is
 //     skipped: the manager's watches already depend on the API server;
 //   - client-side OpenAPI validation is off (the API server validates every write anyway), and
@@ -39,17 +43,21 @@ func NewActionClientGetter(mgr ctrl.Manager, charts []string) (helmclient.Action
 	if err != nil {
 		return nil, err
 	}
-	secrets := helmclient.DefaultSecretsStorageDriver(helmclient.SecretsStorageDriverOpts{})
 	helmCfg := rest.CopyConfig(mgr.GetConfig())
 	objects := mgr.GetCache()
 	helmCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &cachedGetTransport{next: rt, cache: objects} })
+	core, err := corev1client.NewForConfig(helmCfg)
+	if err != nil {
+		return nil, fmt.Errorf("release Secrets client: %w", err)
+	}
 	acg, err := helmclient.NewActionConfigGetter(helmCfg, mgr.GetRESTMapper(),
-		helmclient.StorageDriverMapper(func(ctx context.Context, obj client.Object, rc *rest.Config) (driver.Driver, error) {
-			inner, err := secrets(ctx, obj, rc)
-			if err != nil {
-				return nil, err
-			}
-			return &cachingDriver{inner: inner, namespace: obj.GetNamespace(), cache: cache}, nil
+		helmclient.StorageDriverMapper(func(_ context.Context, obj client.Object, _ *rest.Config) (driver.Driver, error) {
+			// As the library's default driver: release Secrets in the object's namespace, owned
+			// by it; written by secretWriter (releasewriter.go).
+			owner := metav1.NewControllerRef(obj, obj.GetObjectKind().GroupVersionKind())
+			secrets := helmclient.NewOwnerRefSecretClient(core.Secrets(obj.GetNamespace()), []metav1.OwnerReference{*owner}, helmclient.MatchAllSecrets)
+			return &cachingDriver{inner: driver.NewSecrets(secrets), writer: &secretWriter{secrets: secrets, now: time.Now},
+				namespace: obj.GetNamespace(), cache: cache}, nil
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("helm action config: %w", err)

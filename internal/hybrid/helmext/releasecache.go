@@ -94,12 +94,27 @@ func (c *releaseCache) ns(namespace string) *nsReleases {
 
 // cachingDriver is a driver.Driver over one namespace's release Secrets.
 type cachingDriver struct {
-	inner     driver.Driver
+	inner driver.Driver
+	// writer writes release Secrets in inner's place (nil: inner writes).
+	writer    releaseWrites
 	namespace string
 	cache     *releaseCache
 }
 
 var _ driver.Driver = &cachingDriver{}
+
+// releaseWrites are a driver's two writes.
+type releaseWrites interface {
+	Create(key string, r *release.Release) error
+	Update(key string, r *release.Release) error
+}
+
+func (d *cachingDriver) writes() releaseWrites {
+	if d.writer != nil {
+		return d.writer
+	}
+	return d.inner
+}
 
 const releaseKeyPrefix = "sh.helm.release.v1."
 
@@ -411,7 +426,7 @@ func (d *cachingDriver) Create(key string, r *release.Release) error {
 	if r.Info != nil && r.Info.Status.IsPending() && d.holdPending(key, r) {
 		return nil
 	}
-	return d.writeThrough(d.inner.Create, key, r)
+	return d.writeThrough(d.writes().Create, key, r)
 }
 
 // holdPending keeps a new pending revision in memory only (releaseCache); false when it cannot
@@ -435,9 +450,9 @@ func (d *cachingDriver) takeUnwritten(key string) bool {
 
 func (d *cachingDriver) Update(key string, r *release.Release) error {
 	if d.takeUnwritten(key) {
-		return d.writeThrough(d.inner.Create, key, r) // the first write of a held revision
+		return d.writeThrough(d.writes().Create, key, r) // the first write of a held revision
 	}
-	return d.writeThrough(d.inner.Update, key, r)
+	return d.writeThrough(d.writes().Update, key, r)
 }
 
 // writeThrough writes r to the Secrets, then keeps it; a failed write drops what is known of
