@@ -99,7 +99,10 @@ func (c *cluster) awaitEstablished(ctx context.Context, crd string, timeout time
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("CRD %s not Established after %s (condition %q, last error: %v)", crd, timeout, out, err)
+			if err != nil {
+				return fmt.Errorf("CRD %s not Established after %s: %w", crd, timeout, err)
+			}
+			return fmt.Errorf("CRD %s not Established after %s (condition %q)", crd, timeout, out)
 		}
 		select {
 		case <-ctx.Done():
