@@ -56,18 +56,18 @@ func encodeRelease(r *release.Release) ([]byte, error) {
 	return out, nil
 }
 
-// secret builds the release Secret as Helm's newSecretsObject does: the release's own labels,
-// then name, owner, status and version, plus createdAt or modifiedAt (stamp).
+// secret builds the release Secret as Helm's Create, Update and newSecretsObject do: createdAt
+// or modifiedAt (stamp), the release's own labels, then name, owner, status and version.
 func (w *secretWriter) secret(key string, r *release.Release, stamp string) (*corev1.Secret, error) {
 	data, err := encodeRelease(r)
 	if err != nil {
 		return nil, err
 	}
 	labels := make(map[string]string, len(r.Labels)+5)
+	labels[stamp] = strconv.FormatInt(w.now().Unix(), 10) // a label of the release's own wins, as in Helm
 	for k, v := range r.Labels {
 		labels[k] = v
 	}
-	labels[stamp] = strconv.FormatInt(w.now().Unix(), 10)
 	labels["name"] = r.Name
 	labels["owner"] = "helm"
 	labels["status"] = r.Info.Status.String()
