@@ -6,7 +6,9 @@
 #   hack/kwok-cluster.sh down         delete the cluster (and the host-path PV directories it made)
 #   hack/kwok-cluster.sh kubeconfig   print the kubeconfig path
 #   hack/kwok-cluster.sh restart-kcm  restart kube-controller-manager (after installing CRDs: its
-#                                     garbage collector rediscovers new kinds only every 30 s)
+#                                     garbage collector rediscovers new kinds only every 30 s);
+#                                     started again, up to 5 times, if it exits before it is
+#                                     healthy (its port taken while it was down)
 #   hack/kwok-cluster.sh kubectl ...  kubectl against the cluster
 #
 # Env: KWOK_CLUSTER (cluster name, default dittofs), K8S_VERSION (default v1.35.4).
@@ -183,21 +185,38 @@ restart_kcm() {
     kill -0 "${pid}" 2>/dev/null || break
     sleep 0.1
   done
-  kill -0 "${pid}" 2>/dev/null && kill -9 "${pid}"
-  # same as kwokctl: detached (own session), in the cluster dir, log appended, pid file rewritten
-  # (the subshell execs setsid, which execs the binary without forking: $! is its pid)
-  (cd "${clusterdir}" && exec setsid "${args[@]}" >>"${logfile}" 2>&1 </dev/null) &
-  pid=$!
-  echo -n "${pid}" >"${pidfile}"
-  if [[ -n "${port}" ]]; then
-    local ok=0
+  if kill -0 "${pid}" 2>/dev/null; then
+    kill -9 "${pid}"
+    for _ in $(seq 1 50); do
+      kill -0 "${pid}" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
+  # While it is down its port is free, and any process may take it meanwhile (another cluster
+  # being created, or the ephemeral source port of a client connection): the new one then exits
+  # with "address already in use". Start it again, up to 5 times, a second apart.
+  local starts ok=0
+  for starts in 1 2 3 4 5; do
+    # same as kwokctl: detached (own session), in the cluster dir, log appended, pid file
+    # rewritten (the subshell execs setsid, which execs the binary without forking: $! is its pid)
+    (cd "${clusterdir}" && exec setsid "${args[@]}" >>"${logfile}" 2>&1 </dev/null) &
+    pid=$!
+    echo -n "${pid}" >"${pidfile}"
+    [[ -n "${port}" ]] || { ok=1; break; }
     for _ in $(seq 1 150); do
       if curl -ksf --max-time 1 "https://127.0.0.1:${port}/healthz" >/dev/null 2>&1; then ok=1; break; fi
-      kill -0 "${pid}" 2>/dev/null || die "kube-controller-manager exited, see ${logfile}"
+      kill -0 "${pid}" 2>/dev/null || break
       sleep 0.2
     done
-    ((ok)) || die "kube-controller-manager not healthy after 30 s, see ${logfile}"
-  fi
+    ((ok)) && break
+    if kill -0 "${pid}" 2>/dev/null; then
+      die "kube-controller-manager not healthy after 30 s, see ${logfile}"
+    fi
+    log "kube-controller-manager exited before it was healthy (start ${starts} of 5); the end of its log:"
+    tail -n 5 "${logfile}" >&2
+    sleep 1
+  done
+  ((ok)) || die "kube-controller-manager exited 5 times after the restart, see ${logfile}"
   log "kube-controller-manager restarted (pid ${pid}) in $(since "${t0}")"
 }
 

@@ -175,7 +175,18 @@ func (c *Cluster) InstallCRDs(names []string, paths ...string) {
 			return nil
 		})
 	}
-	c.MustScript("restart-kcm")
+	require.NoError(c.t, c.RestartKCM())
+}
+
+// RestartKCM restarts kube-controller-manager with the command line it runs with and waits until
+// it is healthy (hack/kwok-cluster.sh restart-kcm starts it again, up to 5 times, when it exits
+// before that, e.g. because its port was taken while it was down).
+func (c *Cluster) RestartKCM() error {
+	// Creation takes the same lock: no cluster created meanwhile picks its port.
+	unlock := c.lock()
+	defer unlock()
+	_, err := c.Script("restart-kcm")
+	return err
 }
 
 // Client connects to the cluster with the operator's scheme (100 QPS).
