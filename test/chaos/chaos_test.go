@@ -265,16 +265,7 @@ func (r *run) setup() {
 // copyClusterLogs keeps the control plane's logs with the operators' (kube-apiserver,
 // kube-controller-manager, ...), for a failure to be read after the cluster is gone.
 func (r *run) copyClusterLogs() {
-	dst := filepath.Join(r.logDir, "cluster")
-	files, _ := filepath.Glob(filepath.Join(r.c.Root, "bin", "kwok", "clusters", r.c.Name, "logs", "*.log"))
-	if len(files) == 0 || os.MkdirAll(dst, 0o755) != nil {
-		return
-	}
-	for _, f := range files {
-		if data, err := os.ReadFile(f); err == nil {
-			_ = os.WriteFile(filepath.Join(dst, filepath.Base(f)), data, 0o644)
-		}
-	}
+	r.c.CopyLogs(filepath.Join(r.logDir, "cluster"))
 }
 
 // startOperator starts one more operator process (on kwok: no DittoFS REST API to manage).

@@ -42,6 +42,8 @@ type Cluster struct {
 	BinDir, Kubectl string
 	// Kubeconfig is set by Up.
 	Kubeconfig string
+
+	stopSupervision func()
 }
 
 // NewCluster describes a cluster named name (not started yet). It skips the test when a
@@ -113,6 +115,12 @@ func (c *Cluster) Up() {
 	}
 	c.t.Cleanup(func() {
 		phase := time.Now()
+		if c.stopSupervision != nil {
+			c.stopSupervision()
+		}
+		if c.t.Failed() {
+			c.keepLogs()
+		}
 		if out, err := c.Script("down"); err != nil {
 			c.t.Errorf("deleting cluster %s: %v\n%s", c.Name, err, out)
 		}
@@ -126,6 +134,38 @@ func (c *Cluster) Up() {
 	defer unlock()
 	c.MustScript("up")
 	c.Kubeconfig = c.MustScript("kubeconfig")
+	c.stopSupervision = c.superviseScheduler()
+}
+
+// keepLogs copies the control plane's logs to bin/kwok/failed/<cluster>/ before the cluster and
+// its directory are deleted, and puts the end of each in the test's output (CI keeps only that).
+func (c *Cluster) keepLogs() {
+	dst := filepath.Join(c.Root, "bin", "kwok", "failed", c.Name)
+	_ = os.RemoveAll(dst)
+	for _, f := range c.CopyLogs(dst) {
+		c.t.Logf("the end of %s (all of it in %s):\n%s", filepath.Base(f), dst, logTail(f, 15))
+	}
+}
+
+// CopyLogs copies the control plane's logs (kube-apiserver, kube-controller-manager,
+// kube-scheduler, etcd, kwok) into dst and returns the copies' paths.
+func (c *Cluster) CopyLogs(dst string) []string {
+	files, _ := filepath.Glob(filepath.Join(c.dir(), "logs", "*.log"))
+	if len(files) == 0 || os.MkdirAll(dst, 0o755) != nil {
+		return nil
+	}
+	var copied []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		to := filepath.Join(dst, filepath.Base(f))
+		if os.WriteFile(to, data, 0o644) == nil {
+			copied = append(copied, to)
+		}
+	}
+	return copied
 }
 
 // lock takes an exclusive flock on bin/kwok/.create.lock (bounded: 5 minutes).
@@ -218,21 +258,9 @@ func (c *Cluster) ComponentPID(component string) (int, error) {
 // same command line and working directory (detached, log appended, PID file rewritten, as
 // kwokctl does, so `hack/kwok-cluster.sh down` stops the new process).
 func (c *Cluster) KillComponent(component string) (restart func() (exited <-chan error, err error), err error) {
-	pid, err := c.ComponentPID(component)
+	pid, args, cwd, err := c.componentCommand(component)
 	if err != nil {
 		return nil, err
-	}
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return nil, fmt.Errorf("%s (pid %d) is not running: %w", component, pid, err)
-	}
-	args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
-	if filepath.Base(args[0]) != component {
-		return nil, fmt.Errorf("pid %d runs %s, not %s", pid, args[0], component)
-	}
-	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
-	if err != nil {
-		cwd = c.dir()
 	}
 	proc, err := os.FindProcess(pid)
 	if err != nil {
@@ -242,32 +270,110 @@ func (c *Cluster) KillComponent(component string) (restart func() (exited <-chan
 		return nil, fmt.Errorf("killing %s (pid %d): %w", component, pid, err)
 	}
 	// kwokctl started it, not us: poll /proc until the process is gone (bounded).
-	for i := 0; i < 100; i++ {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && isZombie(string(st)) {
-			break
-		}
+	for i := 0; i < 100 && running(pid); i++ {
 		time.Sleep(50 * time.Millisecond)
 	}
-	return func() (<-chan error, error) {
-		logFile, err := os.OpenFile(c.componentLog(component), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			return nil, err
+	return func() (<-chan error, error) { return c.startComponent(component, args, cwd) }, nil
+}
+
+// componentCommand is the PID, command line and working directory of a running component.
+func (c *Cluster) componentCommand(component string) (pid int, args []string, cwd string, err error) {
+	pid, err = c.ComponentPID(component)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return 0, nil, "", fmt.Errorf("%s (pid %d) is not running: %w", component, pid, err)
+	}
+	args = strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	if filepath.Base(args[0]) != component {
+		return 0, nil, "", fmt.Errorf("pid %d runs %s, not %s", pid, args[0], component)
+	}
+	cwd, err = os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	if err != nil {
+		cwd = c.dir()
+	}
+	return pid, args, cwd, nil
+}
+
+// startComponent starts a component with args in cwd: detached, log appended, PID file
+// rewritten. The channel receives its exit (it is reaped when it exits).
+func (c *Cluster) startComponent(component string, args []string, cwd string) (<-chan error, error) {
+	logFile, err := os.OpenFile(c.componentLog(component), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = logFile.Close() }()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = cwd
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	return exited, os.WriteFile(filepath.Join(c.dir(), "pids", component+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
+}
+
+// running reports whether pid is a live process (not gone, not a zombie).
+func running(pid int) bool {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && !isZombie(string(st))
+}
+
+// superviseScheduler starts kube-scheduler again when it exits, as the kubelet restarts a
+// static pod. It exits by design when its cache turns out inconsistent, which an API server
+// restart in the middle of a binding can cause ("Pod updated on a different node than
+// previously added to"; a CI run of the fault suite lost every later pod to it). Nothing else
+// restarts it: kwokctl starts the components and leaves. The returned function stops the
+// supervision and waits for it.
+func (c *Cluster) superviseScheduler() (stop func()) {
+	const component = "kube-scheduler"
+	pid, args, cwd, err := c.componentCommand(component)
+	if err != nil {
+		c.t.Logf("not supervising %s: %v", component, err)
+		return func() {}
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		var exited <-chan error // set once we started it: we are its parent and reap it
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for restarts := 0; restarts < 10; {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			if exited != nil {
+				select {
+				case <-exited:
+				default:
+					continue
+				}
+			} else if running(pid) {
+				continue
+			}
+			restarts++
+			c.t.Logf("%s (pid %d) exited, starting it again (%d); the end of its log:\n%s",
+				component, pid, restarts, logTail(c.componentLog(component), 5))
+			if exited, err = c.startComponent(component, args, cwd); err != nil {
+				c.t.Errorf("starting %s again: %v", component, err)
+				return
+			}
+			if pid, err = c.ComponentPID(component); err != nil {
+				c.t.Errorf("%s: %v", component, err)
+				return
+			}
 		}
-		defer func() { _ = logFile.Close() }()
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Dir = cwd
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }() // reaped when it exits (hack/kwok-cluster.sh down)
-		return exited, os.WriteFile(filepath.Join(c.dir(), "pids", component+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
-	}, nil
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
 }
 
 // componentLog is the file a component of the cluster logs to.

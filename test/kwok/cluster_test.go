@@ -5,18 +5,24 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/dittofs/dittofs-operator/test/testenv"
 )
 
-// A listener that takes a component's port while it is down makes the restarted one exit
-// ("address already in use"); RestartAPIServer and RestartKCM start it again once the port is
-// free. One cluster serves both cases.
-func TestRestartWhilePortTaken(t *testing.T) {
+// Control-plane components come back as on a real cluster. A listener that takes a component's
+// port while it is down makes the restarted one exit ("address already in use"); RestartAPIServer
+// and RestartKCM start it again once the port is free. kube-scheduler, which exits by itself when
+// its cache turns inconsistent, is started again by the cluster's supervision. One cluster serves
+// every case.
+func TestComponentRestarts(t *testing.T) {
 	c := NewCluster(t, "kwok-restart")
 	c.Up()
 
@@ -53,6 +59,39 @@ func TestRestartWhilePortTaken(t *testing.T) {
 		_, err = os.Stat(fmt.Sprintf("/proc/%d", newPID))
 		require.NoError(t, err, "the pid file names no running kube-controller-manager")
 		t.Logf("kube-controller-manager healthy again after %s", time.Since(start).Round(time.Millisecond))
+	})
+
+	t.Run("kube-scheduler exits", func(t *testing.T) {
+		pid, err := c.ComponentPID("kube-scheduler")
+		require.NoError(t, err)
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+		start := time.Now()
+		// a pod without a node: only a running scheduler puts it on kwok's node
+		pod := filepath.Join(t.TempDir(), "pod.yaml")
+		require.NoError(t, os.WriteFile(pod, []byte(`apiVersion: v1
+kind: Pod
+metadata: {name: after-scheduler-exit, namespace: default}
+spec:
+  tolerations: [{operator: Exists}]
+  containers: [{name: c, image: example.invalid/none}]
+`), 0o644))
+		c.MustKubectl("apply", "-f", pod)
+		testenv.Eventually(t, "the pod scheduled and Ready", func() error {
+			out, err := c.KubectlRun("get", "pod", "after-scheduler-exit", "-n", "default", "-o",
+				`jsonpath={.spec.nodeName}/{.status.conditions[?(@.type=="Ready")].status}`)
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(out) != "node-000000/True" {
+				return fmt.Errorf("node/Ready: %q", out)
+			}
+			return nil
+		})
+		newPID, err := c.ComponentPID("kube-scheduler")
+		require.NoError(t, err)
+		require.NotEqual(t, pid, newPID)
+		require.True(t, running(newPID), "the pid file names no running kube-scheduler")
+		t.Logf("kube-scheduler killed, pod scheduled and Ready after %s", time.Since(start).Round(time.Millisecond))
 	})
 }
 
