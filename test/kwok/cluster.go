@@ -348,9 +348,11 @@ func (c *Cluster) superviseScheduler() (stop func()) {
 				return
 			case <-tick.C:
 			}
+			how := "exited" // kwokctl started it: no exit status to read
 			if exited != nil {
 				select {
-				case <-exited:
+				case werr := <-exited:
+					how = fmt.Sprintf("exited (%v)", werr)
 				default:
 					continue
 				}
@@ -358,14 +360,16 @@ func (c *Cluster) superviseScheduler() (stop func()) {
 				continue
 			}
 			restarts++
-			c.t.Logf("%s (pid %d) exited, starting it again (%d); the end of its log:\n%s",
-				component, pid, restarts, logTail(c.componentLog(component), 5))
-			if exited, err = c.startComponent(component, args, cwd); err != nil {
-				c.t.Errorf("starting %s again: %v", component, err)
+			c.t.Logf("%s (pid %d) %s, starting it again (%d); the end of its log:\n%s",
+				component, pid, how, restarts, logTail(c.componentLog(component), 5))
+			started, startErr := c.startComponent(component, args, cwd)
+			if startErr != nil {
+				c.t.Errorf("starting %s again: %v", component, startErr)
 				return
 			}
-			if pid, err = c.ComponentPID(component); err != nil {
-				c.t.Errorf("%s: %v", component, err)
+			exited = started
+			if pid, startErr = c.ComponentPID(component); startErr != nil {
+				c.t.Errorf("%s: %v", component, startErr)
 				return
 			}
 		}
