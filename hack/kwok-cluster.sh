@@ -192,9 +192,9 @@ restart_kcm() {
       sleep 0.1
     done
   fi
-  # While it is down its port is free, and any process may take it meanwhile (another cluster
-  # being created, or the ephemeral source port of a client connection): the new one then exits
-  # with "address already in use". Start it again, up to 5 times, a second apart.
+  # While it is down its port is free, and another process may take it meanwhile (kwokctl gives
+  # a cluster being created the first free ports below 32768): the new one then exits with
+  # "address already in use". Start it again, up to 5 times, a second apart.
   local starts ok=0
   for starts in 1 2 3 4 5; do
     # same as kwokctl: detached (own session), in the cluster dir, log appended, pid file
