@@ -6,11 +6,13 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -62,13 +64,16 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, ds *v1alpha1.DittoServ
 	timedOut := elapsed >= r.cleanupTimeout()
 
 	err := r.deleteOrphanedPods(ctx, ds)
-	kept := ""
+	kept, dataWait := "", ""
 	if err == nil {
-		kept, err = r.cleanupData(ctx, ds, timedOut)
+		kept, dataWait, err = r.cleanupData(ctx, ds, timedOut)
 	}
 	done, waitMsg := false, ""
 	if err == nil {
 		done, waitMsg, err = r.cleanupPercona(ctx, ds, timedOut)
+	}
+	if err == nil && dataWait != "" {
+		done, waitMsg = false, strings.TrimSuffix(dataWait+"; "+waitMsg, "; ")
 	}
 	reason, msg := specs.ReasonDeleting, waitMsg
 	switch {
@@ -125,26 +130,66 @@ func (r *Reconciler) deleteOrphanedPods(ctx context.Context, ds *v1alpha1.DittoS
 }
 
 // cleanupData keeps the server's volumes and generated credentials (their owner references
-// removed), or deletes them with spec.storage.deleteWithServer. It says what happened to them.
-// A deletion that still fails after the cleanup timeout leaves them (the safe side) and lets
-// the server go.
-func (r *Reconciler) cleanupData(ctx context.Context, ds *v1alpha1.DittoServer, timedOut bool) (string, error) {
+// removed), or deletes them with spec.storage.deleteWithServer. It says what happened to them,
+// or what it waits for. A deletion that still fails after the cleanup timeout leaves them (the
+// safe side) and lets the server go.
+//
+// The StatefulSet controller creates a pod's missing PVCs for as long as the StatefulSet exists,
+// and the StatefulSet goes with the garbage collector only after the DittoServer: a PVC it
+// created after our list (a server deleted right after it was created; a CI run of the fault
+// suite met it) would outlive the server. So with deleteWithServer the StatefulSet is deleted
+// here, the PVCs with it, and the cleanup finishes once the StatefulSet is gone, with a last
+// pass over the PVCs.
+func (r *Reconciler) cleanupData(ctx context.Context, ds *v1alpha1.DittoServer, timedOut bool) (kept, wait string, err error) {
 	if !ds.Spec.Storage.DeleteWithServer {
 		if err := r.releaseCredentials(ctx, ds); err != nil {
-			return "", err
+			return "", "", err
 		}
-		return "PersistentVolumeClaims and generated credentials are kept: a DittoServer created again with this name adopts them", nil
+		return "PersistentVolumeClaims and generated credentials are kept: a DittoServer created again with this name adopts them", "", nil
 	}
-	deleted, err := r.deleteData(ctx, ds)
-	if err != nil {
-		if !timedOut {
-			return "", err
-		}
-		r.Recorder.Eventf(ds, corev1.EventTypeWarning, specs.EventCleanupTimeout,
-			"deleting the data (spec.storage.deleteWithServer) has not finished after %s: %v; what is left is kept", r.cleanupTimeout(), err)
-		return "deleting the data did not finish; what is left is kept", nil
+	stsGone, err := r.deleteStatefulSet(ctx, ds)
+	var deleted []string
+	if err == nil {
+		deleted, err = r.deleteData(ctx, ds)
 	}
-	return "deleted (spec.storage.deleteWithServer): " + orNone(deleted), nil
+	switch {
+	case err == nil && stsGone:
+		return "deleted (spec.storage.deleteWithServer)", "", nil
+	case err == nil && !timedOut:
+		return "", fmt.Sprintf("waiting for StatefulSet %s to be gone before the last pass over its PersistentVolumeClaims (deleted: %s)", ds.Name, orNone(deleted)), nil
+	case err == nil:
+		err = fmt.Errorf("StatefulSet %s is not gone", ds.Name)
+	case !timedOut:
+		return "", "", err
+	}
+	r.Recorder.Eventf(ds, corev1.EventTypeWarning, specs.EventCleanupTimeout,
+		"deleting the data (spec.storage.deleteWithServer) has not finished after %s: %v; what is left is kept", r.cleanupTimeout(), err)
+	return "deleting the data did not finish; what is left is kept", "", nil
+}
+
+// deleteStatefulSet deletes the server's StatefulSet (its pods go with the garbage collector)
+// and reports whether it is gone. It reads the cache: the StatefulSet's delete event brings the
+// server back.
+func (r *Reconciler) deleteStatefulSet(ctx context.Context, ds *v1alpha1.DittoServer) (gone bool, err error) {
+	sts := &appsv1.StatefulSet{}
+	err = r.Client.Get(ctx, types.NamespacedName{Namespace: ds.Namespace, Name: ds.Name}, sts)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("reading StatefulSet %s: %w", ds.Name, err)
+	case !metav1.IsControlledBy(sts, ds):
+		// not ours (a server of this name before, or someone else's): not ours to delete
+		return true, nil
+	case !sts.DeletionTimestamp.IsZero():
+		return false, nil
+	}
+	uid := sts.UID
+	err = r.Client.Delete(ctx, sts, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &uid})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return false, fmt.Errorf("deleting StatefulSet %s: %w", ds.Name, err)
+	}
+	return false, nil
 }
 
 // deleteData deletes the server's PVCs and generated credentials, and returns their names.
@@ -157,6 +202,9 @@ func (r *Reconciler) deleteData(ctx context.Context, ds *v1alpha1.DittoServer) (
 	}
 	for i := range pvcs.Items {
 		pvc := &pvcs.Items[i]
+		if !pvc.DeletionTimestamp.IsZero() {
+			continue // deleted already; the protection finalizer holds it while a pod uses it
+		}
 		if err := r.Client.Delete(ctx, pvc); err != nil && !apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("deleting PersistentVolumeClaim %s: %w", pvc.Name, err)
 		}

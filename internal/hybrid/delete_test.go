@@ -2,12 +2,16 @@ package hybrid
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -125,4 +129,66 @@ func (r *SecretReader) kept() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.store)
+}
+
+// TestDeleteWithServerLeavesNoPVC: with deleteWithServer the StatefulSet is deleted with the
+// server's data, and the cleanup finishes only once it is gone, with a last pass over the PVCs:
+// a PVC the StatefulSet controller created after the first pass (a server deleted right after it
+// was created) does not outlive the server.
+func TestDeleteWithServerLeavesNoPVC(t *testing.T) {
+	r, events := newReconciler(t)
+	ns := newNamespace(t)
+	ds := newServer(t, ns, "gone", func(s *v1alpha1.DittoServerSpec) { s.Storage.DeleteWithServer = true })
+	controllerutil.AddFinalizer(ds, specs.Finalizer)
+	require.NoError(t, k8s.Update(ctx(), ds))
+	labels := map[string]string{specs.LabelInstance: "gone", specs.LabelPartOf: specs.PartOf}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "gone", Namespace: ns, Labels: labels},
+		Spec: appsv1.StatefulSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "dittofs", Image: "dittofs"}}},
+			},
+		},
+	}
+	require.NoError(t, controllerutil.SetControllerReference(ds, sts, server.Scheme))
+	require.NoError(t, k8s.Create(ctx(), sts))
+	pvc := func(name string) {
+		require.NoError(t, k8s.Create(ctx(), &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}}},
+		}))
+	}
+	goneOrDeleting := func(name string) {
+		t.Helper()
+		got := &corev1.PersistentVolumeClaim{}
+		err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, got)
+		assert.True(t, apierrors.IsNotFound(err) || (err == nil && !got.DeletionTimestamp.IsZero()), "PVC %s deleted: %v", name, err)
+	}
+	pvc("metadata-gone-0")
+	require.NoError(t, k8s.Delete(ctx(), ds))
+
+	deleted := &v1alpha1.DittoServer{}
+	require.NoError(t, k8s.Get(ctx(), client.ObjectKeyFromObject(ds), deleted))
+	res, err := r.reconcileDelete(ctx(), deleted)
+	require.NoError(t, err)
+	assert.NotZero(t, res.RequeueAfter, "waits for the StatefulSet to be gone")
+	require.NoError(t, k8s.Get(ctx(), client.ObjectKeyFromObject(ds), deleted), "the finalizer stays meanwhile")
+	err = k8s.Get(ctx(), client.ObjectKeyFromObject(sts), &appsv1.StatefulSet{})
+	assert.True(t, apierrors.IsNotFound(err), "the StatefulSet is deleted: %v", err)
+	goneOrDeleting("metadata-gone-0")
+
+	// what the StatefulSet controller, working from its cache, may still create
+	pvc("content-gone-0")
+	res, err = r.reconcileDelete(ctx(), deleted)
+	require.NoError(t, err)
+	assert.Zero(t, res.RequeueAfter)
+	err = k8s.Get(ctx(), client.ObjectKeyFromObject(ds), &v1alpha1.DittoServer{})
+	assert.True(t, apierrors.IsNotFound(err), "the finalizer is removed: %v", err)
+	goneOrDeleting("content-gone-0")
+	all := strings.Join(drain(events), "\n")
+	assert.Contains(t, all, "Normal DataDeleted Deleted with the server (spec.storage.deleteWithServer): PersistentVolumeClaim metadata-gone-0")
+	assert.Contains(t, all, "Normal DataDeleted Deleted with the server (spec.storage.deleteWithServer): PersistentVolumeClaim content-gone-0")
 }
